@@ -1,0 +1,208 @@
+"""Every error a GlobalFunc user can cause, in one tree.
+
+Core code raises these; only the edges (the ``gf`` CLI, the HTTP handlers, the gRPC
+servicer) catch them and turn them into output. Each class carries the HTTP status and
+the AIGES error code the edges use, so a handler never needs a mapping table::
+
+    GlobalFuncError                     500  base of everything below
+    +-- InvalidName                     400  a call name, scan key, storage key or branch is malformed
+    +-- InvalidRequest                  400  a request body or argument is malformed
+    |   +-- BadArguments                400  kwargs do not fit the function's signature
+    |   +-- RequestTooLarge             413  body over the configured limit
+    +-- Unauthorized                    401  missing or wrong bearer token
+    +-- Forbidden                       403  the package is not on the allow-list
+    +-- NotFound                        404
+    |   +-- FunctionNotFound            404  no such registered function / package / version
+    |   +-- PackageNotFound             404
+    +-- ScanError                       422  a function file cannot be registered (syntax, name, size, encoding)
+    +-- WorkspaceError                  409  the git workspace cannot do what was asked (not a repo, ...)
+    +-- IntegrityError                  500  a stored record's content does not match its hash
+    +-- PathEscape                      400  a write would land outside its target folder
+    +-- StorageError                    500  a storage backend failed
+    |   +-- StorageUnavailable          503  the backend cannot be reached
+    +-- ExecutionError                  500  the called function raised (its exception is ``__cause__``)
+    |   +-- ExecutionTimeout            504  the call ran past its time limit
+    |   +-- WorkerCrashed               500  the worker process died (crash, ``os._exit``, memory cap)
+    |   +-- ResultNotSerializable       500  the result cannot be turned into JSON
+    +-- ConfigError                     500  a setting is invalid
+
+An error message says what was wrong, with the offending value, and what to do next.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "BadArguments",
+    "ConfigError",
+    "ExecutionError",
+    "ExecutionTimeout",
+    "Forbidden",
+    "FunctionNotFound",
+    "GlobalFuncError",
+    "IntegrityError",
+    "InvalidName",
+    "InvalidRequest",
+    "NotFound",
+    "PackageNotFound",
+    "PathEscape",
+    "RequestTooLarge",
+    "ResultNotSerializable",
+    "ScanError",
+    "StorageError",
+    "StorageUnavailable",
+    "Unauthorized",
+    "WorkerCrashed",
+    "WorkspaceError",
+    "error_from_dict",
+]
+
+
+class GlobalFuncError(Exception):
+    """Root of every GlobalFunc error; carries its HTTP status and AIGES code."""
+
+    http_status: ClassVar[int] = 500
+    aiges_code: ClassVar[int] = 10909
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as the JSON body the HTTP edge returns."""
+        body: dict[str, Any] = {"error": type(self).__name__, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class InvalidName(GlobalFuncError):
+    """A call name, scan key, storage key or branch name is malformed."""
+
+    http_status = 400
+    aiges_code = 10106
+
+
+class InvalidRequest(GlobalFuncError):
+    """A request body or an argument is malformed."""
+
+    http_status = 400
+    aiges_code = 10106
+
+
+class BadArguments(InvalidRequest):
+    """The kwargs do not fit the function's signature."""
+
+
+class RequestTooLarge(InvalidRequest):
+    """The request body is over the configured limit."""
+
+    http_status = 413
+
+
+class Unauthorized(GlobalFuncError):
+    """The bearer token is missing or wrong."""
+
+    http_status = 401
+    aiges_code = 10105
+
+
+class Forbidden(GlobalFuncError):
+    """The function's package is not exposed by this server."""
+
+    http_status = 403
+    aiges_code = 10105
+
+
+class NotFound(GlobalFuncError):
+    """Something asked for does not exist."""
+
+    http_status = 404
+    aiges_code = 10107
+
+
+class FunctionNotFound(NotFound):
+    """No registered function (or version of it) has that name."""
+
+
+class PackageNotFound(NotFound):
+    """No package has that name."""
+
+
+class ScanError(GlobalFuncError):
+    """A function file cannot be registered: syntax error, wrong name, too big, not UTF-8."""
+
+    http_status = 422
+    aiges_code = 10106
+
+
+class WorkspaceError(GlobalFuncError):
+    """The git workspace cannot do what was asked (not a repo, nothing to commit, push failed)."""
+
+    http_status = 409
+
+
+class IntegrityError(GlobalFuncError):
+    """A stored record's content does not match its recorded hash."""
+
+
+class PathEscape(GlobalFuncError):
+    """A write would land outside its target folder."""
+
+    http_status = 400
+    aiges_code = 10106
+
+
+class StorageError(GlobalFuncError):
+    """A storage backend failed."""
+
+
+class StorageUnavailable(StorageError):
+    """The storage backend cannot be reached."""
+
+    http_status = 503
+
+
+class ExecutionError(GlobalFuncError):
+    """The called function raised; the original exception is ``__cause__`` when local."""
+
+    aiges_code = 30003
+
+
+class ExecutionTimeout(ExecutionError):
+    """The call ran past its time limit."""
+
+    http_status = 504
+    aiges_code = 10102
+
+
+class WorkerCrashed(ExecutionError):
+    """The worker process running the call died."""
+
+    aiges_code = 10910
+
+
+class ResultNotSerializable(ExecutionError):
+    """The function's result cannot be turned into JSON."""
+
+
+class ConfigError(GlobalFuncError):
+    """A setting is invalid."""
+
+
+_BY_NAME: dict[str, type[GlobalFuncError]] = {
+    cls.__name__: cls
+    for cls in [GlobalFuncError, *(globals()[n] for n in __all__ if n[0].isupper())]
+    if isinstance(cls, type) and issubclass(cls, GlobalFuncError)
+}
+
+
+def error_from_dict(body: dict[str, Any], status: int = 500) -> GlobalFuncError:
+    """Rebuild the error an HTTP edge sent (``to_dict`` form), for clients."""
+    cls = _BY_NAME.get(str(body.get("error", "")), GlobalFuncError)
+    message = str(body.get("message", f"server answered HTTP {status}"))
+    details = body.get("details") or {}
+    err = cls(message, **details) if isinstance(details, dict) else cls(message)
+    return err

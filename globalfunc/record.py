@@ -1,0 +1,147 @@
+"""The data that describes one function file and one stored version of it.
+
+``FunctionInfo`` is what scanning a file yields (code, hashes, file facts, signature,
+docstring, imports). ``FunctionRecord`` is one stored version: the info plus where it
+lives (tier1, branch), when it was saved, from which git commit, and whether it is a
+tombstone. Both turn into plain JSON-ready dicts and back, so every storage backend
+stores the same shape. This module does no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from globalfunc.errors import IntegrityError, StorageError
+from globalfunc.naming import DEFAULT_TIER1, CallName, StorageKey, make_storage_key
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter of a function signature, with defaults and annotations as source text."""
+
+    name: str
+    kind: str  # "positional_only" | "positional_or_keyword" | "var_positional" | "keyword_only" | "var_keyword"
+    default: str | None = None
+    annotation: str | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is None and self.kind in ("positional_only", "positional_or_keyword", "keyword_only")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FunctionInfo:
+    """What a scan learns about one function file, without importing it."""
+
+    package: str
+    name: str
+    code: str
+    md5: str
+    sha256: str
+    size: int
+    line_count: int
+    modified_time: str  # the seed's "%Y-%m-%d %H:%M:%S", local time
+    mtime_ns: int = 0
+    file_name: str = ""
+    signature: str = "()"
+    params: tuple[Param, ...] = ()
+    returns: str | None = None
+    docstring: str | None = None
+    imports: tuple[str, ...] = ()
+    lineno: int = 1
+    is_async: bool = False
+
+    @property
+    def call_name(self) -> CallName:
+        return CallName(self.package, self.name)
+
+    @property
+    def scan_key(self) -> str:
+        return f"{self.package}.{self.name}.py"
+
+    def seed_dict(self) -> dict[str, Any]:
+        """The seed's scan value: ``{"meta": {hash, modified_time, line_count, name}, "data": code}``."""
+        return {
+            "meta": {
+                "hash": self.md5,
+                "modified_time": self.modified_time,
+                "line_count": self.line_count,
+                "name": self.file_name or f"{self.name}.py",
+            },
+            "data": self.code,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FunctionRecord(FunctionInfo):
+    """One stored version of a function under ``tier1.<package>_<branch>.name``."""
+
+    tier1: str = DEFAULT_TIER1
+    branch: str = "master"
+    commit: str | None = None
+    saved_at: float = 0.0
+    deleted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_info(
+        cls,
+        info: FunctionInfo,
+        *,
+        tier1: str = DEFAULT_TIER1,
+        branch: str = "master",
+        commit: str | None = None,
+    ) -> FunctionRecord:
+        values = {f.name: getattr(info, f.name) for f in fields(FunctionInfo)}
+        record = cls(**values, tier1=tier1, branch=branch, commit=commit)
+        record.storage_key  # validates the names  # noqa: B018
+        return record
+
+    @property
+    def storage_key(self) -> StorageKey:
+        return make_storage_key(CallName(self.package, self.name), self.branch, self.tier1)
+
+    @property
+    def key(self) -> str:
+        """The three-part storage key as text."""
+        return str(self.storage_key)
+
+    def with_(self, **changes: Any) -> FunctionRecord:
+        return replace(self, **changes)
+
+    def verify(self) -> FunctionRecord:
+        """Check the code against its sha256; raise :class:`IntegrityError` on mismatch."""
+        actual = hashlib.sha256(self.code.encode("utf-8")).hexdigest()
+        if actual != self.sha256:
+            raise IntegrityError(
+                f"stored code of {self.key} does not match its hash "
+                f"(recorded {self.sha256[:12]}, actual {actual[:12]}); the record is corrupted",
+                key=self.key,
+                expected=self.sha256,
+                actual=actual,
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["params"] = [asdict(p) for p in self.params]
+        data["imports"] = list(self.imports)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FunctionRecord:
+        try:
+            values = dict(data)
+            values["params"] = tuple(Param(**p) for p in values.get("params", ()))
+            values["imports"] = tuple(values.get("imports", ()))
+            known = {f.name for f in fields(cls)}
+            return cls(**{k: v for k, v in values.items() if k in known})
+        except (TypeError, KeyError) as exc:
+            raise StorageError(f"stored record is malformed: {exc}") from exc
+
+
+def content_hashes(data: bytes) -> tuple[str, str]:
+    """``(md5, sha256)`` hex digests of a file's bytes: the seed's hash and the content address."""
+    return hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()

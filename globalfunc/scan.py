@@ -1,0 +1,277 @@
+"""Scan a packages root: find function files and learn what each defines, without importing.
+
+A packages root holds one folder per package (``Base/``), nested folders for nested
+packages (``pkg/sub/``), and one function per ``.py`` file, the file named after the
+function. Like the seed, the walk skips folders and files whose names start with ``.`` or
+``_``, ``__init__.py`` and ``*.pkl``; other non-Python files and files directly in the root
+are not functions and are passed over.
+
+For each file the scanner records the seed's md5 and a sha256 content address, size, line
+count and modification time, and, by parsing with :mod:`ast`, the function's signature
+(defaults and annotations as source text), docstring and imported modules. A file that
+cannot be registered (syntax error, no function of the file's name, not UTF-8, too big,
+a folder that is not a valid package name) becomes a :class:`ScanProblem` with file and
+line; scanning never stops on one bad file.
+
+Rescans are incremental: a :class:`Scanner` remembers each file's size, ``mtime_ns`` and
+inode and reuses its previous result while all three are unchanged.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from globalfunc.errors import InvalidName, ScanError
+from globalfunc.naming import check_identifier
+from globalfunc.record import FunctionInfo, Param, content_hashes
+
+DEFAULT_MAX_FILE_SIZE = 1 << 20  # 1 MiB
+PROGRESS_THRESHOLD = 200  # files; fewer than this and a progress bar is noise
+
+
+@dataclass(frozen=True, slots=True)
+class ScanProblem:
+    """A file that could not be registered, and why."""
+
+    path: str  # relative to the packages root, "/"-separated
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """Everything one scan found: functions by scan key (``Base.to_pickle.py``) and problems."""
+
+    functions: dict[str, FunctionInfo] = field(default_factory=dict)
+    problems: list[ScanProblem] = field(default_factory=list)
+    parsed: int = 0
+    reused: int = 0
+
+    def seed_dict(self) -> dict[str, dict[str, object]]:
+        """The seed's ``scan_directory`` shape: ``{"Base.f.py": {"meta": {...}, "data": code}}``."""
+        return {key: info.seed_dict() for key, info in self.functions.items()}
+
+
+_Entry = tuple[int, int, int, "FunctionInfo | ScanProblem"]
+
+
+class Scanner:
+    """Scans one packages root, remembering results for unchanged files between scans."""
+
+    def __init__(self, root: str | os.PathLike[str], *, max_file_size: int = DEFAULT_MAX_FILE_SIZE):
+        self.root = Path(root)
+        self.max_file_size = max_file_size
+        self._cache: dict[str, _Entry] = {}
+
+    def iter_files(self) -> Iterator[tuple[str, os.DirEntry[str], tuple[str, ...]]]:
+        """Yield ``(relpath, entry, package_parts)`` for every candidate function file."""
+        stack: list[tuple[str, tuple[str, ...]]] = [(str(self.root), ())]
+        while stack:
+            folder, parts = stack.pop()
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                name = entry.name
+                if name.startswith((".", "_")):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, (*parts, name)))
+                elif parts and name.endswith(".py") and entry.is_file():
+                    yield "/".join((*parts, name)), entry, parts
+
+    def scan(self, *, progress: bool = False) -> ScanResult:
+        """Scan the whole root; unchanged files are reused from the previous scan."""
+        if not self.root.is_dir():
+            raise ScanError(f"packages root {str(self.root)!r} is not a folder")
+        result = ScanResult()
+        files = list(self.iter_files())
+        bar = None
+        if progress and len(files) >= PROGRESS_THRESHOLD:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(files), desc="scan", unit="file", leave=False)
+        cache: dict[str, _Entry] = {}
+        for rel, entry, parts in files:
+            st = entry.stat()
+            old = self._cache.get(rel)
+            if old is not None and old[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+                outcome = old[3]
+                result.reused += 1
+            else:
+                outcome = self._scan_one(rel, entry.path, parts, st)
+                result.parsed += 1
+            cache[rel] = (st.st_size, st.st_mtime_ns, st.st_ino, outcome)
+            if isinstance(outcome, ScanProblem):
+                result.problems.append(outcome)
+            else:
+                result.functions[outcome.scan_key] = outcome
+            if bar is not None:
+                bar.update()
+        if bar is not None:
+            bar.close()
+        self._cache = cache
+        return result
+
+    def scan_file(self, path: str | os.PathLike[str]) -> FunctionInfo:
+        """Scan one file under the root; raise :class:`ScanError` if it cannot be registered."""
+        full = Path(path)
+        if not full.is_absolute():
+            full = self.root / full
+        try:
+            rel_parts = full.resolve().relative_to(self.root.resolve()).parts
+        except ValueError:
+            raise ScanError(f"{str(full)!r} is not under the packages root {str(self.root)!r}") from None
+        if len(rel_parts) < 2 or not full.is_file():
+            raise ScanError(f"{str(full)!r} is not a function file inside a package folder")
+        outcome = self._scan_one("/".join(rel_parts), str(full), tuple(rel_parts[:-1]), full.stat())
+        if isinstance(outcome, ScanProblem):
+            raise ScanError(str(outcome), path=outcome.path, line=outcome.line)
+        return outcome
+
+    def _scan_one(
+        self, rel: str, path: str, parts: tuple[str, ...], st: os.stat_result
+    ) -> FunctionInfo | ScanProblem:
+        stem = rel.rsplit("/", 1)[-1][:-3]
+        try:
+            for part in parts:
+                check_identifier(part, "package folder")
+            check_identifier(stem, "function file name")
+        except InvalidName as exc:
+            return ScanProblem(rel, None, exc.message)
+        if st.st_size > self.max_file_size:
+            return ScanProblem(
+                rel, None, f"file is {st.st_size} bytes, over the {self.max_file_size}-byte limit"
+            )
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            return ScanProblem(rel, None, f"cannot read file: {exc.strerror}")
+        try:
+            code = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            return ScanProblem(rel, line, f"file is not UTF-8 (byte 0x{data[exc.start]:02x})")
+        try:
+            tree = ast.parse(code, filename=rel)
+        except SyntaxError as exc:
+            return ScanProblem(rel, exc.lineno, f"syntax error: {exc.msg}")
+        except ValueError as exc:  # e.g. null bytes
+            return ScanProblem(rel, None, f"cannot parse: {exc}")
+        func = None
+        first_def = None
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                if node.name == stem:
+                    func = node
+                    break
+                first_def = first_def or node
+        if func is None:
+            if first_def is not None:
+                return ScanProblem(
+                    rel,
+                    first_def.lineno,
+                    f"defines {first_def.name!r} but the file is named {stem!r}; "
+                    "rename the file or the function so they match",
+                )
+            return ScanProblem(rel, None, f"defines no function; expected 'def {stem}(...)'")
+        md5, sha256 = content_hashes(data)
+        params, signature, returns = _signature(func)
+        return FunctionInfo(
+            package=".".join(parts),
+            name=stem,
+            code=code,
+            md5=md5,
+            sha256=sha256,
+            size=st.st_size,
+            line_count=data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0),
+            modified_time=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.st_mtime)),
+            mtime_ns=st.st_mtime_ns,
+            file_name=f"{stem}.py",
+            signature=signature,
+            params=params,
+            returns=returns,
+            docstring=ast.get_docstring(func),
+            imports=_imports(tree.body),
+            lineno=func.lineno,
+            is_async=isinstance(func, ast.AsyncFunctionDef),
+        )
+
+
+def _src(node: ast.expr | None) -> str | None:
+    return None if node is None else ast.unparse(node)
+
+
+def _signature(func: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[tuple[Param, ...], str, str | None]:
+    """Parameters, the ``inspect``-style signature text, and the return annotation."""
+    a = func.args
+    positional = [*a.posonlyargs, *a.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
+    params: list[Param] = []
+    for i, arg in enumerate(positional):
+        kind = "positional_only" if i < len(a.posonlyargs) else "positional_or_keyword"
+        params.append(Param(arg.arg, kind, _src(defaults[i]), _src(arg.annotation)))
+    if a.vararg:
+        params.append(Param(a.vararg.arg, "var_positional", None, _src(a.vararg.annotation)))
+    for arg, default in zip(a.kwonlyargs, a.kw_defaults, strict=True):
+        params.append(Param(arg.arg, "keyword_only", _src(default), _src(arg.annotation)))
+    if a.kwarg:
+        params.append(Param(a.kwarg.arg, "var_keyword", None, _src(a.kwarg.annotation)))
+    returns = _src(func.returns)
+    return tuple(params), format_signature(params, returns), returns
+
+
+def format_signature(params: list[Param] | tuple[Param, ...], returns: str | None = None) -> str:
+    """Render parameters as ``inspect.Signature`` would: ``(a: int = 1, *, b, **kw) -> str``."""
+    out: list[str] = []
+    star_done = False
+    for i, p in enumerate(params):
+        if p.kind == "var_positional":
+            text, star_done = "*" + p.name, True
+        elif p.kind == "var_keyword":
+            text = "**" + p.name
+        else:
+            if p.kind == "keyword_only" and not star_done:
+                out.append("*")
+                star_done = True
+            text = p.name
+        if p.annotation is not None:
+            text += f": {p.annotation}"
+        if p.default is not None:
+            text += f" = {p.default}" if p.annotation is not None else f"={p.default}"
+        out.append(text)
+        if p.kind == "positional_only" and (i + 1 == len(params) or params[i + 1].kind != "positional_only"):
+            out.append("/")
+    sig = "(" + ", ".join(out) + ")"
+    return sig + (f" -> {returns}" if returns is not None else "")
+
+
+def _imports(body: list[ast.stmt]) -> tuple[str, ...]:
+    """Top-level module names imported anywhere in statement bodies (not in expressions)."""
+    found: dict[str, None] = {}
+    stack = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found[alias.name] = None
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                found[node.module] = None
+        else:
+            for name in ("body", "orelse", "finalbody", "handlers"):
+                children = getattr(node, name, None)
+                if isinstance(children, list):
+                    stack.extend(c for c in children if isinstance(c, ast.stmt | ast.ExceptHandler))
+    return tuple(sorted(found))

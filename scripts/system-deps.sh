@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install the system packages GlobalFunc's tests and servers need, only when missing.
+set -euo pipefail
+need=()
+command -v git >/dev/null || need+=(git)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v g++ >/dev/null || need+=(g++)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if ! command -v apt-get >/dev/null; then
+  echo "missing: ${need[*]}; install them with your package manager" >&2
+  exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then sudo="sudo"; else
+    echo "missing: ${need[*]}; run as root or install them: apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+fi
+echo "installing system packages: ${need[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
