@@ -234,9 +234,7 @@ def decode_tier2(tier2: str) -> tuple[str, str]:
     raise InvalidName(f"tier2 {tier2!r} has no '_' between package and branch (e.g. 'Base_master')")
 
 
-def make_storage_key(
-    name: str | CallName, branch: str, tier1: str = DEFAULT_TIER1
-) -> StorageKey:
+def make_storage_key(name: str | CallName, branch: str, tier1: str = DEFAULT_TIER1) -> StorageKey:
     """Build the storage key of a call name on a branch: ``sp_GlobalFunc.Base_master.to_pickle``."""
     call = parse_call_name(name) if isinstance(name, str) else name
     check_tier1(tier1)

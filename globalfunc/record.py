@@ -28,7 +28,11 @@ class Param:
 
     @property
     def required(self) -> bool:
-        return self.default is None and self.kind in ("positional_only", "positional_or_keyword", "keyword_only")
+        return self.default is None and self.kind in (
+            "positional_only",
+            "positional_or_keyword",
+            "keyword_only",
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -131,7 +131,9 @@ class Scanner:
         try:
             rel_parts = full.resolve().relative_to(self.root.resolve()).parts
         except ValueError:
-            raise ScanError(f"{str(full)!r} is not under the packages root {str(self.root)!r}") from None
+            raise ScanError(
+                f"{str(full)!r} is not under the packages root {str(self.root)!r}"
+            ) from None
         if len(rel_parts) < 2 or not full.is_file():
             raise ScanError(f"{str(full)!r} is not a function file inside a package folder")
         outcome = self._scan_one("/".join(rel_parts), str(full), tuple(rel_parts[:-1]), full.stat())
@@ -213,11 +215,15 @@ def _src(node: ast.expr | None) -> str | None:
     return None if node is None else ast.unparse(node)
 
 
-def _signature(func: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[tuple[Param, ...], str, str | None]:
+def _signature(
+    func: ast.FunctionDef | ast.AsyncFunctionDef,
+) -> tuple[tuple[Param, ...], str, str | None]:
     """Parameters, the ``inspect``-style signature text, and the return annotation."""
     a = func.args
     positional = [*a.posonlyargs, *a.args]
-    defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults)) + list(
+        a.defaults
+    )
     params: list[Param] = []
     for i, arg in enumerate(positional):
         kind = "positional_only" if i < len(a.posonlyargs) else "positional_or_keyword"
@@ -251,7 +257,9 @@ def format_signature(params: list[Param] | tuple[Param, ...], returns: str | Non
         if p.default is not None:
             text += f" = {p.default}" if p.annotation is not None else f"={p.default}"
         out.append(text)
-        if p.kind == "positional_only" and (i + 1 == len(params) or params[i + 1].kind != "positional_only"):
+        if p.kind == "positional_only" and (
+            i + 1 == len(params) or params[i + 1].kind != "positional_only"
+        ):
             out.append("/")
     sig = "(" + ", ".join(out) + ")"
     return sig + (f" -> {returns}" if returns is not None else "")
@@ -273,5 +281,5 @@ def _imports(body: list[ast.stmt]) -> tuple[str, ...]:
             for name in ("body", "orelse", "finalbody", "handlers"):
                 children = getattr(node, name, None)
                 if isinstance(children, list):
-                    stack.extend(c for c in children if isinstance(c, ast.stmt | ast.ExceptHandler))
+                    stack.extend(c for c in children if isinstance(c, ast.stmt | ast.ExceptHandler))  # type: ignore[misc]
     return tuple(sorted(found))

@@ -20,6 +20,7 @@ Contract (checked by ``tests/contract``, unchanged for every backend):
 
 from __future__ import annotations
 
+import builtins
 import re
 import time
 from collections.abc import Sequence
@@ -41,11 +42,11 @@ class Storage(Protocol):
 
     def list(
         self, tier1: str, package: str | None = None, branch: str | None = None
-    ) -> list[FunctionRecord]: ...
+    ) -> builtins.list[FunctionRecord]: ...
 
     def delete(self, key: str) -> bool: ...
 
-    def search(self, tier1: str, query: str, limit: int = 20) -> list[FunctionRecord]: ...
+    def search(self, tier1: str, query: str, limit: int = 20) -> builtins.list[FunctionRecord]: ...
 
     def close(self) -> None: ...
 
@@ -60,7 +61,7 @@ def stamp(record: FunctionRecord, now: float | None = None) -> FunctionRecord:
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def query_terms(query: str) -> list[str]:
+def query_terms(query: str) -> builtins.list[str]:
     """Split a free-text search query into lower-case word terms."""
     return [t.lower() for t in _WORD.findall(query or "")]
 

@@ -12,6 +12,7 @@ One connection per thread; this class is safe to share between threads.
 
 from __future__ import annotations
 
+import builtins
 import os
 import sqlite3
 import threading
@@ -225,9 +226,9 @@ class SqliteStorage:
 
     def list(
         self, tier1: str, package: str | None = None, branch: str | None = None
-    ) -> list[FunctionRecord]:
+    ) -> builtins.list[FunctionRecord]:
         where = ["k.tier1 = ?", "k.deleted = 0"]
-        args: list[Any] = [tier1]
+        args: builtins.list[Any] = [tier1]
         if package is not None:
             where.append("k.package = ?")
             args.append(package)
@@ -236,7 +237,8 @@ class SqliteStorage:
             args.append(branch)
         with self._read() as db:
             rows = db.execute(
-                self._SELECT + "JOIN keys k ON k.version_id = v.id WHERE "
+                self._SELECT
+                + "JOIN keys k ON k.version_id = v.id WHERE "
                 + " AND ".join(where)
                 + " ORDER BY k.key",
                 args,
@@ -263,7 +265,7 @@ class SqliteStorage:
             db.execute("DELETE FROM fts WHERE rowid = ?", (key_id,))
         return True
 
-    def search(self, tier1: str, query: str, limit: int = 20) -> list[FunctionRecord]:
+    def search(self, tier1: str, query: str, limit: int = 20) -> builtins.list[FunctionRecord]:
         terms = query_terms(query)
         if not terms:
             return []

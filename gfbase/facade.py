@@ -1,0 +1,208 @@
+"""GFBase: scan, save, version and write back the functions of one packages root.
+
+Each of the seed's methods (``_save_a_file_rom``, ``_gen_a_file``, ...) is a thin alias
+of a well-named public method, so notebooks written against the seed keep working::
+
+    gfbase = GFBase("./GlobalFunc/", tier1="sp_GlobalFunc")   # embedded SQLite by default
+    gfbase._save_a_file_rom("Base.to_pickle.py")
+    gfbase._gen_a_file(func_name="from_pickle", target_folder="/tmp/out", pack_name="Base")
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from globalfunc.errors import FunctionNotFound, InvalidName, ScanError
+from globalfunc.naming import DEFAULT_TIER1, CallName, parse_call_name, parse_scan_key
+from globalfunc.registry import Registry, SaveResult
+from globalfunc.scan import DEFAULT_MAX_FILE_SIZE, Scanner, ScanResult
+from globalfunc.storage import Storage, open_storage
+from globalfunc.workspace import CommitResult, Workspace
+
+STORE_DIR = ".globalfunc"
+
+
+def default_storage_url(root: str | os.PathLike[str]) -> str:
+    """``sqlite://<root>/.globalfunc/registry.db``; the folder ignores itself in git."""
+    folder = Path(root).resolve() / STORE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n", encoding="utf-8")
+    return f"sqlite://{folder / 'registry.db'}"
+
+
+def _call_name(name: str | CallName) -> CallName:
+    """Accept a call name ``Base.f`` or the seed's scan key ``Base.f.py``."""
+    if isinstance(name, CallName):
+        return name
+    return parse_scan_key(name) if name.endswith(".py") else parse_call_name(name)
+
+
+class GFBase:
+    """Develop functions in one packages root and keep every version in a registry."""
+
+    def __init__(
+        self,
+        project_path: str | os.PathLike[str] | None = None,
+        redis_agent_host: str | None = None,
+        redis_connection_hash: str | None = None,
+        tier1: str | None = None,
+        *,
+        storage_url: str | None = None,
+        storage: Storage | None = None,
+        max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+    ) -> None:
+        if redis_agent_host or redis_connection_hash:
+            warnings.warn(
+                "redis_agent_host/redis_connection_hash are the seed's agent settings and are "
+                "ignored; pass storage_url='tiered+redis://...|mongodb://...' instead",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        self.project_path = Path(project_path or ".").resolve()
+        self.tier1 = tier1 or DEFAULT_TIER1
+        self.scanner = Scanner(self.project_path, max_file_size=max_file_size)
+        self._workspace: Workspace | None = None
+        if storage is None:
+            storage = open_storage(storage_url or default_storage_url(self.project_path))
+        self.registry = Registry(storage, tier1=self.tier1, branch=self._branch_or_default())
+
+    # -- plumbing ------------------------------------------------------------------------
+    @property
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            self._workspace = Workspace(self.project_path)
+        return self._workspace
+
+    def _branch_or_default(self) -> str:
+        try:
+            return self.workspace.current_branch()
+        except Exception:  # not a git repo yet: saving will say so; reading works on master
+            return "master"
+
+    def close(self) -> None:
+        self.registry.close()
+
+    # -- public methods ------------------------------------------------------------------
+    def current_branch(self) -> str:
+        """The git branch of the packages root (``detached-<sha>`` on a detached HEAD)."""
+        return self.workspace.current_branch()
+
+    def scan(self, *, progress: bool = False) -> ScanResult:
+        """Scan the packages root (incremental across calls)."""
+        return self.scanner.scan(progress=progress)
+
+    def commit(self, message: str | None = None, *, push: bool = True) -> CommitResult:
+        """Commit everything under the root with a timestamped message; push if a remote exists."""
+        return self.workspace.commit_all(message, push=push)
+
+    def generate_init_py(self, package: str) -> Path:
+        return self.workspace.generate_init_py(package)
+
+    def save(self, name: str | CallName) -> SaveResult:
+        """Scan one function file and save it under ``tier1.<package>_<branch>.<name>``."""
+        call = _call_name(name)
+        path = self.project_path / call.relpath
+        if not path.is_file():
+            raise FunctionNotFound(
+                f"no file {call.relpath!r} under {str(self.project_path)!r} for {call}",
+                name=str(call),
+            )
+        info = self.scanner.scan_file(path)
+        branch = self.current_branch()
+        return self.registry.save(info, branch=branch, commit=self.workspace.head_commit())
+
+    def save_all(
+        self, names: Iterable[str] | None = None, *, progress: bool = False
+    ) -> tuple[list[SaveResult], ScanResult]:
+        """Scan the root and save every function (or the named ones) in one transaction."""
+        result = self.scan(progress=progress)
+        if names is None:
+            infos = list(result.functions.values())
+        else:
+            infos = []
+            for name in names:
+                key = _call_name(name).scan_key
+                if key not in result.functions:
+                    problem = next(
+                        (p for p in result.problems if p.path == _call_name(name).relpath), None
+                    )
+                    if problem is not None:
+                        raise ScanError(str(problem), path=problem.path, line=problem.line)
+                    raise FunctionNotFound(
+                        f"no function file for {name!r} under {str(self.project_path)!r}"
+                    )
+                infos.append(result.functions[key])
+        branch = self.current_branch()
+        saved = self.registry.save_many(infos, branch=branch, commit=self.workspace.head_commit())
+        return saved, result
+
+    def gen(
+        self,
+        func_name: str,
+        target_folder: str | os.PathLike[str],
+        pack_name: str,
+        branch_name: str | None = None,
+        sha256: str | None = None,
+        *,
+        tier1: str | None = None,
+    ) -> Path:
+        """Write a stored version of ``pack_name.func_name`` into ``target_folder/pack_name/``."""
+        if not func_name or not pack_name or not target_folder:
+            raise InvalidName("func_name, target_folder and pack_name must all be given")
+        registry = self.registry
+        if tier1 is not None and tier1 != self.tier1:
+            registry = Registry(self.registry.storage, tier1=tier1, branch=self.registry.branch)
+        return registry.materialize(
+            f"{pack_name}.{func_name}",
+            Path(os.path.expanduser(str(target_folder))),
+            branch=branch_name or self.registry.branch,
+            sha256=sha256,
+        )
+
+    def list_functions(self, package: str) -> list[str]:
+        return self.workspace.list_functions(package)
+
+    def reload_package(self, package: str) -> ModuleType:
+        return self.workspace.reload_package(package)
+
+    # -- the seed's names ----------------------------------------------------------------
+    def _get_current_branch(self) -> str:
+        return self.current_branch()
+
+    def _get_scan_files(self) -> dict[str, dict[str, Any]]:
+        """The seed's scan dict: ``{"Base.f.py": {"meta": {hash, modified_time, ...}, "data": code}}``."""
+        return self.scan().seed_dict()
+
+    def _simple_commit_git(self, commit_message: str | None = None) -> CommitResult:
+        return self.commit(commit_message)
+
+    def _generate_init_py(self, packname: str) -> Path:
+        return self.generate_init_py(packname)
+
+    def _save_a_file_rom(self, some_k: str) -> SaveResult:
+        return self.save(some_k)
+
+    def _gen_a_file(
+        self,
+        func_name: str | None = None,
+        target_folder: str | os.PathLike[str] | None = None,
+        tier1: str | None = None,
+        pack_name: str | None = None,
+        branch_name: str = "master",
+    ) -> Path:
+        if not func_name or not pack_name or target_folder is None:
+            raise InvalidName("func_name, target_folder and pack_name must all be given")
+        return self.gen(func_name, target_folder, pack_name, branch_name, tier1=tier1)
+
+    def _list_file_names_without_extension(self, pack_name: str) -> set[str]:
+        return set(self.list_functions(pack_name))
+
+    def _reload_package(self, pack_name: str) -> ModuleType:
+        return self.reload_package(pack_name)

@@ -1,0 +1,208 @@
+"""The registry: save, find, version and write back functions by their call names.
+
+A :class:`Registry` speaks call names (``Base.to_pickle``) and branches; it turns them into
+three-part storage keys (``sp_GlobalFunc.Base_master.to_pickle``) for its
+:class:`~globalfunc.storage.Storage`. It never touches git (that is the workspace's job)
+and never imports user code (that is GFGo's).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from globalfunc.errors import FunctionNotFound, IntegrityError, InvalidName
+from globalfunc.files import confined, write_atomic, write_init_py
+from globalfunc.naming import (
+    DEFAULT_TIER1,
+    CallName,
+    check_branch,
+    check_tier1,
+    make_storage_key,
+    parse_call_name,
+    parse_package,
+)
+from globalfunc.record import FunctionInfo, FunctionRecord
+from globalfunc.storage import Storage, open_storage
+
+MIN_HASH_PREFIX = 6
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    """What saving one function did: ``added`` is False when the content was unchanged."""
+
+    key: str
+    sha256: str
+    added: bool
+
+
+class Registry:
+    """Functions stored under one tier1 space, addressed by call name and branch."""
+
+    def __init__(
+        self, storage: Storage, *, tier1: str = DEFAULT_TIER1, branch: str = "master"
+    ) -> None:
+        self.storage = storage
+        self.tier1 = check_tier1(tier1)
+        self.branch = check_branch(branch)
+
+    @classmethod
+    def open(
+        cls, url: str, *, tier1: str = DEFAULT_TIER1, branch: str = "master", timeout: float = 2.0
+    ) -> Registry:
+        """A registry over the storage at ``url`` (see :func:`~globalfunc.storage.open_storage`)."""
+        return cls(open_storage(url, timeout=timeout), tier1=tier1, branch=branch)
+
+    def close(self) -> None:
+        self.storage.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- keys ----------------------------------------------------------------------------
+    def key(self, name: str | CallName, branch: str | None = None) -> str:
+        """The storage key of a call name on a branch (default: the registry's branch)."""
+        return str(make_storage_key(name, branch or self.branch, self.tier1))
+
+    def _record(
+        self, item: FunctionInfo | FunctionRecord, branch: str | None, commit: str | None
+    ) -> FunctionRecord:
+        if isinstance(item, FunctionRecord):
+            return item
+        return FunctionRecord.from_info(
+            item, tier1=self.tier1, branch=branch or self.branch, commit=commit
+        )
+
+    # -- writing -------------------------------------------------------------------------
+    def save(
+        self,
+        item: FunctionInfo | FunctionRecord,
+        *,
+        branch: str | None = None,
+        commit: str | None = None,
+    ) -> SaveResult:
+        """Save one function; a no-op (``added=False``) when its content is unchanged."""
+        return self.save_many([item], branch=branch, commit=commit)[0]
+
+    def save_many(
+        self,
+        items: Iterable[FunctionInfo | FunctionRecord],
+        *,
+        branch: str | None = None,
+        commit: str | None = None,
+    ) -> list[SaveResult]:
+        """Save many functions in one storage transaction (all or none where the store can)."""
+        records = [self._record(item, branch, commit) for item in items]
+        added = self.storage.put(records)
+        return [SaveResult(r.key, r.sha256, a) for r, a in zip(records, added, strict=True)]
+
+    def delete(self, name: str, *, branch: str | None = None) -> bool:
+        """Tombstone a function (history kept); False if it was not live."""
+        return self.storage.delete(self.key(name, branch))
+
+    # -- reading -------------------------------------------------------------------------
+    def get(
+        self, name: str | CallName, *, branch: str | None = None, sha256: str | None = None
+    ) -> FunctionRecord:
+        """The latest live version, or the version whose sha256 (or a prefix of it) is given."""
+        key = self.key(name, branch)
+        record: FunctionRecord | None
+        if sha256 is None:
+            record = self.storage.get(key)
+        elif len(sha256) == 64:
+            record = self.storage.get(key, sha256=sha256.lower())
+        else:
+            record = self._by_prefix(key, sha256)
+        if record is None:
+            where = f" with hash {sha256}" if sha256 else ""
+            raise FunctionNotFound(
+                f"no function {name!s}{where} on branch {branch or self.branch!r} in "
+                f"{self.tier1}; save it first (gf save) or check 'gf ls'",
+                name=str(name),
+                branch=branch or self.branch,
+            )
+        return record
+
+    def _by_prefix(self, key: str, prefix: str) -> FunctionRecord | None:
+        prefix = prefix.lower()
+        if len(prefix) < MIN_HASH_PREFIX or any(c not in "0123456789abcdef" for c in prefix):
+            raise InvalidName(
+                f"hash {prefix!r} must be at least {MIN_HASH_PREFIX} hex digits of a sha256"
+            )
+        matches = {r.sha256: r for r in self.storage.history(key) if not r.deleted}
+        hits = [r for sha, r in matches.items() if sha.startswith(prefix)]
+        if len(hits) > 1:
+            raise InvalidName(
+                f"hash prefix {prefix!r} matches {len(hits)} versions; give more digits"
+            )
+        return hits[0] if hits else None
+
+    def history(self, name: str | CallName, *, branch: str | None = None) -> list[FunctionRecord]:
+        """Every version, newest first, tombstones included."""
+        return self.storage.history(self.key(name, branch))
+
+    def list(
+        self, package: str | None = None, *, branch: str | None = None, all_branches: bool = False
+    ) -> builtins.list[FunctionRecord]:
+        """Latest live versions, optionally of one package, on one branch (or all)."""
+        if package is not None:
+            parse_package(package)
+        return self.storage.list(
+            self.tier1, package=package, branch=None if all_branches else branch or self.branch
+        )
+
+    def packages(self, *, branch: str | None = None) -> builtins.list[str]:
+        """Names of packages with at least one live function on the branch."""
+        return sorted({r.package for r in self.list(branch=branch)})
+
+    def search(self, query: str, limit: int = 20) -> builtins.list[FunctionRecord]:
+        """Live functions matching every word of ``query``, best first, across branches."""
+        if limit < 1:
+            raise InvalidName(f"search limit must be at least 1, got {limit}")
+        return self.storage.search(self.tier1, query, limit)
+
+    # -- writing back out ----------------------------------------------------------------
+    def materialize(
+        self,
+        name: str | CallName,
+        target: str | Path,
+        *,
+        branch: str | None = None,
+        sha256: str | None = None,
+        record: FunctionRecord | None = None,
+    ) -> Path:
+        """Write a stored version to ``target/<package>/<name>.py`` and refresh ``__init__.py``.
+
+        The record's hash is checked before anything is written (a corrupted record raises
+        :class:`IntegrityError` and writes nothing) and the written file is checked again.
+        Paths that would land outside ``target`` raise :class:`~globalfunc.errors.PathEscape`.
+        """
+        call = parse_call_name(name) if isinstance(name, str) else name
+        record = record or self.get(call, branch=branch, sha256=sha256)
+        record.verify()
+        base = Path(target)
+        base.mkdir(parents=True, exist_ok=True)
+        parts = call.package.split(".")
+        path = confined(base, *parts, f"{call.func}.py")
+        for depth in range(1, len(parts)):  # nested packages need importable parents
+            parent = confined(base, *parts[:depth])
+            parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, record.code)
+        if path.read_bytes() != record.code.encode("utf-8"):
+            path.unlink(missing_ok=True)
+            raise IntegrityError(f"written file {str(path)!r} does not match {record.key}")
+        for depth in range(len(parts), 0, -1):
+            write_init_py(confined(base, *parts[:depth]))
+        return path
+
+    def materialize_many(
+        self, records: Sequence[FunctionRecord], target: str | Path
+    ) -> builtins.list[Path]:
+        """Write several records (e.g. a whole package) into ``target``."""
+        return [self.materialize(r.call_name, target, record=r) for r in records]
