@@ -1,0 +1,53 @@
+"""``GF_*`` settings, read once at the edges (the ``gf`` CLI and server entry points).
+
+Library classes never read the environment: the CLI builds a :class:`Settings`, then
+passes plain values down. Every field can be set as ``GF_<NAME>`` (``GF_STORAGE_URL``,
+``GF_TOKEN``, ...). Secrets are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from globalfunc.naming import DEFAULT_TIER1
+
+
+class Settings(BaseSettings):
+    """Every GlobalFunc setting with its default."""
+
+    model_config = SettingsConfigDict(env_prefix="GF_", extra="ignore")
+
+    root: str = Field(".", description="packages root: a folder of packages inside a git repo")
+    tier1: str = Field(DEFAULT_TIER1, description="the registry space (first key part)")
+    storage_url: str | None = Field(
+        None, description="durable store URL; default sqlite in <root>/.globalfunc/registry.db"
+    )
+    cache_url: str | None = Field(None, description="Redis cache URL placed over storage_url")
+    storage_timeout: float = Field(2.0, gt=0, description="seconds for any storage network call")
+    max_file_size: int = Field(1 << 20, gt=0, description="largest function file scanned, bytes")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    token: SecretStr | None = Field(None, description="bearer token required by the server")
+    call_timeout: float = Field(30.0, gt=0, description="seconds a call may run")
+    max_body: int = Field(10 << 20, gt=0, description="largest request body, bytes")
+    allow_packages: str | None = Field(
+        None, description="comma-separated packages the server exposes (default: all)"
+    )
+    cors_origins: str | None = Field(None, description="comma-separated CORS origins (default off)")
+    mode: str = Field("inline", pattern="^(inline|isolated)$")
+    processes: int = Field(2, ge=1, description="worker processes in isolated mode")
+    memory_mb: int = Field(1024, ge=16, description="memory cap per isolated worker, MiB")
+
+    def storage(self) -> str | None:
+        """The storage URL to open: tiered when a cache URL is set, else the durable one."""
+        if self.cache_url and self.storage_url:
+            return f"tiered+{self.cache_url}|{self.storage_url}"
+        return self.storage_url
+
+    @staticmethod
+    def split(value: str | None) -> list[str] | None:
+        """A comma-separated setting as a list (None when unset or empty)."""
+        items = [v.strip() for v in (value or "").split(",") if v.strip()]
+        return items or None
