@@ -1,0 +1,1 @@
+"""GlobalFunc servers: HTTP (tornado), the AIGES gRPC plugin, and workers."""

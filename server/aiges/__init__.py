@@ -1,0 +1,29 @@
+"""GlobalFunc as an AIGES inference engine: the gRPC plugin the AIGES loader starts.
+
+Layout::
+
+    plugin.py         the process: go-plugin handshake, port, health, shutdown, parent watch
+    servicer.py       aiges.WrapperService over an :class:`~server.aiges.engine.Engine`
+    engine.py         what a hosted engine is (init / schema / once / sessions), frames, codes
+    wrapper_host.py   Engine for an unchanged user ``wrapper.py`` (class ``Wrapper``)
+    function_host.py  Engine for a registry function (``Base.inverse_time_str``)
+    schema.py         the ``wrapperSchema`` JSON, from field descriptors or a signature
+    compat/           stand-ins for ``aiges.sdk``/``aiges.dto``/... and ``aiges_embed``
+    scaffold.py       ``gf aiges create`` / ``gf aiges check``
+    proto/            aiges.proto + go-plugin protos and their generated modules
+
+AIGES camelCase names (``wrapperInit``...) live only inside this package.
+"""
+
+from __future__ import annotations
+
+__all__ = ["main", "serve_plugin"]
+
+
+def __getattr__(name: str) -> object:
+    # Lazy so importing server.aiges.compat does not pull in grpc.
+    if name in __all__:
+        from server.aiges import plugin
+
+        return getattr(plugin, name)
+    raise AttributeError(name)

@@ -1,0 +1,8 @@
+"""``python -m server.aiges``: the AIGES plugin process (see :mod:`server.aiges.plugin`)."""
+
+import sys
+
+from server.aiges.plugin import main
+
+if __name__ == "__main__":
+    sys.exit(main())

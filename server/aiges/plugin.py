@@ -1,0 +1,275 @@
+"""The plugin process the AIGES loader starts (``python -m server.aiges``, ``gf aiges serve``).
+
+go-plugin rules it follows: refuse to run without the magic cookie ``BASIC_PLUGIN=hello``
+(unless ``--no-cookie``); bind a port from ``PLUGIN_MIN_PORT``..``PLUGIN_MAX_PORT`` (first
+free one, no ``SO_REUSEPORT``) or an ephemeral one; print ``1|1|tcp|127.0.0.1:<port>|grpc``
+as the very first stdout line; serve health ``plugin`` = SERVING, ``GRPCController.Shutdown``
+and ``GRPCStdio.StreamStdio`` next to ``aiges.WrapperService``. It exits on Shutdown,
+SIGTERM/SIGINT, or within a second of its parent (the loader) dying. Logs go to stderr or
+``--log-file``, never stdout.
+
+The environment is read here, at the edge, and nowhere else in the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from concurrent import futures
+from typing import Any, TextIO
+
+import grpc
+from google.protobuf import empty_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from server.aiges.engine import Engine
+from server.aiges.proto import aiges_pb2_grpc, plugin_pb2, plugin_pb2_grpc
+from server.aiges.servicer import WrapperServicer
+
+__all__ = ["PluginError", "bind_port", "build_engine", "main", "serve_plugin"]
+
+log = logging.getLogger(__name__)
+
+MAGIC_COOKIE_KEY = "BASIC_PLUGIN"
+MAGIC_COOKIE_VALUE = "hello"
+CORE_PROTOCOL = 1
+APP_PROTOCOL = 1
+MAX_MESSAGE = 2**31 - 1
+PARENT_POLL_SECONDS = 0.25
+
+COOKIE_MESSAGE = (
+    "This is an AIGES plugin (go-plugin protocol). It is meant to be started by the AIGES "
+    "loader, which sets BASIC_PLUGIN=hello; it was started without that magic cookie.\n"
+    "To serve it by hand anyway (debugging with your own gRPC client), add --no-cookie."
+)
+
+
+class PluginError(Exception):
+    """The plugin cannot start: bad options, no free port, no engine."""
+
+
+class _Controller(plugin_pb2_grpc.GRPCControllerServicer):
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+
+    def Shutdown(
+        self, request: plugin_pb2.Empty, context: grpc.ServicerContext
+    ) -> plugin_pb2.Empty:
+        log.info("Shutdown requested by the loader")
+        # Let this reply go out before the server stops.
+        threading.Timer(0.05, self._stop.set).start()
+        return plugin_pb2.Empty()
+
+
+class _Stdio(plugin_pb2_grpc.GRPCStdioServicer):
+    """go-plugin's stdio stream. Our output already reaches the loader through the
+    process's stdout/stderr pipes, so the stream stays open and carries nothing."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+
+    def StreamStdio(
+        self, request: empty_pb2.Empty, context: grpc.ServicerContext
+    ) -> Iterator[plugin_pb2.StdioData]:
+        while context.is_active() and not self._stop.wait(0.5):
+            pass
+        return
+        yield  # a generator: makes this a server-streaming handler
+
+
+def bind_port(server: grpc.Server, host: str, env: Mapping[str, str]) -> int:
+    """Bind ``server`` to the first free port of the env's range, else an ephemeral port."""
+    low, high = env.get("PLUGIN_MIN_PORT"), env.get("PLUGIN_MAX_PORT")
+    if low and high:
+        try:
+            first, last = int(low), int(high)
+        except ValueError as exc:
+            raise PluginError(
+                f"PLUGIN_MIN_PORT/PLUGIN_MAX_PORT must be integers, got {low!r}/{high!r}"
+            ) from exc
+        for port in range(first, last + 1):
+            try:
+                if server.add_insecure_port(f"{host}:{port}") == port:
+                    return port
+            except RuntimeError:
+                continue
+        raise PluginError(f"no free port in PLUGIN_MIN_PORT..PLUGIN_MAX_PORT = {first}..{last}")
+    port = int(server.add_insecure_port(f"{host}:0"))
+    if not port:
+        raise PluginError(f"cannot bind an ephemeral port on {host}")
+    return port
+
+
+def _watch_parent(stop: threading.Event, parent: int) -> None:
+    while not stop.wait(PARENT_POLL_SECONDS):
+        if os.getppid() != parent:
+            log.warning("parent process %d is gone; exiting", parent)
+            stop.set()
+            return
+
+
+def serve_plugin(
+    engine: Engine,
+    *,
+    workers: int = 4,
+    host: str = "127.0.0.1",
+    env: Mapping[str, str] | None = None,
+    require_cookie: bool = True,
+    handshake_out: TextIO | None = None,
+    watch_parent: bool = True,
+) -> int:
+    """Run the plugin until Shutdown, a signal or the parent's death; returns the exit code.
+
+    ``env`` defaults to ``os.environ``; ``handshake_out`` (default ``sys.stdout``) receives
+    only the handshake line.
+    """
+    env = os.environ if env is None else env
+    if require_cookie and env.get(MAGIC_COOKIE_KEY) != MAGIC_COOKIE_VALUE:
+        print(COOKIE_MESSAGE, file=sys.stderr)
+        return 1
+    out = handshake_out or sys.stdout
+    # Anything printed while we start (user imports, SDK banners) must not precede the
+    # handshake on stdout.
+    real_stdout, sys.stdout = sys.stdout, sys.stderr
+    stop = threading.Event()
+    servicer = WrapperServicer(engine, workers=workers)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(
+            max_workers=max(16, 2 * workers + 8), thread_name_prefix="aiges-grpc"
+        ),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    aiges_pb2_grpc.add_WrapperServiceServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_servicer.set("plugin", health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    plugin_pb2_grpc.add_GRPCControllerServicer_to_server(_Controller(stop), server)
+    plugin_pb2_grpc.add_GRPCStdioServicer_to_server(_Stdio(stop), server)
+    try:
+        port = bind_port(server, host, env)
+    except PluginError as exc:
+        sys.stdout = real_stdout
+        print(f"aiges plugin: {exc}", file=sys.stderr)
+        return 1
+    server.start()
+    if watch_parent:
+        threading.Thread(
+            target=_watch_parent, args=(stop, os.getppid()), name="aiges-parent-watch", daemon=True
+        ).start()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    out.write(f"{CORE_PROTOCOL}|{APP_PROTOCOL}|tcp|{host}:{port}|grpc\n")
+    out.flush()
+    sys.stdout = real_stdout
+    log.info("aiges plugin serving on %s:%d with %d workers", host, port, workers)
+    try:
+        stop.wait()
+    finally:
+        log.info("aiges plugin stopping")
+        health_servicer.enter_graceful_shutdown()
+        servicer.close()
+        server.stop(grace=1).wait(2)
+        try:
+            engine.fini()
+        except Exception:
+            log.exception("engine fini failed")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def build_engine(
+    wrapper: str | None = None,
+    function: str | None = None,
+    root: str | None = None,
+    service_id: str | None = None,
+) -> Engine:
+    """The engine the options name: a wrapper file/dir, or a function under a packages root."""
+    if bool(wrapper) == bool(function):
+        raise PluginError("give exactly one of --wrapper DIR_OR_FILE or --function Package.func")
+    if wrapper:
+        from server.aiges.wrapper_host import WrapperEngine
+
+        return WrapperEngine(wrapper)
+    from server.aiges.function_host import FunctionEngine, packages_resolver
+
+    assert function is not None
+    return FunctionEngine(function, packages_resolver(root or "packages"), service_id=service_id)
+
+
+def _configure_logging(log_file: str | None, level: str) -> None:
+    handler: logging.Handler = (
+        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The plugin's options (also used by ``gf aiges serve``)."""
+    p = parser or argparse.ArgumentParser(
+        prog="python -m server.aiges",
+        description="Serve a wrapper.py or a registry function as an AIGES plugin.",
+    )
+    what = p.add_mutually_exclusive_group()
+    what.add_argument(
+        "--wrapper", metavar="DIR_OR_FILE", help="a wrapper.py file or the folder holding it"
+    )
+    what.add_argument(
+        "--function", metavar="NAME", help="a registry function, e.g. Base.inverse_time_str"
+    )
+    p.add_argument(
+        "--root",
+        metavar="PACKAGES_DIR",
+        default=None,
+        help="packages folder for --function (default: packages)",
+    )
+    p.add_argument(
+        "--service-id", default=None, help="service id for --function (default: the call name)"
+    )
+    p.add_argument("--workers", type=int, default=4, help="threads running user code (default 4)")
+    p.add_argument("--log-file", default=None, help="log here instead of stderr")
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--no-cookie",
+        action="store_true",
+        help="start without the loader's magic cookie (manual runs)",
+    )
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the plugin for parsed options (shared by ``main`` and the ``gf`` CLI)."""
+    _configure_logging(args.log_file, args.log_level)
+    if not args.no_cookie and os.environ.get(MAGIC_COOKIE_KEY) != MAGIC_COOKIE_VALUE:
+        print(COOKIE_MESSAGE, file=sys.stderr)
+        return 1
+    try:
+        engine = build_engine(args.wrapper, args.function, args.root, args.service_id)
+    except Exception as exc:
+        print(f"aiges plugin: {exc}", file=sys.stderr)
+        return 1
+    return serve_plugin(
+        engine, workers=args.workers, host=args.host, require_cookie=not args.no_cookie
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m server.aiges``."""
+    args: Any = make_parser().parse_args(argv)
+    return run(args)

@@ -1,0 +1,1 @@
+"""Generated gRPC modules for the AIGES WrapperService and go-plugin services (see generate.sh)."""

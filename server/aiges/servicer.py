@@ -1,0 +1,220 @@
+"""``aiges.WrapperService`` over an :class:`~server.aiges.engine.Engine`.
+
+How results travel: the loader opens ``communicate`` once and keeps it open; every
+result (once exec or session frame) is a ``Response`` queued on :class:`Outbox` and
+written on that stream. ``wrapperOnceExec`` only hands the request to the user pool and
+acknowledges; the job always queues exactly one ``Response`` for the tag, whatever the
+user code does (raise, ``None``, empty list, ``error_code``). User code runs on its own
+``ThreadPoolExecutor``; gRPC handler threads only wait for it on create/write/destroy,
+and the ``communicate`` stream never waits for user code, so no pool size deadlocks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+
+from server.aiges.engine import EXEC_FAILED, INIT_FAILED, Engine, Frame, Outcome
+from server.aiges.proto import aiges_pb2, aiges_pb2_grpc
+
+__all__ = ["Outbox", "WrapperServicer", "response_message"]
+
+log = logging.getLogger(__name__)
+
+_POLL_SECONDS = 0.5
+
+
+def _frames(items: Any) -> list[Frame]:
+    return [
+        Frame(key=d.key, data=d.data, type=d.type, status=d.status, desc=dict(d.desc))
+        for d in items
+    ]
+
+
+def response_message(tag: str, outcome: Outcome) -> aiges_pb2.Response:
+    """The protobuf ``Response`` for a result."""
+    return aiges_pb2.Response(
+        tag=tag,
+        ret=outcome.ret,
+        list=[
+            aiges_pb2.ResponseData(
+                key=f.key, data=f.data, len=len(f.data), type=f.type, status=f.status, desc=f.desc
+            )
+            for f in outcome.frames
+        ],
+    )
+
+
+class Outbox:
+    """Responses waiting for the ``communicate`` stream; one reader at a time drains it."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.closed = threading.Event()
+
+    def put(self, response: aiges_pb2.Response) -> None:
+        self._queue.put(response)
+
+    def stream(self, context: grpc.ServicerContext) -> Iterator[aiges_pb2.Response]:
+        """Yield queued responses until the stream ends or the outbox closes."""
+        stop = object()
+        context.add_callback(lambda: self._queue.put(stop))
+        while not self.closed.is_set():
+            try:
+                item = self._queue.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if not context.is_active():
+                    return
+                continue
+            if item is stop:
+                return
+            if isinstance(item, aiges_pb2.Response):
+                if not context.is_active():
+                    self._queue.put(item)  # keep it for the next reader
+                    return
+                yield item
+            # a foreign stop marker (from an earlier, ended stream) is dropped
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class WrapperServicer(aiges_pb2_grpc.WrapperServiceServicer):
+    """The WrapperService rpcs; see the module docstring for the threading model."""
+
+    def __init__(self, engine: Engine, workers: int = 4) -> None:
+        self.engine = engine
+        self.outbox = Outbox()
+        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="aiges-user")
+        self.initialized = False
+        engine.bind(self._emit)
+
+    def _emit(self, tag: str, outcome: Outcome) -> None:
+        if outcome.ret:
+            log.warning("result for tag %s: ret %s %s", tag, outcome.ret, outcome.message)
+        self.outbox.put(response_message(tag, outcome))
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        return self.pool.submit(fn, *args).result()
+
+    def close(self) -> None:
+        self.outbox.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def wrapperInit(
+        self, request: aiges_pb2.InitRequest, context: grpc.ServicerContext
+    ) -> aiges_pb2.Ret:
+        config = dict(request.config)
+        log.info("wrapperInit with %d config keys", len(config))
+        try:
+            ret = int(self._run(self.engine.init, config))
+        except Exception:
+            log.exception("engine init failed")
+            ret = INIT_FAILED
+        self.initialized = ret == 0
+        return aiges_pb2.Ret(ret=ret)
+
+    def wrapperSchema(
+        self, request: aiges_pb2.SvcId, context: grpc.ServicerContext
+    ) -> aiges_pb2.Schema:
+        try:
+            doc = self._run(self.engine.schema, request.serviceId)
+            data = json.dumps(doc, ensure_ascii=False)
+        except Exception as exc:
+            log.exception("wrapperSchema failed")
+            context.abort(grpc.StatusCode.INTERNAL, f"cannot build the schema: {exc}")
+        return aiges_pb2.Schema(data=data)
+
+    # -- once exec ----------------------------------------------------------------------
+    def _once_job(self, request: aiges_pb2.Request) -> None:
+        tag = request.tag
+        outcome: Outcome | None = None
+        try:
+            outcome = self.engine.once(dict(request.params), _frames(request.list), tag)
+        except Exception as exc:
+            log.exception("once exec failed (tag %s)", tag)
+            outcome = Outcome.failure(EXEC_FAILED, f"{type(exc).__name__}: {exc}")
+        finally:
+            self._emit(tag, outcome or Outcome.failure(EXEC_FAILED, "exec was interrupted"))
+
+    def wrapperOnceExec(
+        self, request: aiges_pb2.Request, context: grpc.ServicerContext
+    ) -> aiges_pb2.Response:
+        try:
+            self.pool.submit(self._once_job, request)
+        except RuntimeError:  # the pool is shut down: still answer the tag
+            self._emit(request.tag, Outcome.failure(EXEC_FAILED, "the plugin is shutting down"))
+            return aiges_pb2.Response(tag=request.tag, ret=EXEC_FAILED)
+        return aiges_pb2.Response(tag=request.tag, ret=0)
+
+    # -- sessions -----------------------------------------------------------------------
+    def wrapperCreate(
+        self, request: aiges_pb2.CreateRequest, context: grpc.ServicerContext
+    ) -> aiges_pb2.Handle:
+        try:
+            handle, code = self._run(
+                self.engine.create, dict(request.params), request.sid, request.tag
+            )
+        except Exception:
+            log.exception("create failed (tag %s)", request.tag)
+            handle, code = "", EXEC_FAILED
+        return aiges_pb2.Handle(handle=handle, err_code=code)
+
+    def wrapperWrite(
+        self, request: aiges_pb2.WriteMessage, context: grpc.ServicerContext
+    ) -> aiges_pb2.Ret:
+        try:
+            ret = self._run(
+                self.engine.write, request.handle, _frames(request.req.list), request.sid
+            )
+        except Exception:
+            log.exception("write failed (handle %s)", request.handle)
+            ret = EXEC_FAILED
+        return aiges_pb2.Ret(ret=int(ret))
+
+    def wrapperDestroy(
+        self, request: aiges_pb2.Handle, context: grpc.ServicerContext
+    ) -> aiges_pb2.Ret:
+        try:
+            ret = self._run(self.engine.destroy, request.handle)
+        except Exception:
+            log.exception("destroy failed (handle %s)", request.handle)
+            ret = EXEC_FAILED
+        return aiges_pb2.Ret(ret=int(ret))
+
+    # -- streams ------------------------------------------------------------------------
+    def communicate(
+        self, request_iterator: Iterator[aiges_pb2.Request], context: grpc.ServicerContext
+    ) -> Iterator[aiges_pb2.Response]:
+        log.info("communicate stream opened by %s", context.peer())
+
+        def drain() -> None:
+            # The loader does not send on this stream; anything it does send is only logged.
+            try:
+                for message in request_iterator:
+                    log.debug("communicate: ignoring inbound message tag %s", message.tag)
+            except Exception:  # the stream ended or was cancelled
+                return
+
+        threading.Thread(target=drain, name="aiges-communicate-in", daemon=True).start()
+        yield from self.outbox.stream(context)
+        log.info("communicate stream closed")
+
+    def testStream(
+        self, request_iterator: Iterator[aiges_pb2.StreamRequest], context: grpc.ServicerContext
+    ) -> Iterator[aiges_pb2.Response]:
+        for i, message in enumerate(request_iterator):
+            data = message.data.encode("utf-8")
+            yield aiges_pb2.Response(
+                tag=str(i),
+                ret=0,
+                list=[aiges_pb2.ResponseData(key="data", data=data, len=len(data), status=1)],
+            )

@@ -1,0 +1,323 @@
+"""Host an unchanged AIGES ``wrapper.py``: import it as module ``wrapper``, run class ``Wrapper``.
+
+The file is imported at init (so a broken file answers ``wrapperInit`` with 30001, as
+the loader expects), with the ``aiges``/``aiges_embed`` stand-ins installed first when
+the real packages are absent. Wrapper methods are called the way the reference plugin
+calls them, filtered to the arguments each signature accepts (SDK versions differ).
+Results pushed by ``callback(response, handle_or_tag_or_sid, sid)`` are routed back to
+the tag of the ``wrapperCreate`` that opened the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import inspect
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from server.aiges import compat
+from server.aiges.compat import dto
+from server.aiges.engine import (
+    EXEC_FAILED,
+    INIT_FAILED,
+    NOT_INITIALIZED,
+    USER_INIT_FAILED,
+    Emit,
+    Frame,
+    Outcome,
+)
+from server.aiges.schema import wrapper_schema
+
+__all__ = ["WrapperEngine", "call_flexibly", "load_wrapper_module", "outcome_from_response"]
+
+log = logging.getLogger(__name__)
+
+
+def load_wrapper_module(path: str | Path, module_name: str = "wrapper") -> Any:
+    """Import ``path`` (a ``wrapper.py`` or the directory holding it) as ``module_name``."""
+    target = Path(path)
+    file = target / f"{module_name}.py" if target.is_dir() else target
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"no wrapper file at {file}; pass the wrapper directory or its .py file"
+        )
+    compat.install()
+    folder = str(file.parent.resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # the wrapper's own sibling modules import like in the loader
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def call_flexibly(method: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """Call ``method`` with the leading ``args`` and the ``kwargs`` its signature accepts."""
+    try:
+        params = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):
+        return method(*args, **kwargs)
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        accepted_kw = dict(kwargs)
+    else:
+        names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        accepted_kw = {k: v for k, v in kwargs.items() if k in names}
+    if not any(p.kind is p.VAR_POSITIONAL for p in params):
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        args = args[: len(positional)]
+        taken = {p.name for p in positional[: len(args)]}
+        accepted_kw = {k: v for k, v in accepted_kw.items() if k not in taken}
+    return method(*args, **accepted_kw)
+
+
+def _to_bytes(data: Any) -> bytes:
+    if data is None:
+        return b""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    return str(data).encode("utf-8")
+
+
+def outcome_from_response(resp: Any, what: str = "wrapperOnceExec") -> Outcome:
+    """Turn whatever the user code returned into an :class:`Outcome` (never raises)."""
+    if resp is None:
+        return Outcome.failure(EXEC_FAILED, f"{what} returned None")
+    if isinstance(resp, (bool, int)):
+        code = int(resp)
+        return Outcome.failure(code or EXEC_FAILED, f"{what} returned the code {code}, no data")
+    code = int(getattr(resp, "error_code", 0) or 0)
+    items = getattr(resp, "list", None)
+    if items is None and isinstance(resp, list):
+        items = resp
+    frames: list[Frame] = []
+    for item in items or []:
+        if isinstance(item, dict):
+            data = _to_bytes(item.get("data"))
+            frames.append(
+                Frame(
+                    key=str(item.get("key", "")),
+                    data=data,
+                    type=int(item.get("type", 0) or 0),
+                    status=int(item.get("status", 3) if item.get("status") is not None else 3),
+                    desc={str(k): str(v) for k, v in (item.get("desc") or {}).items()},
+                )
+            )
+            continue
+        data = _to_bytes(getattr(item, "data", b""))
+        status = getattr(item, "status", 3)
+        frames.append(
+            Frame(
+                key=str(getattr(item, "key", "") or ""),
+                data=data,
+                type=int(getattr(item, "type", 0) or 0),
+                status=3 if status is None else int(status),
+                desc={str(k): str(v) for k, v in (getattr(item, "desc", None) or {}).items()},
+            )
+        )
+    if code:
+        return Outcome(ret=code, frames=frames, message=f"{what} set error_code {code}")
+    if not frames:
+        return Outcome.failure(EXEC_FAILED, f"{what} returned an empty list")
+    return Outcome(ret=0, frames=frames)
+
+
+def _data_list(frames: list[Frame]) -> Any:
+    node_cls: Any = dto.DataListNode
+    list_cls: Any = dto.DataListCls
+    real = sys.modules.get("aiges.dto")
+    if real is not None and real is not dto:  # a real SDK: hand its own classes to its users
+        node_cls = getattr(real, "DataListNode", node_cls)
+        list_cls = getattr(real, "DataListCls", list_cls)
+    out = list_cls()
+    for f in frames:
+        node = node_cls()
+        node.key, node.data, node.len, node.type, node.status = (
+            f.key,
+            f.data,
+            len(f.data),
+            f.type,
+            f.status,
+        )
+        with contextlib.suppress(AttributeError):
+            node.desc = dict(f.desc)
+        out.list.append(node)
+    return out
+
+
+class WrapperEngine:
+    """Engine for a user ``wrapper.py``; see the module docstring."""
+
+    def __init__(
+        self, path: str | Path, module_name: str = "wrapper", class_name: str = "Wrapper"
+    ) -> None:
+        self.path = Path(path)
+        self.module_name = module_name
+        self.class_name = class_name
+        self.instance: Any = None
+        self._emit: Emit | None = None
+        self._lock = threading.Lock()
+        self._tag_by_handle: dict[str, str] = {}
+        self._tag_by_sid: dict[str, str] = {}
+        self._tags: set[str] = set()
+
+    # -- wiring -------------------------------------------------------------------------
+    def bind(self, emit: Emit) -> None:
+        self._emit = emit
+        dto.set_callback_sink(self._on_callback)
+        real_callback = sys.modules.get("aiges.callback")
+        if real_callback is not None and real_callback is not dto:
+            log.warning(
+                "a real aiges SDK is installed: callback() from aiges.callback goes to the SDK, "
+                "use aiges_embed or uninstall aiges to route session results through GlobalFunc"
+            )
+
+    def _on_callback(self, resp: dto.Response, key: str, sid: str) -> None:
+        with self._lock:
+            tag = (
+                self._tag_by_handle.get(key)
+                or (key if key in self._tags else None)
+                or self._tag_by_sid.get(key)
+                or self._tag_by_sid.get(sid)
+                or key
+            )
+        outcome = outcome_from_response(resp, "callback")
+        if outcome.ret == EXEC_FAILED and not outcome.frames and not getattr(resp, "error_code", 0):
+            outcome = Outcome(ret=0, frames=[])  # an empty frame push is not an error
+        if self._emit is None:
+            log.warning("session result for %r dropped: engine not bound", tag)
+            return
+        self._emit(tag, outcome)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def init(self, config: dict[str, str]) -> int:
+        try:
+            module = load_wrapper_module(self.path, self.module_name)
+            cls = getattr(module, self.class_name)
+            self.instance = cls()
+        except Exception:
+            log.exception("cannot load %s.%s from %s", self.module_name, self.class_name, self.path)
+            return INIT_FAILED
+        try:
+            ret = call_flexibly(self.instance.wrapperInit, [dict(config)], {})
+        except Exception:
+            log.exception("wrapperInit raised")
+            return USER_INIT_FAILED
+        code = int(ret or 0) if isinstance(ret, int | bool | type(None)) else USER_INIT_FAILED
+        if code:
+            log.error("wrapperInit returned %s", ret)
+        return code
+
+    def schema(self, service_id: str) -> dict[str, Any]:
+        target = self.instance if self.instance is not None else self._wrapper_class()
+        return wrapper_schema(target, service_id)
+
+    def _wrapper_class(self) -> Any:
+        module = sys.modules.get(self.module_name) or load_wrapper_module(
+            self.path, self.module_name
+        )
+        return getattr(module, self.class_name)
+
+    def fini(self) -> int:
+        if self.instance is None:
+            return 0
+        try:
+            return int(call_flexibly(self.instance.wrapperFini, [], {}) or 0)
+        except Exception:
+            log.exception("wrapperFini raised")
+            return EXEC_FAILED
+        finally:
+            dto.set_callback_sink(None)
+
+    # -- calls --------------------------------------------------------------------------
+    def once(self, params: dict[str, str], frames: list[Frame], tag: str) -> Outcome:
+        if self.instance is None:
+            return Outcome.failure(
+                NOT_INITIALIZED, "wrapperOnceExec before a successful wrapperInit"
+            )
+        try:
+            resp = call_flexibly(
+                self.instance.wrapperOnceExec, [dict(params), _data_list(frames)], {"usrTag": tag}
+            )
+        except Exception as exc:
+            log.exception("wrapperOnceExec raised (tag %s)", tag)
+            return Outcome.failure(
+                EXEC_FAILED, f"wrapperOnceExec raised {type(exc).__name__}: {exc}"
+            )
+        return outcome_from_response(resp)
+
+    def create(self, params: dict[str, str], sid: str, tag: str) -> tuple[str, int]:
+        if self.instance is None:
+            return "", NOT_INITIALIZED
+        with self._lock:
+            self._tags.add(tag)
+            if sid:
+                self._tag_by_sid[sid] = tag
+        try:
+            resp = call_flexibly(
+                self.instance.wrapperCreate,
+                [dict(params)],
+                {"sid": sid, "userTag": tag, "usrTag": tag},
+            )
+        except Exception:
+            log.exception("wrapperCreate raised (tag %s)", tag)
+            self._forget(tag, sid)
+            return "", EXEC_FAILED
+        if resp is None:
+            self._forget(tag, sid)
+            return "", EXEC_FAILED
+        if isinstance(resp, str):
+            handle, code = resp, 0
+        else:
+            handle = str(getattr(resp, "handle", "") or "")
+            code = int(getattr(resp, "error_code", 0) or 0)
+        if code:
+            self._forget(tag, sid)
+            return "", code
+        handle = handle or tag
+        with self._lock:
+            self._tag_by_handle[handle] = tag
+        return handle, 0
+
+    def _forget(self, tag: str, sid: str) -> None:
+        with self._lock:
+            self._tags.discard(tag)
+            if sid and self._tag_by_sid.get(sid) == tag:
+                del self._tag_by_sid[sid]
+
+    def write(self, handle: str, frames: list[Frame], sid: str) -> int:
+        if self.instance is None:
+            return NOT_INITIALIZED
+        try:
+            ret = call_flexibly(self.instance.wrapperWrite, [handle, _data_list(frames), sid], {})
+        except Exception:
+            log.exception("wrapperWrite raised (handle %s)", handle)
+            return EXEC_FAILED
+        return int(ret or 0) if isinstance(ret, int | bool | type(None)) else 0
+
+    def destroy(self, handle: str) -> int:
+        if self.instance is None:
+            return NOT_INITIALIZED
+        try:
+            ret = call_flexibly(self.instance.wrapperDestroy, [handle], {})
+        except Exception:
+            log.exception("wrapperDestroy raised (handle %s)", handle)
+            return EXEC_FAILED
+        # The handle -> tag route stays until the handle is reused, so frames still in
+        # flight after destroy reach the right request.
+        return int(ret or 0) if isinstance(ret, int | bool | type(None)) else 0
