@@ -18,3 +18,53 @@ def repo_root() -> Path:
 def base_packages() -> Path:
     """The repo's own ``packages/`` folder (holds ``Base``)."""
     return REPO / "packages"
+
+
+# -- real servers (tests/servers.py): started once per session, flushed around each test --
+from collections.abc import Iterator  # noqa: E402
+
+from tests.servers import MongoServer, RedisServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real ``redis-server`` on a free loopback port for the whole session."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
+    """A real nx-27017 MongoDB-wire server on a free loopback port for the whole session."""
+    server = MongoServer(tmp_path_factory.mktemp("mongo"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """The session Redis, empty at the start and the end of the test."""
+    if not redis_server.running():
+        redis_server.start()  # a fault test may have killed it
+    redis_server.flush()
+    yield redis_server.url
+    if redis_server.running():
+        redis_server.flush()
+
+
+@pytest.fixture
+def mongo_url(mongo_server: MongoServer) -> Iterator[str]:
+    """The session MongoDB-wire server, empty at the start and the end of the test."""
+    if not mongo_server.running():
+        mongo_server.start()
+    mongo_server.flush()
+    yield mongo_server.url
+    if mongo_server.running():
+        mongo_server.flush()

@@ -1,0 +1,147 @@
+"""Names: call names, scan keys, storage keys, branch encoding, and every invalid form."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from globalfunc.errors import InvalidName
+from globalfunc.naming import (
+    CallName,
+    decode_tier2,
+    encode_tier2,
+    make_storage_key,
+    parse_call_name,
+    parse_scan_key,
+    parse_storage_key,
+)
+
+
+def test_seed_key_shape() -> None:
+    key = make_storage_key("Base.to_pickle", "master")
+    assert str(key) == "sp_GlobalFunc.Base_master.to_pickle"
+    assert key.space == "sp_GlobalFunc.Base_master"
+    assert parse_storage_key(str(key)) == key
+
+
+def test_call_name_and_scan_key() -> None:
+    assert parse_call_name("Base.to_pickle") == CallName("Base", "to_pickle")
+    assert parse_scan_key("Base.inverse_time_str.py") == CallName("Base", "inverse_time_str")
+    nested = parse_call_name("pkg.sub.func")
+    assert nested.package == "pkg.sub" and nested.relpath == "pkg/sub/func.py"
+    assert nested.scan_key == "pkg.sub.func.py"
+
+
+@pytest.mark.parametrize(
+    ("package", "branch", "tier2"),
+    [
+        ("Base", "master", "Base_master"),
+        ("my_pkg", "dev", "my__pkg_dev"),
+        ("Base", "feature/x", "Base_feature+x"),
+        ("Base", "release-1.2", "Base_release-1=2"),
+        ("pkg.sub", "main", "pkg-sub_main"),
+        ("a_", "b_c", "a___b_c"),
+        ("Base", "ünï", "Base_%C3%BCn%C3%AF"),
+    ],
+)
+def test_tier2_round_trip(package: str, branch: str, tier2: str) -> None:
+    assert encode_tier2(package, branch) == tier2
+    assert decode_tier2(tier2) == (package, branch)
+
+
+@given(
+    package=st.from_regex(
+        r"[A-Za-z][A-Za-z0-9_]{0,8}(\.[A-Za-z][A-Za-z0-9_]{0,8}){0,2}", fullmatch=True
+    ),
+    branch=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_\-/+=%]{0,20}[A-Za-z0-9]", fullmatch=True),
+)
+def test_tier2_round_trip_property(package: str, branch: str) -> None:
+    try:
+        tier2 = encode_tier2(package, branch)
+    except InvalidName:
+        return  # keywords, '//' and friends are refused up front
+    assert "." not in tier2
+    assert decode_tier2(tier2) == (package, branch)
+
+
+def test_distinct_pairs_never_collide() -> None:
+    pairs = [("a_b", "c"), ("a", "b_c"), ("a_b_c", "d"), ("a", "b/c"), ("a", "b.c"), ("a", "b+c")]
+    tier2s = [encode_tier2(p, b) for p, b in pairs]
+    assert len(set(tier2s)) == len(pairs)
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("", "empty"),
+        ("to_pickle", "no package"),
+        ("Base.", "empty"),
+        (".to_pickle", "empty"),
+        ("Base.__init__", "starts with '_'"),
+        ("Base._private", "starts with '_'"),
+        ("__builtins__.eval", "starts with '_'"),
+        ("Base.to-pickle", "not a valid identifier"),
+        ("Base/evil.f", "path separator"),
+        ("..Base.f", "empty"),
+        ("Base.class", "keyword"),
+        ("Base.match", "keyword"),
+        ("Base." + "x" * 101, "at most"),
+        ("a." * 130 + "b", "at most"),
+        ("Base.1abc", "not a valid identifier"),
+        ("Base.f g", "not a valid identifier"),
+    ],
+)
+def test_invalid_call_names(name: str, fragment: str) -> None:
+    with pytest.raises(InvalidName) as info:
+        parse_call_name(name)
+    assert fragment in info.value.message
+    assert info.value.http_status == 400
+
+
+@pytest.mark.parametrize(
+    "branch",
+    [
+        "",
+        "a..b",
+        "-x",
+        "x/",
+        "x.lock",
+        "has space",
+        "a~b",
+        "a^b",
+        "a:b",
+        "a?b",
+        "a*b",
+        "a[b",
+        "a\\b",
+        "@",
+        "a@{b",
+        "a//b",
+    ],
+)
+def test_invalid_branches(branch: str) -> None:
+    with pytest.raises(InvalidName):
+        make_storage_key("Base.f", branch)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "Base_master.to_pickle",
+        "a.b.c.d",
+        "sp_GlobalFunc.Basemaster.to_pickle",
+        "sp_GlobalFunc.Base_master.__init__",
+        "1sp.Base_master.f",
+        "sp.Base_ma%ZZ.f",
+        "sp.Base_ma$ter.f",
+    ],
+)
+def test_invalid_storage_keys(key: str) -> None:
+    with pytest.raises(InvalidName):
+        parse_storage_key(key)
+
+
+def test_scan_key_must_be_a_py_file() -> None:
+    with pytest.raises(InvalidName):
+        parse_scan_key("Base.to_pickle")

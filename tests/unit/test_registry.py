@@ -1,0 +1,137 @@
+"""Registry: save/get/history/list/search/delete and materialize, with the failure cases."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from globalfunc.errors import FunctionNotFound, IntegrityError, InvalidName, PathEscape
+from globalfunc.registry import Registry
+from tests.factories import make_record
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    reg = Registry.open(f"sqlite://{tmp_path / 'reg.db'}")
+    yield reg
+    reg.close()
+
+
+def test_save_get_and_noop(registry: Registry) -> None:
+    rec = make_record()
+    assert registry.save(rec).added
+    assert not registry.save(rec).added
+    got = registry.get("Base.to_pickle")
+    assert got.sha256 == rec.sha256
+    assert registry.key("Base.to_pickle") == "sp_GlobalFunc.Base_master.to_pickle"
+
+
+def test_get_unknown_and_invalid(registry: Registry) -> None:
+    with pytest.raises(FunctionNotFound) as info:
+        registry.get("Base.nope")
+    assert info.value.http_status == 404 and "Base.nope" in info.value.message
+    with pytest.raises(InvalidName):
+        registry.get("Base.__class__")
+
+
+def test_get_by_branch_and_hash_prefix(registry: Registry) -> None:
+    v1 = make_record(code="def to_pickle():\n    return 1\n")
+    v2 = make_record(code="def to_pickle():\n    return 2\n")
+    other = make_record(code="def to_pickle():\n    return 'x'\n", branch="feature/x")
+    registry.save_many([v1])
+    registry.save_many([v2, other])
+    assert registry.get("Base.to_pickle").sha256 == v2.sha256
+    assert registry.get("Base.to_pickle", branch="feature/x").sha256 == other.sha256
+    assert registry.get("Base.to_pickle", sha256=v1.sha256[:10]).code == v1.code
+    assert registry.get("Base.to_pickle", sha256=v1.sha256.upper()).code == v1.code
+    with pytest.raises(InvalidName):
+        registry.get("Base.to_pickle", sha256="abc")
+    with pytest.raises(FunctionNotFound):
+        registry.get("Base.to_pickle", sha256="f" * 12)
+    hist = registry.history("Base.to_pickle")
+    assert [h.sha256 for h in hist] == [v2.sha256, v1.sha256]
+
+
+def test_list_packages_search_delete(registry: Registry) -> None:
+    registry.save_many(
+        [
+            make_record("to_pickle", doc="Save to a pickle."),
+            make_record("slug", package="Text", doc="Make a slug."),
+        ]
+    )
+    assert [r.name for r in registry.list("Base")] == ["to_pickle"]
+    assert registry.packages() == ["Base", "Text"]
+    assert [r.name for r in registry.search("slug")] == ["slug"]
+    with pytest.raises(InvalidName):
+        registry.search("slug", limit=0)
+    assert registry.delete("Text.slug")
+    assert registry.packages() == ["Base"]
+    with pytest.raises(FunctionNotFound):
+        registry.get("Text.slug")
+    assert [h.deleted for h in registry.history("Text.slug")] == [True, False]
+
+
+def test_materialize_writes_file_and_init(registry: Registry, tmp_path: Path) -> None:
+    registry.save_many([make_record("a"), make_record("b"), make_record("deep", package="pkg.sub")])
+    out = tmp_path / "out"
+    path = registry.materialize("Base.b", out)
+    assert path == (out / "Base" / "b.py").resolve()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == registry.get("Base.b").sha256
+    registry.materialize("Base.a", out)
+    assert (out / "Base" / "__init__.py").read_text() == "from .a import a\nfrom .b import b\n"
+    registry.materialize("pkg.sub.deep", out)
+    assert (out / "pkg" / "__init__.py").read_text() == "from . import sub\n"
+    assert (out / "pkg" / "sub" / "__init__.py").read_text() == "from .deep import deep\n"
+
+
+def test_materialize_refuses_corrupted_record(tmp_path: Path) -> None:
+    db = tmp_path / "reg.db"
+    with Registry.open(f"sqlite://{db}") as reg:
+        reg.save(make_record())
+    con = sqlite3.connect(db)
+    con.execute("UPDATE blobs SET code = code || '# tampered\n'")
+    con.commit()
+    con.close()
+    out = tmp_path / "out"
+    with Registry.open(f"sqlite://{db}") as reg, pytest.raises(IntegrityError) as info:
+        reg.materialize("Base.to_pickle", out)
+    assert "corrupted" in info.value.message
+    assert not (out / "Base" / "to_pickle.py").exists()
+
+
+def test_materialize_refuses_escape_through_symlink(registry: Registry, tmp_path: Path) -> None:
+    registry.save(make_record())
+    out = tmp_path / "out"
+    outside = tmp_path / "outside"
+    out.mkdir()
+    outside.mkdir()
+    (out / "Base").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(PathEscape):
+        registry.materialize("Base.to_pickle", out)
+    assert list(outside.iterdir()) == []
+
+
+def _save_versions(db: str, tag: str, n: int) -> None:
+    with Registry.open(f"sqlite://{db}") as reg:
+        for i in range(n):
+            reg.save(make_record(code=f"def to_pickle():\n    return '{tag}{i}'\n"))
+
+
+def test_two_processes_saving_the_same_function_lose_nothing(tmp_path: Path) -> None:
+    db = str(tmp_path / "reg.db")
+    Registry.open(f"sqlite://{db}").close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_save_versions, args=(db, tag, 25)) for tag in "ab"]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    with Registry.open(f"sqlite://{db}") as reg:
+        codes = {h.code for h in reg.history("Base.to_pickle")}
+    expected = {f"def to_pickle():\n    return '{t}{i}'\n" for t in "ab" for i in range(25)}
+    assert codes == expected

@@ -1,0 +1,154 @@
+"""Scanning: what a file yields, every kind of bad file, and incremental rescans."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from globalfunc.errors import ScanError
+from globalfunc.scan import Scanner
+from tests.factories import write_function
+
+
+def test_scan_reads_metadata_without_importing(tmp_path: Path) -> None:
+    body = (
+        '"""Module."""\n'
+        "import os\n"
+        "from collections import OrderedDict\n\n\n"
+        "def convert(a: int, b: str = 'x', *args: int, c: float = 1.5, d, **kw: str) -> dict:\n"
+        '    """Convert things.\n\n    More words."""\n'
+        "    import json\n"
+        "    raise SystemExit('scanning must never run this')\n"
+    )
+    path = write_function(tmp_path, "Base", "convert", body)
+    result = Scanner(tmp_path).scan()
+    assert not result.problems
+    info = result.functions["Base.convert.py"]
+    data = path.read_bytes()
+    assert info.md5 == hashlib.md5(data).hexdigest()
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    assert info.size == len(data)
+    assert info.line_count == body.count("\n")
+    assert (
+        info.signature == "(a: int, b: str = 'x', *args: int, c: float = 1.5, d, **kw: str) -> dict"
+    )
+    assert [p.kind for p in info.params] == [
+        "positional_or_keyword",
+        "positional_or_keyword",
+        "var_positional",
+        "keyword_only",
+        "keyword_only",
+        "var_keyword",
+    ]
+    assert info.params[0].required and not info.params[1].required
+    assert info.docstring == "Convert things.\n\nMore words."
+    assert info.imports == ("collections", "json", "os")
+    assert info.returns == "dict"
+    assert info.lineno == 6
+    assert info.seed_dict()["meta"]["name"] == "convert.py"
+
+
+def test_positional_only_and_async(tmp_path: Path) -> None:
+    write_function(tmp_path, "Base", "f", "async def f(a, /, b=2, *, c):\n    return a\n")
+    info = Scanner(tmp_path).scan().functions["Base.f.py"]
+    assert info.signature == "(a, /, b=2, *, c)"
+    assert info.is_async
+
+
+def test_walk_rules_match_the_seed(tmp_path: Path) -> None:
+    write_function(tmp_path, "Base", "good")
+    write_function(tmp_path, "pkg.sub", "deep")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "secret.py").write_text("def secret():\n    pass\n")
+    write_function(tmp_path, "_private", "secret")
+    write_function(tmp_path, "Base", "_helper")
+    (tmp_path / "Base" / "__init__.py").write_text("")
+    (tmp_path / "Base" / "data.pkl").write_bytes(b"\x80")
+    (tmp_path / "Base" / "notes.md").write_text("# notes")
+    (tmp_path / "toplevel.py").write_text("def toplevel():\n    pass\n")
+    keys = set(Scanner(tmp_path).scan().functions)
+    assert keys == {"Base.good.py", "pkg.sub.deep.py"}
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "fragment"),
+    [
+        ("def broken(:\n    pass\n", 1, "syntax error"),
+        (
+            "x = 1\n\n\ndef other():\n    pass\n",
+            4,
+            "defines 'other' but the file is named 'broken'",
+        ),
+        ("x = 1\n", None, "defines no function"),
+        ("def broken():\n    pass\n\x00", None, "null bytes"),
+    ],
+)
+def test_bad_files_become_problems(
+    tmp_path: Path, body: str, line: int | None, fragment: str
+) -> None:
+    write_function(tmp_path, "Base", "broken", body)
+    write_function(tmp_path, "Base", "fine")
+    result = Scanner(tmp_path).scan()
+    assert set(result.functions) == {"Base.fine.py"}
+    [problem] = result.problems
+    assert problem.path == "Base/broken.py"
+    assert problem.line == line
+    assert fragment in problem.message
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    path = tmp_path / "Base" / "latin.py"
+    path.parent.mkdir()
+    path.write_bytes(b"def latin():\n    return '\xe9'\n")
+    [problem] = Scanner(tmp_path).scan().problems
+    assert "not UTF-8" in problem.message and problem.line == 2
+
+
+def test_oversized_file(tmp_path: Path) -> None:
+    write_function(tmp_path, "Base", "big", "def big():\n    pass\n" + "#" * 2000 + "\n")
+    [problem] = Scanner(tmp_path, max_file_size=1000).scan().problems
+    assert "over the 1000-byte limit" in problem.message
+
+
+def test_invalid_package_folder_name(tmp_path: Path) -> None:
+    write_function(tmp_path, "my-pkg", "f")
+    [problem] = Scanner(tmp_path).scan().problems
+    assert "package folder" in problem.message
+
+
+def test_scan_file_raises_scan_error(tmp_path: Path) -> None:
+    path = write_function(tmp_path, "Base", "broken", "def broken(:\n")
+    with pytest.raises(ScanError) as info:
+        Scanner(tmp_path).scan_file(path)
+    assert "Base/broken.py:1" in info.value.message
+    with pytest.raises(ScanError):
+        Scanner(tmp_path).scan_file(tmp_path.parent / "elsewhere.py")
+
+
+def test_missing_root(tmp_path: Path) -> None:
+    with pytest.raises(ScanError):
+        Scanner(tmp_path / "nope").scan()
+
+
+def test_rescan_reuses_unchanged_files(tmp_path: Path) -> None:
+    for i in range(5):
+        write_function(tmp_path, "Base", f"f{i}")
+    scanner = Scanner(tmp_path)
+    first = scanner.scan()
+    assert (first.parsed, first.reused) == (5, 0)
+    again = scanner.scan()
+    assert (again.parsed, again.reused) == (0, 5)
+    assert again.functions == first.functions
+    # change one file's content (and so its size): only it is parsed again
+    path = write_function(tmp_path, "Base", "f2", "def f2():\n    return 'changed'\n")
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    third = scanner.scan()
+    assert (third.parsed, third.reused) == (1, 4)
+    assert "changed" in third.functions["Base.f2.py"].code
+    # a deleted file disappears
+    path.unlink()
+    assert "Base.f2.py" not in scanner.scan().functions
