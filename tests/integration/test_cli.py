@@ -69,7 +69,7 @@ def test_full_cycle(
 def test_user_errors_are_one_line_exit_1(
     packages_repo: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], fragment: str
 ) -> None:
-    code, out, err = gf(capsys, "--root", str(packages_repo), *args)
+    code, _out, err = gf(capsys, "--root", str(packages_repo), *args)
     assert code == 1
     assert err.startswith("gf: error: ") and fragment in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
