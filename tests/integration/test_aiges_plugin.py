@@ -70,15 +70,17 @@ def test_handshake_health_and_go_plugin_services() -> None:
 
 
 def test_port_comes_from_the_env_range_and_two_plugins_do_not_share_it() -> None:
-    with start(
-        "--wrapper", str(DATA / "echo"), PLUGIN_MIN_PORT="23450", PLUGIN_MAX_PORT="23460"
-    ) as a:
-        with start(
+    with (
+        start(
             "--wrapper", str(DATA / "echo"), PLUGIN_MIN_PORT="23450", PLUGIN_MAX_PORT="23460"
-        ) as b:
-            assert 23450 <= a.handshake.port <= 23460
-            assert 23450 <= b.handshake.port <= 23460
-            assert a.handshake.port != b.handshake.port
+        ) as a,
+        start(
+            "--wrapper", str(DATA / "echo"), PLUGIN_MIN_PORT="23450", PLUGIN_MAX_PORT="23460"
+        ) as b,
+    ):
+        assert 23450 <= a.handshake.port <= 23460
+        assert 23450 <= b.handshake.port <= 23460
+        assert a.handshake.port != b.handshake.port
 
 
 def test_without_magic_cookie_it_explains_and_exits_1() -> None:
@@ -203,7 +205,7 @@ def test_sessions_results_come_back_tagged_with_the_create_tag() -> None:
         tag_b, handle_b = client.create({"lang": "fr"}, sid="sid-b")
         assert handle_a.err_code == 0 and handle_b.err_code == 0
         assert handle_a.handle and handle_a.handle != handle_b.handle
-        third_tag, third = client.create({"lang": "de"}, sid="sid-c")
+        _third_tag, third = client.create({"lang": "de"}, sid="sid-c")
         assert third.err_code == 10012  # the pool of 2 is busy: the wrapper's own code
 
         assert client.write(handle_a.handle, [client.text("text", "hello", status=0)]) == 0
