@@ -27,14 +27,19 @@ from globalfunc.workspace import CommitResult, Workspace
 STORE_DIR = ".globalfunc"
 
 
-def default_storage_url(root: str | os.PathLike[str]) -> str:
-    """``sqlite://<root>/.globalfunc/registry.db``; the folder ignores itself in git."""
+def store_dir(root: str | os.PathLike[str]) -> Path:
+    """``<root>/.globalfunc``, created with a ``.gitignore`` so git never commits it."""
     folder = Path(root).resolve() / STORE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     ignore = folder / ".gitignore"
     if not ignore.exists():
         ignore.write_text("*\n", encoding="utf-8")
-    return f"sqlite://{folder / 'registry.db'}"
+    return folder
+
+
+def default_storage_url(root: str | os.PathLike[str]) -> str:
+    """``sqlite://<root>/.globalfunc/registry.db``: the embedded default store."""
+    return f"sqlite://{store_dir(root) / 'registry.db'}"
 
 
 def _call_name(name: str | CallName) -> CallName:
@@ -67,7 +72,11 @@ class GFBase:
             )
         self.project_path = Path(project_path or ".").resolve()
         self.tier1 = tier1 or DEFAULT_TIER1
-        self.scanner = Scanner(self.project_path, max_file_size=max_file_size)
+        self.scanner = Scanner(
+            self.project_path,
+            max_file_size=max_file_size,
+            cache_file=store_dir(self.project_path) / "scan-cache.json",
+        )
         self._workspace: Workspace | None = None
         if storage is None:
             storage = open_storage(storage_url or default_storage_url(self.project_path))

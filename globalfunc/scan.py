@@ -14,21 +14,33 @@ a folder that is not a valid package name) becomes a :class:`ScanProblem` with f
 line; scanning never stops on one bad file.
 
 Rescans are incremental: a :class:`Scanner` remembers each file's size, ``mtime_ns`` and
-inode and reuses its previous result while all three are unchanged.
+inode and reuses its previous result while all three are unchanged. Parsing is also
+content-addressed: a file whose sha256 was parsed before (a checkout that only touched
+mtimes, a copy in another package) is hashed but not parsed again. Given a ``cache_file``,
+both memories survive between processes (the CLI keeps one in ``.globalfunc/``).
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
+import logging
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from globalfunc.errors import InvalidName, ScanError
+from globalfunc.files import write_atomic
 from globalfunc.naming import check_identifier
 from globalfunc.record import FunctionInfo, Param, content_hashes
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1
 
 DEFAULT_MAX_FILE_SIZE = 1 << 20  # 1 MiB
 PROGRESS_THRESHOLD = 200  # files; fewer than this and a progress bar is noise
@@ -53,8 +65,9 @@ class ScanResult:
 
     functions: dict[str, FunctionInfo] = field(default_factory=dict)
     problems: list[ScanProblem] = field(default_factory=list)
-    parsed: int = 0
-    reused: int = 0
+    parsed: int = 0  # files read and hashed (not reused by stat)
+    reused: int = 0  # files reused by size, mtime_ns and inode
+    content_hits: int = 0  # read and hashed, but not parsed: same content seen before
 
     def seed_dict(self) -> dict[str, dict[str, object]]:
         """The seed's ``scan_directory`` shape: ``{"Base.f.py": {"meta": {...}, "data": code}}``."""
@@ -67,10 +80,20 @@ _Entry = tuple[int, int, int, "FunctionInfo | ScanProblem"]
 class Scanner:
     """Scans one packages root, remembering results for unchanged files between scans."""
 
-    def __init__(self, root: str | os.PathLike[str], *, max_file_size: int = DEFAULT_MAX_FILE_SIZE):
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+        cache_file: str | os.PathLike[str] | None = None,
+    ):
         self.root = Path(root)
         self.max_file_size = max_file_size
+        self.cache_file = Path(cache_file) if cache_file is not None else None
         self._cache: dict[str, _Entry] = {}
+        self._by_sha: dict[str, FunctionInfo] = {}
+        self._loaded = False
+        self._content_hits = 0
 
     def iter_files(self) -> Iterator[tuple[str, os.DirEntry[str], tuple[str, ...]]]:
         """Yield ``(relpath, entry, package_parts)`` for every candidate function file."""
@@ -94,6 +117,8 @@ class Scanner:
         """Scan the whole root; unchanged files are reused from the previous scan."""
         if not self.root.is_dir():
             raise ScanError(f"packages root {str(self.root)!r} is not a folder")
+        self._load()
+        hits_before = self._content_hits
         result = ScanResult()
         files = list(self.iter_files())
         bar = None
@@ -120,8 +145,49 @@ class Scanner:
                 bar.update()
         if bar is not None:
             bar.close()
+        result.content_hits = self._content_hits - hits_before
+        changed = result.parsed > 0 or len(cache) != len(self._cache)
         self._cache = cache
+        if changed:
+            self._save()
         return result
+
+    # -- the persisted cache -------------------------------------------------------------
+    def _load(self) -> None:
+        if self._loaded or self.cache_file is None:
+            return
+        self._loaded = True
+        try:
+            data = orjson.loads(self.cache_file.read_bytes())
+            if (
+                data.get("version") != CACHE_VERSION
+                or data.get("max_file_size") != self.max_file_size
+            ):
+                return
+            for rel, size, mtime_ns, ino, raw in data["files"]:
+                info = _info_from_dict(raw)
+                self._cache[rel] = (size, mtime_ns, ino, info)
+                self._by_sha[info.sha256] = info
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable scan cache %s: %s", self.cache_file, exc)
+            self._cache.clear()
+            self._by_sha.clear()
+
+    def _save(self) -> None:
+        if self.cache_file is None:
+            return
+        files = [
+            (rel, size, mtime_ns, ino, dataclasses.asdict(outcome))
+            for rel, (size, mtime_ns, ino, outcome) in self._cache.items()
+            if isinstance(outcome, FunctionInfo)
+        ]
+        body = {"version": CACHE_VERSION, "max_file_size": self.max_file_size, "files": files}
+        try:
+            write_atomic(self.cache_file, orjson.dumps(body).decode())
+        except OSError as exc:
+            log.warning("cannot write scan cache %s: %s", self.cache_file, exc)
 
     def scan_file(self, path: str | os.PathLike[str]) -> FunctionInfo:
         """Scan one file under the root; raise :class:`ScanError` if it cannot be registered."""
@@ -160,6 +226,16 @@ class Scanner:
                 data = fh.read()
         except OSError as exc:
             return ScanProblem(rel, None, f"cannot read file: {exc.strerror}")
+        md5, sha256 = content_hashes(data)
+        known = self._by_sha.get(sha256)
+        if known is not None and known.name == stem:
+            self._content_hits += 1
+            return dataclasses.replace(
+                known,
+                package=".".join(parts),
+                mtime_ns=st.st_mtime_ns,
+                modified_time=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.st_mtime)),
+            )
         try:
             code = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -188,9 +264,8 @@ class Scanner:
                     "rename the file or the function so they match",
                 )
             return ScanProblem(rel, None, f"defines no function; expected 'def {stem}(...)'")
-        md5, sha256 = content_hashes(data)
         params, signature, returns = _signature(func)
-        return FunctionInfo(
+        info = FunctionInfo(
             package=".".join(parts),
             name=stem,
             code=code,
@@ -209,6 +284,8 @@ class Scanner:
             lineno=func.lineno,
             is_async=isinstance(func, ast.AsyncFunctionDef),
         )
+        self._by_sha[sha256] = info
+        return info
 
 
 def _src(node: ast.expr | None) -> str | None:
@@ -283,3 +360,8 @@ def _imports(body: list[ast.stmt]) -> tuple[str, ...]:
                 if isinstance(children, list):
                     stack.extend(c for c in children if isinstance(c, ast.stmt | ast.ExceptHandler))  # type: ignore[misc]
     return tuple(sorted(found))
+
+
+def _info_from_dict(raw: dict[str, Any]) -> FunctionInfo:
+    params = tuple(Param(**p) for p in raw["params"])
+    return FunctionInfo(**{**raw, "params": params, "imports": tuple(raw["imports"])})

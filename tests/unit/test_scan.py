@@ -152,3 +152,30 @@ def test_rescan_reuses_unchanged_files(tmp_path: Path) -> None:
     # a deleted file disappears
     path.unlink()
     assert "Base.f2.py" not in scanner.scan().functions
+
+
+def test_cache_file_survives_processes_and_reuses_content(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for i in range(4):
+        write_function(root, "Base", f"f{i}")
+    cache = tmp_path / "cache.json"
+    first = Scanner(root, cache_file=cache).scan()
+    assert first.parsed == 4 and first.content_hits == 0 and cache.exists()
+    # a new scanner (a new process) reuses everything by stat
+    second = Scanner(root, cache_file=cache).scan()
+    assert (second.parsed, second.reused) == (0, 4)
+    assert second.functions == first.functions
+    # touching every file (as a checkout does) re-hashes but does not re-parse: same results
+    for path in (root / "Base").glob("*.py"):
+        os.utime(path, ns=(0, path.stat().st_mtime_ns + 5_000_000_000))
+    third = Scanner(root, cache_file=cache).scan()
+    assert third.parsed == 4 and third.content_hits == 4
+    assert {k: v.sha256 for k, v in third.functions.items()} == {
+        k: v.sha256 for k, v in first.functions.items()
+    }
+    assert all(
+        third.functions[k].mtime_ns != first.functions[k].mtime_ns for k in first.functions
+    )
+    # a corrupt cache is ignored, not fatal
+    cache.write_text("{not json")
+    assert len(Scanner(root, cache_file=cache).scan().functions) == 4
