@@ -1,10 +1,13 @@
-"""Shared pytest configuration: the repo root on sys.path, the packages folder location."""
+"""Shared pytest configuration: repo paths, and the real Redis / MongoDB-wire servers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.servers import MongoServer, RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,11 +24,6 @@ def base_packages() -> Path:
 
 
 # -- real servers (tests/servers.py): started once per session, flushed around each test --
-from collections.abc import Iterator  # noqa: E402
-
-from tests.servers import MongoServer, RedisServer  # noqa: E402
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A real ``redis-server`` on a free loopback port for the whole session."""

@@ -2,6 +2,8 @@
 
 Each backend module adds a factory here; the contract tests run unchanged against all.
 A factory takes pytest's ``request`` and ``tmp_path`` and returns an open ``Storage``.
+The real-server backends use the session servers of ``tests/conftest.py`` (flushed
+around each test); the ``fake*`` / ``mongomock`` ones run in-process.
 """
 
 from __future__ import annotations
@@ -23,9 +25,61 @@ def _sqlite_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     return open_storage("sqlite://:memory:")
 
 
+def _redis(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    return open_storage(request.getfixturevalue("redis_url"))
+
+
+def _mongo(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    return open_storage(request.getfixturevalue("mongo_url"))
+
+
+def _tiered(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    redis_url = request.getfixturevalue("redis_url")
+    mongo_url = request.getfixturevalue("mongo_url")
+    return open_storage(f"tiered+{redis_url}|{mongo_url}")
+
+
+def _fake_redis_storage() -> Any:
+    import fakeredis
+
+    from globalfunc.storage.redis import RedisStorage
+
+    return RedisStorage("redis://fake:6379/0", client=fakeredis.FakeRedis())
+
+
+def _mongomock_storage() -> Any:
+    import mongomock
+
+    from globalfunc.storage.mongo import MongoStorage
+
+    return MongoStorage("mongodb://mock/gf", client=mongomock.MongoClient(), database="gf")
+
+
+def _fakeredis(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    store: Storage = _fake_redis_storage()
+    return store
+
+
+def _mongomock(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    store: Storage = _mongomock_storage()
+    return store
+
+
+def _tiered_fake(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    from globalfunc.storage.tiered import TieredStorage
+
+    return TieredStorage(_fake_redis_storage(), _mongomock_storage())
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Any]] = {
     "sqlite": _sqlite,
     "sqlite-memory": _sqlite_memory,
+    "redis": _redis,
+    "mongo": _mongo,
+    "tiered": _tiered,
+    "fakeredis": _fakeredis,
+    "mongomock": _mongomock,
+    "tiered-fake": _tiered_fake,
 }
 
 

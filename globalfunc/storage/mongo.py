@@ -1,0 +1,495 @@
+"""The MongoDB backend (pymongo): the durable copy, every version kept.
+
+Per space (tier1) three collections in the URL's database (default ``globalfunc``):
+
+Collection names use only letters, digits and ``_`` (some wire-compatible servers allow
+nothing else): a ``-`` in tier1 is written ``_x2d_``.
+
+- ``<tier1>``           one pointer document per key (``_id`` = ``<tier2>.<name>``) holding
+                        the latest version whole (metadata, code, version number, tombstone
+                        flag); ``list``/``get``/``search`` read only this; it carries the
+                        text index.
+- ``<tier1>__versions`` append-only, one document per save or tombstone, ``_id`` =
+                        ``<tier2>.<name>#<version number>``; history reads these.
+- ``<tier1>__content``  the code once per (tier2, name, sha256), unique on those three.
+
+Saving the same content again after a revert or a delete is a new version (a new
+version document pointing at the existing content), never an overwrite.
+
+Concurrency without transactions: a writer reads the pointer (version ``n``), decides
+"unchanged = no-op" against it, then claims version ``n + 1`` by inserting its version
+document; the ``_id`` makes the claim exclusive, so of two writers one wins and the
+other re-reads and retries. The winner then moves the pointer from ``n`` to ``n + 1``.
+A writer that finds a claimed version whose pointer never moved (its writer died or is
+slow) moves the pointer forward itself before retrying, so a crash never wedges a key.
+``put`` does each phase for the whole batch with one ``bulk_write``; a batch is not
+atomic across records (MongoDB would need a replica-set transaction for that).
+
+Search uses a ``$text`` index for candidates and re-ranks them with the same scorer as
+the Redis store; where the server has no text search (mongomock, some wire-compatible
+servers) it scans the space's latest records instead, decided once per space at run
+time. Nothing here relies on ``server_info()`` fields or index names.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pymongo
+import pymongo.errors
+from pymongo import InsertOne, UpdateOne
+from pymongo.collection import Collection
+
+from globalfunc.errors import StorageError, StorageUnavailable
+from globalfunc.naming import check_tier1, parse_storage_key
+from globalfunc.record import FunctionRecord
+from globalfunc.storage.base import redact_url, stamp
+from globalfunc.storage.ranking import rank, words
+
+__all__ = ["MongoStorage"]
+
+log = logging.getLogger(__name__)
+
+_DUPLICATE = 11000
+_TRANSIENT = ("source", "seq")
+_MAX_ATTEMPTS = 200
+Doc = dict[str, Any]
+
+
+def _meta(record: FunctionRecord) -> Doc:
+    data = record.to_dict()
+    for field in ("code", "deleted", "saved_at"):
+        del data[field]
+    if data["extra"]:
+        data["extra"] = {k: v for k, v in data["extra"].items() if k not in _TRANSIENT}
+    return data
+
+
+def _vid(local: str, seq: int) -> str:
+    return f"{local}#{seq:012d}"
+
+
+def _record(meta: Doc, code: str, seq: int, deleted: bool, saved_at: float) -> FunctionRecord:
+    data = dict(meta)
+    data["code"] = code
+    data["deleted"] = deleted
+    data["saved_at"] = saved_at
+    extra = dict(data.get("extra") or {})
+    extra["seq"] = seq
+    data["extra"] = extra
+    return FunctionRecord.from_dict(data)
+
+
+def _from_pointer(doc: Doc) -> FunctionRecord:
+    return _record(doc["meta"], doc["code"], doc["seq"], doc["deleted"], doc["saved_at"])
+
+
+def _dup_indexes(exc: pymongo.errors.BulkWriteError) -> set[int]:
+    """Indexes of the operations that failed as duplicates; anything else re-raises."""
+    dups = set()
+    for err in exc.details.get("writeErrors", []):
+        if err.get("code") != _DUPLICATE:
+            raise exc
+        dups.add(int(err["index"]))
+    return dups
+
+
+class MongoStorage:
+    """``Storage`` on a MongoDB (or MongoDB-wire) server; safe to share between threads.
+
+    ``url`` is a MongoDB URI; its path names the database (``globalfunc`` if absent).
+    ``timeout`` bounds server selection, connecting and every socket read. ``client``
+    replaces the connection (tests pass a ``mongomock`` client).
+    """
+
+    def __init__(
+        self,
+        url: str = "mongodb://127.0.0.1:27017/globalfunc",
+        *,
+        timeout: float = 2.0,
+        pool_size: int = 32,
+        client: Any | None = None,
+        database: str | None = None,
+    ) -> None:
+        self.url = redact_url(url)
+        self.timeout = timeout
+        ms = int(timeout * 1000)
+        try:
+            self._client = client or pymongo.MongoClient(
+                url,
+                serverSelectionTimeoutMS=ms,
+                connectTimeoutMS=ms,
+                socketTimeoutMS=ms,
+                waitQueueTimeoutMS=ms,
+                maxPoolSize=pool_size,
+                appname="globalfunc",
+            )
+            self._db = (
+                self._client[database]
+                if database
+                else self._client.get_default_database(default="globalfunc")
+            )
+        except (pymongo.errors.ConfigurationError, pymongo.errors.InvalidURI, ValueError) as exc:
+            raise StorageError(f"bad MongoDB URL {self.url!r}: {exc}") from None
+        # mongomock's bulk_write cannot take current pymongo's UpdateOne: send those singly
+        self._one_by_one = type(self._client).__module__.startswith("mongomock")
+        self._ready: set[str] = set()
+        self._text: dict[str, bool] = {}
+
+    # -- plumbing ----------------------------------------------------------------------
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (
+            pymongo.errors.ConnectionFailure,
+            pymongo.errors.ServerSelectionTimeoutError,
+        ) as exc:
+            raise StorageUnavailable(
+                f"MongoDB at {self.url} is unreachable while trying to {what}: "
+                f"{type(exc).__name__}; check that the server is running and the URL is right",
+                url=self.url,
+            ) from exc
+        except pymongo.errors.PyMongoError as exc:
+            raise StorageError(
+                f"MongoDB at {self.url} failed to {what}: {exc}", url=self.url
+            ) from exc
+
+    def _colls(self, tier1: str) -> tuple[Collection[Doc], Collection[Doc], Collection[Doc]]:
+        check_tier1(tier1)
+        base = tier1.replace("-", "_x2d_")  # wire-compatible servers allow only [A-Za-z0-9_]
+        pointers = self._db[base]
+        versions = self._db[f"{base}__versions"]
+        content = self._db[f"{base}__content"]
+        if tier1 not in self._ready:
+            with self._errors(f"create the indexes of space {tier1}"):
+                content.create_index(
+                    [("tier2", 1), ("name", 1), ("sha256", 1)], unique=True, name="gf_content"
+                )
+                versions.create_index([("k", 1), ("seq", -1)], name="gf_versions")
+                pointers.create_index(
+                    [("package", 1), ("branch", 1), ("deleted", 1)], name="gf_list"
+                )
+            self._text[tier1] = self._ensure_text_index(pointers)
+            self._ready.add(tier1)
+        return pointers, versions, content
+
+    def _ensure_text_index(self, pointers: Collection[Doc]) -> bool:
+        try:
+            pointers.create_index(
+                [("name", "text"), ("docstring", "text"), ("signature", "text"), ("code", "text")],
+                weights={"name": 10, "docstring": 4, "signature": 2, "code": 1},
+                default_language="none",
+                name="gf_text",
+            )
+        except (pymongo.errors.OperationFailure, NotImplementedError) as exc:
+            log.info("no text index on %s (%s); search scans the space", pointers.name, exc)
+            return False
+        except pymongo.errors.PyMongoError:
+            raise
+        return True
+
+    @staticmethod
+    def _split(key: str) -> tuple[str, str]:
+        parsed = parse_storage_key(key)
+        return parsed.tier1, f"{parsed.tier2}.{parsed.func}"
+
+    # -- writes --------------------------------------------------------------------------
+    def put(self, records: Sequence[FunctionRecord]) -> list[bool]:
+        return [r is not None for r in self.save(records)]
+
+    def save(self, records: Sequence[FunctionRecord]) -> list[FunctionRecord | None]:
+        """Like ``put``, but return each stored version (``extra["seq"]`` set) or ``None``.
+
+        The tiered store uses the version numbers to keep its cache in durable order.
+        """
+        now = time.time()
+        out: list[FunctionRecord | None] = [None] * len(records)
+        # rounds: the k-th occurrence of each key goes in round k, so a key's versions of
+        # one batch are claimed in batch order and never race each other
+        rounds: list[list[int]] = []
+        seen: dict[str, int] = {}
+        for i, record in enumerate(records):
+            n = seen.get(record.key, 0)
+            seen[record.key] = n + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append(i)
+        by_space: dict[str, list[int]] = {}
+        for batch in rounds:
+            by_space.clear()
+            for i in batch:
+                by_space.setdefault(records[i].tier1, []).append(i)
+            for tier1, indexes in by_space.items():
+                stamped = [stamp(records[i], now) for i in indexes]
+                for j, stored in zip(indexes, self._save_space(tier1, stamped), strict=True):
+                    out[j] = stored
+        return out
+
+    def _save_space(self, tier1: str, records: list[FunctionRecord]) -> list[FunctionRecord | None]:
+        pointers, versions, content = self._colls(tier1)
+        out: list[FunctionRecord | None] = [None] * len(records)
+        pending = list(range(len(records)))
+        locals_ = [f"{r.storage_key.tier2}.{r.name}" for r in records]
+        with self._errors(f"save records in space {tier1}"):
+            # content first: a claimed version must always find its code
+            self._insert_ignoring_dups(
+                content,
+                {
+                    f"{locals_[i]}#{r.sha256}": {
+                        "tier2": r.storage_key.tier2,
+                        "name": r.name,
+                        "sha256": r.sha256,
+                        "code": r.code,
+                    }
+                    for i, r in enumerate(records)
+                },
+            )
+            for _ in range(_MAX_ATTEMPTS):
+                if not pending:
+                    return out
+                current = {
+                    d["_id"]: d
+                    for d in pointers.find(
+                        {"_id": {"$in": [locals_[i] for i in pending]}},
+                        {"seq": 1, "sha256": 1, "deleted": 1},
+                    )
+                }
+                claims: list[tuple[int, int, Doc]] = []  # (index, previous seq, pointer doc)
+                for i in pending:
+                    record, local = records[i], locals_[i]
+                    cur = current.get(local)
+                    if cur and cur["sha256"] == record.sha256 and not cur["deleted"]:
+                        continue  # unchanged: a no-op, decided against the pointer we read
+                    prev = int(cur["seq"]) if cur else 0
+                    claims.append((i, prev, self._pointer_doc(record, local, prev + 1)))
+                if not claims:
+                    return out
+                lost = self._claim(versions, claims)
+                self._move_pointers(pointers, [c for c in claims if c[0] not in lost])
+                for i, _, doc in claims:
+                    if i not in lost:
+                        out[i] = _from_pointer(doc)
+                pending = sorted(lost)
+                for i in pending:
+                    self._repair(pointers, versions, content, locals_[i])
+        raise StorageError(
+            f"could not save {len(pending)} record(s) in space {tier1}: "
+            f"other writers kept changing them ({_MAX_ATTEMPTS} attempts)"
+        )
+
+    @staticmethod
+    def _pointer_doc(record: FunctionRecord, local: str, seq: int) -> Doc:
+        return {
+            "_id": local,
+            "tier2": record.storage_key.tier2,
+            "package": record.package,
+            "branch": record.branch,
+            "name": record.name,
+            "docstring": record.docstring or "",
+            "signature": record.signature,
+            "code": record.code,
+            "sha256": record.sha256,
+            "seq": seq,
+            "deleted": record.deleted,
+            "saved_at": record.saved_at,
+            "meta": _meta(record),
+        }
+
+    @staticmethod
+    def _version_doc(pointer: Doc) -> Doc:
+        return {
+            "_id": _vid(pointer["_id"], pointer["seq"]),
+            "k": pointer["_id"],
+            "seq": pointer["seq"],
+            "sha256": pointer["sha256"],
+            "deleted": pointer["deleted"],
+            "saved_at": pointer["saved_at"],
+            "meta": pointer["meta"],
+        }
+
+    def _claim(self, versions: Collection[Doc], claims: list[tuple[int, int, Doc]]) -> set[int]:
+        """Insert the claimed version documents; return the indexes whose claim was lost."""
+        ops = [InsertOne(self._version_doc(doc)) for _, _, doc in claims]
+        try:
+            versions.bulk_write(ops, ordered=False)
+        except pymongo.errors.BulkWriteError as exc:
+            return {claims[j][0] for j in _dup_indexes(exc)}
+        return set()
+
+    def _move_pointers(self, pointers: Collection[Doc], claims: list[tuple[int, int, Doc]]) -> None:
+        """Insert new pointers and move existing ones from their previous version."""
+        moves: list[tuple[Doc | None, Doc]] = []  # (filter, or None to insert; document)
+        for _, prev, doc in claims:
+            if prev == 0:
+                moves.append((None, doc))
+            else:
+                fields = {k: v for k, v in doc.items() if k != "_id"}
+                moves.append(({"_id": doc["_id"], "seq": prev}, {"$set": fields}))
+        if self._one_by_one:
+            for where, doc in moves:
+                try:
+                    if where is None:
+                        pointers.insert_one(doc)
+                    else:
+                        pointers.update_one(where, doc)
+                except pymongo.errors.DuplicateKeyError:
+                    pass  # another writer already moved it for us
+            return
+        ops: list[InsertOne[Doc] | UpdateOne] = [
+            InsertOne(doc) if where is None else UpdateOne(where, doc) for where, doc in moves
+        ]
+        if not ops:
+            return
+        try:
+            pointers.bulk_write(ops, ordered=False)
+        except pymongo.errors.BulkWriteError as exc:
+            _dup_indexes(exc)  # a duplicate: another writer already moved it for us
+
+    def _repair(
+        self,
+        pointers: Collection[Doc],
+        versions: Collection[Doc],
+        content: Collection[Doc],
+        local: str,
+    ) -> None:
+        """Move the pointer of ``local`` up to its highest claimed version."""
+        for _ in range(_MAX_ATTEMPTS):
+            cur = pointers.find_one({"_id": local}, {"seq": 1})
+            prev = int(cur["seq"]) if cur else 0
+            nxt = versions.find_one({"_id": _vid(local, prev + 1)})
+            if nxt is None:
+                return
+            code_doc = content.find_one({"_id": f"{local}#{nxt['sha256']}"})
+            if code_doc is None:
+                raise StorageError(f"MongoDB lost the code of {local} version {prev + 1}")
+            meta = nxt["meta"]
+            doc = {
+                "_id": local,
+                "tier2": local.split(".", 1)[0],
+                "package": meta["package"],
+                "branch": meta["branch"],
+                "name": meta["name"],
+                "docstring": meta.get("docstring") or "",
+                "signature": meta.get("signature") or "",
+                "code": code_doc["code"],
+                "sha256": nxt["sha256"],
+                "seq": prev + 1,
+                "deleted": nxt["deleted"],
+                "saved_at": nxt["saved_at"],
+                "meta": meta,
+            }
+            self._move_pointers(pointers, [(0, prev, doc)])
+
+    @staticmethod
+    def _insert_ignoring_dups(coll: Collection[Doc], docs: dict[str, Doc]) -> None:
+        if not docs:
+            return
+        try:
+            coll.bulk_write([InsertOne({"_id": k, **v}) for k, v in docs.items()], ordered=False)
+        except pymongo.errors.BulkWriteError as exc:
+            _dup_indexes(exc)  # content already there: it is content-addressed
+
+    def delete(self, key: str) -> bool:
+        return self.remove(key) is not None
+
+    def remove(self, key: str) -> FunctionRecord | None:
+        """Append a tombstone and return it (``extra["seq"]`` set), or ``None`` if not live."""
+        tier1, local = self._split(key)
+        pointers, versions, content = self._colls(tier1)
+        with self._errors(f"delete {key}"):
+            for _ in range(_MAX_ATTEMPTS):
+                cur = pointers.find_one({"_id": local})
+                if cur is None or cur["deleted"]:
+                    return None
+                doc = dict(cur, seq=cur["seq"] + 1, deleted=True, saved_at=time.time())
+                lost = self._claim(versions, [(0, cur["seq"], doc)])
+                if not lost:
+                    self._move_pointers(pointers, [(0, cur["seq"], doc)])
+                    return _from_pointer(doc)
+                self._repair(pointers, versions, content, local)
+        raise StorageError(f"could not delete {key}: it kept changing under concurrent writers")
+
+    # -- reads ---------------------------------------------------------------------------
+    def get(self, key: str, sha256: str | None = None) -> FunctionRecord | None:
+        tier1, local = self._split(key)
+        pointers, versions, content = self._colls(tier1)
+        with self._errors(f"read {key}"):
+            if sha256 is None:
+                doc = pointers.find_one({"_id": local})
+                return None if doc is None or doc["deleted"] else _from_pointer(doc)
+            found = list(
+                versions.find({"k": local, "sha256": sha256, "deleted": False})
+                .sort("seq", -1)
+                .limit(1)
+            )
+            if not found:
+                return None
+            code = content.find_one({"_id": f"{local}#{sha256}"})
+        if code is None:
+            raise StorageError(f"MongoDB lost the code of {key} version {sha256[:12]}")
+        v = found[0]
+        return _record(v["meta"], code["code"], v["seq"], v["deleted"], v["saved_at"])
+
+    def history(self, key: str) -> list[FunctionRecord]:
+        tier1, local = self._split(key)
+        _, versions, content = self._colls(tier1)
+        with self._errors(f"read the history of {key}"):
+            docs = list(versions.find({"k": local}).sort("seq", -1))
+            shas = sorted({d["sha256"] for d in docs})
+            codes = {
+                c["sha256"]: c["code"]
+                for c in content.find({"_id": {"$in": [f"{local}#{s}" for s in shas]}})
+            }
+        missing = set(shas) - set(codes)
+        if missing:
+            raise StorageError(f"MongoDB lost the code of {len(missing)} version(s) of {key}")
+        return [
+            _record(d["meta"], codes[d["sha256"]], d["seq"], d["deleted"], d["saved_at"])
+            for d in docs
+        ]
+
+    def list(
+        self, tier1: str, package: str | None = None, branch: str | None = None
+    ) -> list[FunctionRecord]:
+        pointers, _, _ = self._colls(tier1)
+        query: Doc = {"deleted": False}
+        if package is not None:
+            query["package"] = package
+        if branch is not None:
+            query["branch"] = branch
+        with self._errors(f"list space {tier1}"):
+            docs = list(pointers.find(query))
+        records = [_from_pointer(d) for d in docs]
+        records.sort(key=lambda r: r.key)
+        return records
+
+    def search(self, tier1: str, query: str, limit: int = 20) -> builtins.list[FunctionRecord]:
+        terms = words(query)
+        if not terms:
+            return []
+        pointers, _, _ = self._colls(tier1)
+        if self._text.get(tier1):
+            try:
+                with self._errors(f"search space {tier1}"):
+                    docs = list(pointers.find({"$text": {"$search": " ".join(terms)}}))
+                return rank([_from_pointer(d) for d in docs], query, limit)
+            except StorageUnavailable:
+                raise
+            except (StorageError, NotImplementedError) as exc:
+                log.info("text search unavailable on %s (%s); scanning instead", tier1, exc)
+                self._text[tier1] = False
+        return rank(self.list(tier1), query, limit)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def ping(self) -> bool:
+        """``True`` when the server answers; raises ``StorageUnavailable`` otherwise."""
+        with self._errors("ping"):
+            return bool(self._db.command("ping").get("ok"))

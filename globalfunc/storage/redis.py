@@ -1,0 +1,386 @@
+"""The Redis backend (redis-py with hiredis): fast reads, content-addressed history.
+
+Layout, under a prefix (``gf:`` by default), for the key ``sp_GlobalFunc.Base_master.f``:
+
+- ``gf:latest:<key>``  the newest version: a 77-byte header (sha256, a ``0``/``1``
+  tombstone flag, a 12-digit version number), the metadata as JSON, ``\\n``, the code.
+  One ``GET`` reads a whole record.
+- ``gf:hist:<key>``    a list of every version (header + metadata), newest first.
+- ``gf:blob:<sha256>`` the code, written once (``SET NX``) and never changed.
+- ``gf:space:<tier1>`` the set of keys ever saved in a space (its name index).
+
+Every write runs as a Lua script, so "unchanged save is a no-op" and "a new version
+gets the next number" are decided atomically inside Redis: concurrent writers never
+lose a version. ``put`` pipelines one script call per record inside ``MULTI``/``EXEC``,
+so a batch lands entirely or not at all. Search is a scored scan of a space's latest
+records (:mod:`globalfunc.storage.ranking`); there is no full-text index here.
+
+When used as the cache of :class:`~globalfunc.storage.tiered.TieredStorage` the store
+also offers :meth:`RedisStorage.cache_put` (keep a durable store's version, only if
+newer than what is cached) and :meth:`RedisStorage.evict`; a cache holds latest
+records only, not history. This module does not read settings or retry forever:
+every call is bounded by ``timeout`` and driver errors become
+:class:`~globalfunc.errors.StorageError` / :class:`~globalfunc.errors.StorageUnavailable`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from globalfunc.errors import InvalidName, StorageError, StorageUnavailable
+from globalfunc.naming import parse_storage_key
+from globalfunc.record import FunctionRecord
+from globalfunc.storage.base import redact_url, stamp
+from globalfunc.storage.ranking import rank
+
+__all__ = ["RedisStorage", "decode_latest", "encode_meta"]
+
+_HDR = 77  # sha256 hex (64) + tombstone flag (1) + version number (12)
+_CHUNK = 1000  # records per pipeline / MGET round trip
+# extra keys that describe where a record was read from, never stored
+_TRANSIENT = ("source", "seq")
+
+# KEYS: latest, hist, blob, space  ARGV: sha256, meta json, code, storage key
+_PUT = """
+local cur = redis.call('GETRANGE', KEYS[1], 0, 76)
+local seq = 0
+if cur ~= '' then
+  if string.sub(cur, 1, 64) == ARGV[1] and string.sub(cur, 65, 65) == '0' then
+    return 0
+  end
+  seq = tonumber(string.sub(cur, 66, 77))
+end
+seq = seq + 1
+local hdr = ARGV[1] .. '0' .. string.format('%012d', seq)
+redis.call('SET', KEYS[3], ARGV[3], 'NX')
+redis.call('LPUSH', KEYS[2], hdr .. ARGV[2])
+redis.call('SET', KEYS[1], hdr .. ARGV[2] .. '\\n' .. ARGV[3])
+redis.call('SADD', KEYS[4], ARGV[4])
+return seq
+"""
+
+# KEYS: latest, hist  ARGV: expected version number, tombstone meta json
+_DELETE = """
+local cur = redis.call('GET', KEYS[1])
+if not cur or string.sub(cur, 65, 65) == '1' then return 0 end
+local seq = tonumber(string.sub(cur, 66, 77))
+if seq ~= tonumber(ARGV[1]) then return -1 end
+local body = string.sub(cur, 78)
+local nl = string.find(body, '\\n', 1, true)
+local hdr = string.sub(cur, 1, 64) .. '1' .. string.format('%012d', seq + 1)
+redis.call('LPUSH', KEYS[2], hdr .. ARGV[2])
+redis.call('SET', KEYS[1], hdr .. ARGV[2] .. string.sub(body, nl))
+return seq + 1
+"""
+
+# KEYS: latest, blob, space  ARGV: header, meta json, code, storage key
+_CACHE_PUT = """
+local cur = redis.call('GETRANGE', KEYS[1], 65, 76)
+if cur ~= '' and tonumber(cur) >= tonumber(string.sub(ARGV[1], 66, 77)) then return 0 end
+redis.call('SET', KEYS[2], ARGV[3], 'NX')
+redis.call('SET', KEYS[1], ARGV[1] .. ARGV[2] .. '\\n' .. ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+return 1
+"""
+
+
+def encode_meta(record: FunctionRecord) -> bytes:
+    """The record's metadata as JSON: everything but the code and read-time ``extra`` tags."""
+    data = record.to_dict()
+    del data["code"]
+    del data["deleted"]
+    if data["extra"]:
+        data["extra"] = {k: v for k, v in data["extra"].items() if k not in _TRANSIENT}
+    return orjson.dumps(data)
+
+
+def _header(sha256: str, deleted: bool, seq: int) -> bytes:
+    return f"{sha256}{'1' if deleted else '0'}{seq:012d}".encode()
+
+
+def _record(meta: bytes, code: str, deleted: bool, seq: int, source: str | None) -> FunctionRecord:
+    data: dict[str, Any] = orjson.loads(meta)
+    data["code"] = code
+    data["deleted"] = deleted
+    extra = data.get("extra") or {}
+    extra["seq"] = seq
+    if source:
+        extra["source"] = source
+    data["extra"] = extra
+    return FunctionRecord.from_dict(data)
+
+
+def decode_latest(value: bytes, source: str | None = None) -> FunctionRecord:
+    """Turn a ``latest`` value (header, meta, newline, code) back into a record."""
+    try:
+        nl = value.index(b"\n", _HDR)
+        return _record(
+            value[_HDR:nl],
+            value[nl + 1 :].decode("utf-8"),
+            value[64:65] == b"1",
+            int(value[65:_HDR]),
+            source,
+        )
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        raise StorageError(
+            f"a cached record is malformed ({exc}); evict it and read again"
+        ) from exc
+
+
+class RedisStorage:
+    """``Storage`` on a Redis server; safe to share between threads (one connection pool).
+
+    ``url`` is a redis-py URL (``redis://[:password@]host:port/db``). ``timeout`` bounds
+    every connect, read and wait for a pooled connection. ``client`` replaces the
+    connection (tests pass a ``fakeredis`` client).
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        timeout: float = 2.0,
+        pool_size: int = 32,
+        prefix: str = "gf:",
+        client: Any | None = None,
+    ) -> None:
+        self.url = redact_url(url)
+        self.timeout = timeout
+        self.prefix = prefix
+        #: tag put in ``record.extra["source"]`` of every record read (``"cache"`` in a tier)
+        self.source_label: str | None = None
+        if client is not None:
+            self._redis = client
+        else:
+            try:
+                pool = redis.BlockingConnectionPool.from_url(
+                    url,
+                    max_connections=pool_size,
+                    timeout=timeout,
+                    socket_timeout=timeout,
+                    socket_connect_timeout=timeout,
+                    health_check_interval=30,
+                    # one quick retry repairs a pooled socket that a server restart closed
+                    retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                )
+            except ValueError as exc:
+                raise StorageError(f"bad Redis URL {self.url!r}: {exc}") from None
+            self._redis = redis.Redis(connection_pool=pool)
+        self._put = self._redis.register_script(_PUT)
+        self._delete = self._redis.register_script(_DELETE)
+        self._cache_put = self._redis.register_script(_CACHE_PUT)
+
+    # -- key names ---------------------------------------------------------------------
+    def _latest(self, key: str) -> str:
+        return f"{self.prefix}latest:{key}"
+
+    def _hist(self, key: str) -> str:
+        return f"{self.prefix}hist:{key}"
+
+    def _blob(self, sha256: str) -> str:
+        return f"{self.prefix}blob:{sha256}"
+
+    def _space(self, tier1: str) -> str:
+        return f"{self.prefix}space:{tier1}"
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StorageUnavailable(
+                f"Redis at {self.url} is unreachable while trying to {what}: {exc}; "
+                "check that redis-server is running and the URL is right",
+                url=self.url,
+            ) from exc
+        except redis.RedisError as exc:
+            raise StorageError(
+                f"Redis at {self.url} failed to {what}: {exc}", url=self.url
+            ) from exc
+
+    # -- Storage -----------------------------------------------------------------------
+    def put(self, records: Sequence[FunctionRecord]) -> list[bool]:
+        if not records:
+            return []
+        now = time.time()
+        results: list[Any] = []
+        with self._errors("save records"):
+            pipe = self._redis.pipeline(transaction=True)
+            for record in records:
+                record = stamp(record, now)
+                key = record.key
+                self._put(
+                    keys=[
+                        self._latest(key),
+                        self._hist(key),
+                        self._blob(record.sha256),
+                        self._space(record.tier1),
+                    ],
+                    args=[record.sha256, encode_meta(record), record.code, key],
+                    client=pipe,
+                )
+            results = pipe.execute()
+        return [bool(seq) for seq in results]
+
+    def get(self, key: str, sha256: str | None = None) -> FunctionRecord | None:
+        if sha256 is None:
+            with self._errors(f"read {key}"):
+                value = self._redis.get(self._latest(key))
+            if value is None or value[64:65] == b"1":
+                return None
+            return decode_latest(value, self.source_label)
+        with self._errors(f"read {key} version {sha256[:12]}"):
+            entries = self._redis.lrange(self._hist(key), 0, -1)
+            for entry in entries:
+                if entry[:64].decode() == sha256 and entry[64:65] == b"0":
+                    code = self._redis.get(self._blob(sha256))
+                    if code is None:
+                        raise StorageError(f"Redis lost the code of {key} version {sha256[:12]}")
+                    return _record(
+                        entry[_HDR:], code.decode("utf-8"), False, int(entry[65:_HDR]), None
+                    )
+        return None
+
+    def history(self, key: str) -> list[FunctionRecord]:
+        with self._errors(f"read the history of {key}"):
+            entries = self._redis.lrange(self._hist(key), 0, -1)
+            shas = list(dict.fromkeys(e[:64].decode() for e in entries))
+            codes = self._redis.mget([self._blob(s) for s in shas]) if shas else []
+        by_sha = dict(zip(shas, codes, strict=True))
+        out = []
+        for entry in entries:
+            code = by_sha[entry[:64].decode()]
+            if code is None:
+                raise StorageError(f"Redis lost the code of a version of {key}")
+            out.append(
+                _record(
+                    entry[_HDR:],
+                    code.decode("utf-8"),
+                    entry[64:65] == b"1",
+                    int(entry[65:_HDR]),
+                    self.source_label,
+                )
+            )
+        return out
+
+    def list(
+        self, tier1: str, package: str | None = None, branch: str | None = None
+    ) -> list[FunctionRecord]:
+        with self._errors(f"list space {tier1}"):
+            members = sorted(m.decode() for m in self._redis.smembers(self._space(tier1)))
+        keys = []
+        for key in members:
+            try:
+                parsed = parse_storage_key(key)
+            except InvalidName:
+                continue  # not a key this code wrote; ignore rather than fail the listing
+            if (package is None or parsed.package == package) and (
+                branch is None or parsed.branch == branch
+            ):
+                keys.append(key)
+        out: list[FunctionRecord] = []
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i : i + _CHUNK]
+            with self._errors(f"list space {tier1}"):
+                values = self._redis.mget([self._latest(k) for k in chunk])
+            for value in values:
+                if value is not None and value[64:65] == b"0":
+                    out.append(decode_latest(value, self.source_label))
+        return out
+
+    def delete(self, key: str) -> bool:
+        for _ in range(100):
+            latest = self.get(key)
+            if latest is None:
+                return False
+            tombstone = latest.with_(saved_at=time.time(), deleted=True)
+            with self._errors(f"delete {key}"):
+                seq = self._delete(
+                    keys=[self._latest(key), self._hist(key)],
+                    args=[latest.extra["seq"], encode_meta(tombstone)],
+                )
+            if seq == 0:
+                return False
+            if seq > 0:
+                return True
+        raise StorageError(f"could not delete {key}: it kept changing under concurrent writers")
+
+    def search(self, tier1: str, query: str, limit: int = 20) -> builtins.list[FunctionRecord]:
+        return rank(self.list(tier1), query, limit)
+
+    def close(self) -> None:
+        # closing a pool whose server is gone is not an error worth raising
+        with contextlib.suppress(redis.RedisError):
+            self._redis.close()
+
+    # -- cache role (TieredStorage) ------------------------------------------------------
+    def cache_put(self, records: Sequence[FunctionRecord]) -> builtins.list[bool]:
+        """Cache a durable store's versions (``extra["seq"]`` set, tombstones included).
+
+        A record replaces the cached one only when its version number is higher, so
+        caches filled out of order by concurrent writers and readers still end up with
+        the durable store's latest. Returns which records were written.
+        """
+        if not records:
+            return []
+        out: list[bool] = []
+        for i in range(0, len(records), _CHUNK):
+            with self._errors("fill the cache"):
+                pipe = self._redis.pipeline(transaction=False)
+                for record in records[i : i + _CHUNK]:
+                    key = record.key
+                    self._cache_put(
+                        keys=[
+                            self._latest(key),
+                            self._blob(record.sha256),
+                            self._space(record.tier1),
+                        ],
+                        args=[
+                            _header(record.sha256, record.deleted, int(record.extra["seq"])),
+                            encode_meta(record),
+                            record.code,
+                            key,
+                        ],
+                        client=pipe,
+                    )
+                out.extend(bool(r) for r in pipe.execute())
+        return out
+
+    def cached(self, key: str) -> FunctionRecord | None:
+        """The cached latest version of ``key``, tombstones included (``None`` if absent)."""
+        with self._errors(f"read {key}"):
+            value = self._redis.get(self._latest(key))
+        return None if value is None else decode_latest(value, self.source_label)
+
+    def evict(self, keys: Sequence[str]) -> None:
+        """Drop the cached latest versions of ``keys`` (the next read refills them)."""
+        if keys:
+            with self._errors("evict cached records"):
+                self._redis.delete(*[self._latest(k) for k in keys])
+
+    def evict_all(self) -> None:
+        """Drop every cached latest version under this store's prefix."""
+        with self._errors("evict cached records"):
+            batch: list[bytes] = []
+            for name in self._redis.scan_iter(match=f"{self.prefix}latest:*", count=1000):
+                batch.append(name)
+                if len(batch) >= _CHUNK:
+                    self._redis.unlink(*batch)
+                    batch.clear()
+            if batch:
+                self._redis.unlink(*batch)
+
+    def ping(self) -> bool:
+        """``True`` when the server answers; raises ``StorageUnavailable`` otherwise."""
+        with self._errors("ping"):
+            return bool(self._redis.ping())
