@@ -71,6 +71,28 @@ def redact_url(url: str) -> str:
     return re.sub(r"(?<=://)([^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
+def combine_urls(storage_url: str, cache_url: str | None = None) -> str:
+    """One storage URL from ``GF_STORAGE_URL`` and ``GF_CACHE_URL``.
+
+    Without a cache URL that is the storage URL itself; with one it is the tiered form
+    ``tiered+<cache url>|<storage url>`` (Redis over the durable store).
+    """
+    if not storage_url:
+        raise ConfigError("storage URL is empty; expected e.g. mongodb://host:27017/globalfunc")
+    if not cache_url:
+        return storage_url
+    if storage_url.startswith("tiered+"):
+        raise ConfigError(
+            f"storage URL {redact_url(storage_url)!r} is already tiered; "
+            "do not set a cache URL as well"
+        )
+    if cache_url.split("://", 1)[0] not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            f"cache URL {redact_url(cache_url)!r} must be a Redis URL (redis://host:6379/0)"
+        )
+    return f"tiered+{cache_url}|{storage_url}"
+
+
 def open_storage(url: str, *, timeout: float = 2.0) -> Storage:
     """Open a backend by URL scheme; drivers are imported lazily.
 

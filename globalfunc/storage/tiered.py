@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from globalfunc.errors import StorageError, StorageUnavailable
+from globalfunc.errors import ConfigError, StorageError, StorageUnavailable
 from globalfunc.record import FunctionRecord
 from globalfunc.storage.base import Storage, stamp
 
@@ -58,7 +58,7 @@ class TieredStorage:
     def __init__(self, cache: Any, durable: Storage, *, retry_after: float = 1.0) -> None:
         for method in ("cache_put", "cached", "evict", "ping"):
             if not hasattr(cache, method):
-                raise StorageError(
+                raise ConfigError(
                     f"{type(cache).__name__} cannot be a cache (no {method}()); use a Redis URL"
                 )
         self.cache = cache
