@@ -33,7 +33,13 @@ from server.aiges.engine import (
 )
 from server.aiges.schema import wrapper_schema
 
-__all__ = ["WrapperEngine", "call_flexibly", "load_wrapper_module", "outcome_from_response"]
+__all__ = [
+    "WrapperEngine",
+    "call_flexibly",
+    "data_list",
+    "load_wrapper_module",
+    "outcome_from_response",
+]
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +143,7 @@ def outcome_from_response(resp: Any, what: str = "wrapperOnceExec") -> Outcome:
     return Outcome(ret=0, frames=frames)
 
 
-def _data_list(frames: list[Frame]) -> Any:
+def data_list(frames: list[Frame]) -> Any:
     node_cls: Any = dto.DataListNode
     list_cls: Any = dto.DataListCls
     real = sys.modules.get("aiges.dto")
@@ -170,6 +176,7 @@ class WrapperEngine:
         self.module_name = module_name
         self.class_name = class_name
         self.instance: Any = None
+        self.load_error = ""
         self._emit: Emit | None = None
         self._lock = threading.Lock()
         self._tag_by_handle: dict[str, str] = {}
@@ -210,13 +217,15 @@ class WrapperEngine:
             module = load_wrapper_module(self.path, self.module_name)
             cls = getattr(module, self.class_name)
             self.instance = cls()
-        except Exception:
+        except Exception as exc:
             log.exception("cannot load %s.%s from %s", self.module_name, self.class_name, self.path)
+            self.load_error = f"{type(exc).__name__}: {exc}"
             return INIT_FAILED
         try:
             ret = call_flexibly(self.instance.wrapperInit, [dict(config)], {})
-        except Exception:
+        except Exception as exc:
             log.exception("wrapperInit raised")
+            self.load_error = f"wrapperInit raised {type(exc).__name__}: {exc}"
             return USER_INIT_FAILED
         code = int(ret or 0) if isinstance(ret, int | bool | type(None)) else USER_INIT_FAILED
         if code:
@@ -252,7 +261,7 @@ class WrapperEngine:
             )
         try:
             resp = call_flexibly(
-                self.instance.wrapperOnceExec, [dict(params), _data_list(frames)], {"usrTag": tag}
+                self.instance.wrapperOnceExec, [dict(params), data_list(frames)], {"usrTag": tag}
             )
         except Exception as exc:
             log.exception("wrapperOnceExec raised (tag %s)", tag)
@@ -304,7 +313,7 @@ class WrapperEngine:
         if self.instance is None:
             return NOT_INITIALIZED
         try:
-            ret = call_flexibly(self.instance.wrapperWrite, [handle, _data_list(frames), sid], {})
+            ret = call_flexibly(self.instance.wrapperWrite, [handle, data_list(frames), sid], {})
         except Exception:
             log.exception("wrapperWrite raised (handle %s)", handle)
             return EXEC_FAILED

@@ -1,0 +1,273 @@
+"""``gf aiges create`` and ``gf aiges check``: start an AIGES wrapper project, and vet one.
+
+:func:`create_project` writes a project that runs as generated: ``wrapper/wrapper.py``
+(AIGES style, importing from ``aiges_embed`` or ``aiges.dto``), ``wrapper/test_data/``,
+``README.md``, ``requirements.txt``, a ``Dockerfile`` and an ``aiges.toml`` whose
+``pythonPluginCmd`` starts GlobalFunc's plugin and whose ``[wrapper]`` table is the init
+config. :func:`check_project` imports a project's wrapper, runs init and one once exec on
+its test data without any loader, and returns the problems it found as sentences.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from globalfunc.errors import InvalidName, InvalidRequest
+from server.aiges.engine import Frame
+from server.aiges.schema import field_descriptors
+from server.aiges.wrapper_host import WrapperEngine, call_flexibly, data_list
+
+__all__ = ["check_project", "create_project"]
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}\Z")
+
+WRAPPER_TEMPLATE = '''"""{name}: an AIGES wrapper. Edit wrapperInit / wrapperOnceExec; keep the names."""
+
+try:
+    from aiges_embed import DataListCls, Response, ResponseData  # the C++ host
+except ImportError:
+    from aiges.dto import DataListCls, Response, ResponseData  # the SDK / GlobalFunc
+
+from aiges.sdk import StringBodyField, StringParamField, WrapperBase
+from aiges.utils.log import log
+
+
+class UserRequest:
+    """What a request carries: ``parameter`` fields and ``payload`` fields."""
+
+    mode = StringParamField(key="mode", enums=["upper", "lower"], value="upper")
+    text = StringBodyField(key="text", value=b"hello world")
+
+
+class UserResponse:
+    """What a response carries (every output key must be declared here)."""
+
+    result = StringBodyField(key="result")
+
+
+class Wrapper(WrapperBase):
+    serviceId = "{service}"
+    version = "v1"
+    requestCls = UserRequest()
+    responseCls = UserResponse()
+
+    def wrapperInit(self, config: dict) -> int:
+        """Load models here; ``config`` is the [wrapper] table of aiges.toml."""
+        log.info("{name} init: %s", config)
+        self.greeting = config.get("greeting", "")
+        return 0
+
+    def wrapperOnceExec(self, params: dict, reqData: DataListCls) -> Response:
+        node = reqData.get("text")
+        text = node.data.decode("utf-8") if node is not None else ""
+        out = text.lower() if params.get("mode") == "lower" else text.upper()
+        item = ResponseData()
+        item.key = "result"
+        item.setDataType(0)  # text
+        item.status = 3  # once
+        item.setData((self.greeting + out).encode("utf-8"))
+        res = Response()
+        res.list = [item]
+        return res
+
+    def wrapperFini(self) -> int:
+        return 0
+
+    def wrapperError(self, ret: int) -> str:
+        return f"{name} error {{ret}}"
+'''
+
+TOML_TEMPLATE = """# AIGES loader configuration for {name}.
+[aiges]
+# How the loader (AIGES_PLUGIN_MODE=python) starts the Python plugin: GlobalFunc's.
+pythonPluginCmd = "python -m server.aiges --wrapper ./wrapper --log-file ./log/plugin.log"
+sessMode = false
+headerPass = []
+
+# Every key here is passed to Wrapper.wrapperInit(config).
+[wrapper]
+greeting = ""
+"""
+
+README_TEMPLATE = """# {name}
+
+An AIGES inference service written as a Python wrapper (`wrapper/wrapper.py`).
+
+- Check it without a loader: `gf aiges check {name}`
+- Serve it to an AIGES loader: set `AIGES_PLUGIN_MODE=python` and start the loader with
+  `aiges.toml` (its `pythonPluginCmd` runs `python -m server.aiges --wrapper ./wrapper`).
+- Serve it by hand for debugging: `python -m server.aiges --wrapper wrapper --no-cookie`.
+
+Test inputs live in `wrapper/test_data/`, one file per payload key (`text.txt` feeds `text`).
+"""
+
+DOCKERFILE_TEMPLATE = """FROM python:3.11-slim
+WORKDIR /home/aiges/{name}
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+ENV AIGES_PLUGIN_MODE=python PYTHONPATH=/home/aiges/{name}/wrapper
+CMD ["python", "-m", "server.aiges", "--wrapper", "./wrapper", "--no-cookie"]
+"""
+
+
+def create_project(name: str, parent_dir: str | Path = ".") -> Path:
+    """Write the project ``<parent_dir>/<name>``; returns its path. Never overwrites."""
+    if not _NAME.match(name or ""):
+        raise InvalidName(
+            f"project name {name!r} must start with a letter and hold only letters, digits, '_' "
+            "and '-' (at most 64)"
+        )
+    root = Path(parent_dir) / name
+    if root.exists():
+        raise InvalidRequest(f"{root} already exists; choose another name or remove it first")
+    service = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    (root / "wrapper" / "test_data").mkdir(parents=True)
+    (root / "wrapper" / "wrapper.py").write_text(
+        WRAPPER_TEMPLATE.format(name=name, service=service)
+    )
+    (root / "wrapper" / "test_data" / "text.txt").write_text("hello world\n")
+    (root / "aiges.toml").write_text(TOML_TEMPLATE.format(name=name))
+    (root / "README.md").write_text(README_TEMPLATE.format(name=name))
+    (root / "requirements.txt").write_text("globalfunc\n")
+    (root / "Dockerfile").write_text(DOCKERFILE_TEMPLATE.format(name=name))
+    return root
+
+
+def _wrapper_file(project: Path) -> Path | None:
+    for candidate in (project / "wrapper" / "wrapper.py", project / "wrapper.py"):
+        if candidate.is_file():
+            return candidate
+    if project.is_file() and project.suffix == ".py":
+        return project
+    return None
+
+
+def _init_config(project: Path) -> tuple[dict[str, str], list[str]]:
+    toml = project / "aiges.toml"
+    if not toml.is_file():
+        return {}, []
+    try:
+        data = tomllib.loads(toml.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        return {}, [f"aiges.toml is not valid TOML: {exc}"]
+    problems = []
+    if "pythonPluginCmd" not in data.get("aiges", {}):
+        problems.append(
+            "aiges.toml has no [aiges] pythonPluginCmd; the loader cannot start the plugin"
+        )
+    return {str(k): str(v) for k, v in data.get("wrapper", {}).items()}, problems
+
+
+def _test_request(instance: Any, test_dir: Path) -> tuple[dict[str, str], list[Frame], list[str]]:
+    params: dict[str, str] = {}
+    frames: list[Frame] = []
+    problems: list[str] = []
+    fields = field_descriptors(getattr(instance, "requestCls", None))
+    if not fields:
+        problems.append("Wrapper.requestCls declares no fields; the schema will have no inputs")
+    for f in fields:
+        if isinstance(f.data_type, str):
+            value = (
+                getattr(f, "default", None)
+                if f.data_type == "boolean"
+                else getattr(f, "value", None)
+            )
+            if value not in (None, ""):
+                params[f.key] = str(value).lower() if isinstance(value, bool) else str(value)
+            continue
+        found = sorted(test_dir.glob(f"{f.key}.*")) if test_dir.is_dir() else []
+        path = getattr(f, "path", "")
+        if found:
+            data = found[0].read_bytes()
+        elif path and Path(path).is_file():
+            data = Path(path).read_bytes()
+        elif isinstance(getattr(f, "value", None), bytes | str) and getattr(f, "value", None):
+            value = f.value
+            data = value.encode() if isinstance(value, str) else value
+        else:
+            problems.append(
+                f"no test data for input {f.key!r}: add {test_dir.name}/{f.key}.<ext> to the project"
+            )
+            continue
+        frames.append(Frame(f.key, data, int(f.data_type), 3))
+    return params, frames, problems
+
+
+def _check_response(resp: Any, declared: set[str]) -> list[str]:
+    if resp is None:
+        return [
+            "wrapperOnceExec returned None; return a Response (use response_err(code) on failure)"
+        ]
+    code = getattr(resp, "error_code", 0)
+    if code:
+        return [f"wrapperOnceExec answered error_code {code} on the test data"]
+    items = getattr(resp, "list", None)
+    if not items:
+        return ["wrapperOnceExec returned an empty list; the loader needs at least one result item"]
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        key = getattr(item, "key", "")
+        data = getattr(item, "data", None)
+        if not key:
+            problems.append(f"result item {i} has no key")
+        elif key in seen:
+            problems.append(f"result key {key!r} appears twice; keys must be unique")
+        seen.add(key)
+        if declared and key and key not in declared:
+            problems.append(
+                f"result key {key!r} is not declared in Wrapper.responseCls "
+                f"(declared: {', '.join(sorted(declared))}); the loader rejects it (10106)"
+            )
+        if not isinstance(data, bytes):
+            problems.append(
+                f"result {key!r} data is {type(data).__name__}, not bytes; use setData(text.encode())"
+            )
+        elif getattr(item, "len", None) != len(data):
+            problems.append(
+                f"result {key!r} has len {getattr(item, 'len', None)} but {len(data)} bytes of data; "
+                "set data with setData() so len follows"
+            )
+    return problems
+
+
+def check_project(project_dir: str | Path) -> list[str]:
+    """Import, init and once-exec a project's wrapper on its test data; the problems found."""
+    project = Path(project_dir)
+    file = _wrapper_file(project)
+    if file is None:
+        return [f"no wrapper found: expected {project / 'wrapper' / 'wrapper.py'}"]
+    config, problems = _init_config(project)
+    engine = WrapperEngine(file)
+    ret = engine.init(config)
+    if ret:
+        what = "could not be loaded" if ret == 30001 else f"init answered {ret}"
+        detail = f": {engine.load_error}" if engine.load_error else ""
+        return [*problems, f"{file}: the wrapper {what}{detail}"]
+    instance = engine.instance
+    try:
+        json.dumps(engine.schema(""))
+    except Exception as exc:
+        problems.append(f"cannot build the schema from requestCls/responseCls: {exc}")
+    params, frames, data_problems = _test_request(instance, file.parent / "test_data")
+    problems += data_problems
+    declared = {f.key for f in field_descriptors(getattr(instance, "responseCls", None))}
+    if not declared:
+        problems.append(
+            "Wrapper.responseCls declares no outputs; the loader rejects undeclared keys"
+        )
+    try:
+        resp = call_flexibly(
+            instance.wrapperOnceExec, [params, data_list(frames)], {"usrTag": "check"}
+        )
+    except Exception as exc:
+        problems.append(f"wrapperOnceExec raised {type(exc).__name__}: {exc}")
+    else:
+        problems += _check_response(resp, declared)
+    engine.fini()
+    return problems
