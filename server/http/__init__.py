@@ -1,0 +1,5 @@
+"""The HTTP service (tornado): ``make_app`` builds the application, ``server.serve`` runs it."""
+
+from server.http.app import DEFAULT_MAX_BODY, AppState, hard_body_limit, make_app
+
+__all__ = ["DEFAULT_MAX_BODY", "AppState", "hard_body_limit", "make_app"]

@@ -1,0 +1,525 @@
+"""The tornado application: call registered functions over HTTP, list, search and describe them.
+
+Endpoints (all JSON unless noted)::
+
+    GET  /                  service info            POST /          echo (the seed's IndexHandler)
+    POST /gfgo/             {"pack_func", "args", "kwargs"} -> the bare result (the seed's API)
+    POST /call/<name>       the kwargs as the body -> {"result": ...}
+    GET  /functions         GET /functions/<name>   GET /search?q=...&limit=20
+    GET  /healthz           GET /metrics (Prometheus text)
+    GET  /openapi.json      GET /docs (an HTML page with no external assets)
+
+Handlers get their dependencies through ``initialize`` (one :class:`AppState`), raise
+:mod:`globalfunc.errors` classes, and this module is the edge that turns them into a
+status and ``to_dict()`` body. One access-log line per request goes to the
+``globalfunc.access`` logger: method, path, function, status, duration, client.
+
+What it does not do: start a server or read settings (``server.serve`` does), run user
+code itself (an :class:`~globalfunc.executor.Executor` does), or keep state between
+processes (metrics are per process).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, ClassVar
+
+import orjson
+import tornado.web
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, TypeAdapter, ValidationError
+
+from globalfunc import jsoncodec
+from globalfunc.errors import (
+    GlobalFuncError,
+    InvalidRequest,
+    NotFound,
+    RequestTooLarge,
+    Unauthorized,
+)
+from globalfunc.executor import Executor
+from globalfunc.record import FunctionRecord
+from globalfunc.registry import Registry
+from server.http.catalog import Catalog
+from server.http.metrics import Metrics
+from server.http.openapi import build_openapi, kwargs_schema
+
+__all__ = ["DEFAULT_MAX_BODY", "AppState", "hard_body_limit", "make_app"]
+
+access_log = logging.getLogger("globalfunc.access")
+app_log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+VERSION = "0.1.0"
+_JSON = "application/json"
+_INFO_GET = "【GET】This is Website for Internal API System"
+_INFO_POST = "【POST】This is Website for Internal API System"
+
+
+def hard_body_limit(max_body: int) -> int:
+    """The size tornado itself accepts: bodies between ``max_body`` and this get a JSON 413;
+    larger ones are refused by tornado (400) before they are read."""
+    return max_body * 2 + 1024 * 1024
+
+
+class GfgoRequest(BaseModel):  # type: ignore[no-redef]  # plugin: alias "kwargs" vs **kwargs
+    """Body of ``POST /gfgo/``; unknown fields are ignored, as the seed's server did."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pack_func: StrictStr
+    call_args: list[Any] = Field(default_factory=list, alias="args")
+    call_kwargs: dict[str, Any] = Field(default_factory=dict, alias="kwargs")
+
+
+_KWARGS = TypeAdapter(dict[str, Any])
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for e in exc.errors()[:5]:
+        where = ".".join(str(x) for x in e["loc"]) or "body"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+@dataclass(slots=True)
+class AppState:
+    """Everything handlers share; built once by :func:`make_app`."""
+
+    catalog: Catalog
+    executor: Executor
+    metrics: Metrics
+    token: bytes | None
+    max_body: int
+    cors_origins: frozenset[str]
+    debug: bool
+    info: dict[str, Any]
+    started: float = field(default_factory=time.time)
+    openapi_cache: tuple[tuple[tuple[str, str], ...], bytes] | None = None
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Auth, body limit, CORS, JSON errors and metrics shared by every endpoint."""
+
+    route: ClassVar[str] = "?"
+    public: ClassVar[bool] = False
+    state: AppState
+    gf_function: str | None
+    gf_error: str | None
+
+    def initialize(self, state: AppState) -> None:
+        self.state = state
+        self.gf_function = None
+        self.gf_error = None
+        if state.cors_origins:
+            self._cors(state.cors_origins)
+
+    def set_default_headers(self) -> None:
+        # Runs from __init__ (before initialize) and again after every clear().
+        self._headers["Content-Type"] = _JSON
+        state: AppState | None = getattr(self, "state", None)
+        if state is not None and state.cors_origins:
+            self._cors(state.cors_origins)
+
+    def _cors(self, origins: frozenset[str]) -> None:
+        if origins:
+            origin = self.request.headers.get("Origin")
+            if origin is not None and (origin in origins or "*" in origins):
+                self._headers["Access-Control-Allow-Origin"] = origin
+                self._headers["Vary"] = "Origin"
+
+    def prepare(self) -> None:
+        state = self.state
+        if state.token is not None and not self.public and self.request.method != "OPTIONS":
+            given = self.request.headers.get("Authorization", "").encode("utf-8", "replace")
+            if not hmac.compare_digest(given, state.token):
+                self.set_header("WWW-Authenticate", 'Bearer realm="globalfunc"')
+                raise _Abort(
+                    Unauthorized(
+                        "missing or wrong bearer token; send 'Authorization: Bearer <token>' "
+                        "(the server's GF_TOKEN)"
+                    )
+                )
+        body = self.request.body
+        if body is not None and len(body) > state.max_body:
+            raise _Abort(
+                RequestTooLarge(
+                    f"request body is {len(body)} bytes; this server accepts at most "
+                    f"{state.max_body} (GF_MAX_BODY)",
+                    size=len(body),
+                    limit=state.max_body,
+                )
+            )
+
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        if not self.state.cors_origins:
+            raise tornado.web.HTTPError(405)
+        self.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, X-GF-Codec")
+        self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+        self.finish()
+
+    # -- output -------------------------------------------------------------------------------
+    def send_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS))
+
+    def send_error_obj(self, err: GlobalFuncError) -> None:
+        body = err.to_dict()
+        if not self.state.debug and "details" in body:
+            details = {k: v for k, v in body["details"].items() if k != "traceback"}
+            if details:
+                body["details"] = details
+            else:
+                del body["details"]
+        self.gf_error = type(err).__name__
+        if self._finished:
+            return
+        self.clear()
+        if isinstance(err, Unauthorized):
+            self.set_header("WWW-Authenticate", 'Bearer realm="globalfunc"')
+        self.set_status(err.http_status)
+        self.finish(orjson.dumps(body, default=str))
+
+    def json_body(self, *, empty: Any = None) -> Any:
+        raw = self.request.body
+        if not raw or not raw.strip():
+            if empty is not None:
+                return empty
+            raise InvalidRequest("body is empty; expected a JSON object")
+        return jsoncodec.loads(raw)
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, _Abort):
+            self.send_error_obj(e.error)
+            return
+        if isinstance(e, GlobalFuncError):
+            self.send_error_obj(e)
+            return
+        super()._handle_request_exception(e)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self._headers["Content-Type"] = _JSON
+        if status_code >= 500:
+            body = {"error": "InternalError", "message": "internal server error (see server log)"}
+            self.gf_error = "InternalError"
+            exc_info = kwargs.get("exc_info")
+            if self.state.debug and exc_info:
+                import traceback
+
+                body["traceback"] = "".join(traceback.format_exception(*exc_info))
+        else:
+            body = {"error": "HTTPError", "message": self._reason}
+        self.finish(orjson.dumps(body))
+
+    def on_finish(self) -> None:
+        if self.gf_function is not None or self.route.startswith("/call") or self.route == "/gfgo/":
+            self.state.metrics.observe_call(
+                self.gf_function or "",
+                self.get_status(),
+                self.request.request_time(),
+                self.gf_error,
+            )
+
+
+class _Abort(Exception):
+    """Raised from ``prepare`` to answer with a GlobalFunc error before the handler runs."""
+
+    def __init__(self, error: GlobalFuncError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class IndexHandler(BaseHandler):
+    route = "/"
+
+    def get(self) -> None:
+        state = self.state
+        self.send_json(
+            {
+                "info": _INFO_GET,
+                "message": "Please Refer to API document",
+                "docs": "/docs",
+                "openapi": "/openapi.json",
+                **state.info,
+            }
+        )
+
+    def post(self) -> None:
+        self.send_json({"info": _INFO_POST, "input_dict": self.json_body(empty={})})
+
+
+class GfgoHandler(BaseHandler):
+    """The seed's endpoint: the bare JSON result; tuples as lists unless ``X-GF-Codec: tagged``."""
+
+    route = "/gfgo/"
+
+    async def post(self) -> None:
+        body = self.json_body()
+        if type(body) is not dict:
+            raise InvalidRequest(
+                f'body must be a JSON object like {{"pack_func": "Base.f", "kwargs": {{}}}}, '
+                f"got {type(body).__name__}"
+            )
+        try:
+            req = GfgoRequest.model_validate(body)
+        except ValidationError as exc:
+            raise InvalidRequest(f"bad /gfgo/ body: {_validation_message(exc)}") from None
+        state = self.state
+        record = state.catalog.lookup(req.pack_func)
+        self.gf_function = req.pack_func
+        tagged = self.request.headers.get("X-GF-Codec") == "tagged"
+        out = await state.executor.call_json(
+            req.pack_func, req.call_args, req.call_kwargs, tagged=tagged, version=record.sha256
+        )
+        self.finish(out)
+
+
+class CallHandler(BaseHandler):
+    """``POST /call/<name>`` with the kwargs as the body; answers ``{"result": ...}``."""
+
+    route = "/call/<name>"
+
+    async def post(self, name: str) -> None:
+        state = self.state
+        record = state.catalog.lookup(name)
+        self.gf_function = name
+        body = self.json_body(empty={})
+        try:
+            kwargs = _KWARGS.validate_python(body)
+        except ValidationError:
+            raise InvalidRequest(
+                f"body of /call/{name} must be a JSON object of keyword arguments, "
+                f"got {type(body).__name__}"
+            ) from None
+        out = await state.executor.call_json(name, (), kwargs, tagged=True, version=record.sha256)
+        self.finish(b'{"result":' + out + b"}")
+
+
+def _describe(record: FunctionRecord, *, full: bool) -> dict[str, Any]:
+    name = f"{record.package}.{record.name}"
+    doc = record.docstring or ""
+    data: dict[str, Any] = {
+        "name": name,
+        "package": record.package,
+        "signature": f"{name}{record.signature}",
+        "summary": doc.strip().splitlines()[0] if doc.strip() else "",
+        "sha256": record.sha256,
+        "branch": record.branch,
+        "saved_at": record.saved_at,
+    }
+    if full:
+        data.update(
+            docstring=record.docstring,
+            params=[
+                {"name": p.name, "kind": p.kind, "default": p.default, "annotation": p.annotation}
+                for p in record.params
+            ],
+            returns=record.returns,
+            md5=record.md5,
+            lines=record.line_count,
+            commit=record.commit,
+            modified_time=record.modified_time,
+            kwargs_schema=kwargs_schema(record),
+        )
+    return data
+
+
+class FunctionsHandler(BaseHandler):
+    route = "/functions"
+
+    def get(self) -> None:
+        package = self.get_query_argument("package", None)
+        records = self.state.catalog.functions(package or None)
+        self.send_json(
+            {"count": len(records), "functions": [_describe(r, full=False) for r in records]}
+        )
+
+
+class FunctionHandler(BaseHandler):
+    route = "/functions/<name>"
+
+    def get(self, name: str) -> None:
+        catalog = self.state.catalog
+        record = catalog.lookup(name)
+        data = _describe(record, full=True)
+        data["versions"] = [
+            {"sha256": r.sha256, "saved_at": r.saved_at, "commit": r.commit, "deleted": r.deleted}
+            for r in catalog.history(name)
+        ]
+        self.send_json(data)
+
+
+class SearchHandler(BaseHandler):
+    route = "/search"
+
+    def get(self) -> None:
+        q = self.get_query_argument("q", "")
+        if not q.strip():
+            raise InvalidRequest("search needs a query: GET /search?q=time")
+        raw_limit = self.get_query_argument("limit", "20")
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            raise InvalidRequest(f"limit {raw_limit!r:.40} is not an integer") from None
+        if not 1 <= limit <= 200:
+            raise InvalidRequest(f"limit must be between 1 and 200, got {limit}")
+        hits = self.state.catalog.search(q, limit)
+        self.send_json(
+            {"query": q, "count": len(hits), "functions": [_describe(r, full=False) for r in hits]}
+        )
+
+
+class HealthHandler(BaseHandler):
+    route = "/healthz"
+    public = True
+
+    def get(self) -> None:
+        state = self.state
+        self.send_json(
+            {
+                "status": "ok",
+                "mode": state.executor.mode,
+                "uptime_s": round(time.time() - state.started, 3),
+                **state.executor.stats(),
+            }
+        )
+
+
+class MetricsHandler(BaseHandler):
+    route = "/metrics"
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.finish(self.state.metrics.render(self.state.executor.stats))
+
+
+class OpenAPIHandler(BaseHandler):
+    route = "/openapi.json"
+
+    def get(self) -> None:
+        state = self.state
+        records = state.catalog.functions()
+        key = tuple((f"{r.package}.{r.name}", r.sha256) for r in records)
+        cached = state.openapi_cache
+        if cached is None or cached[0] != key:
+            doc = build_openapi(records, version=VERSION, secured=state.token is not None)
+            cached = state.openapi_cache = (key, orjson.dumps(doc))
+        self.finish(cached[1])
+
+
+class DocsHandler(BaseHandler):
+    route = "/docs"
+    public = True
+    _page: ClassVar[bytes | None] = None
+
+    def get(self) -> None:
+        page = DocsHandler._page
+        if page is None:
+            page = DocsHandler._page = (
+                resources.files("server.http").joinpath("static/docs.html").read_bytes()
+            )
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(page)
+
+
+class NotFoundHandler(BaseHandler):
+    route = "<unknown>"
+
+    def prepare(self) -> None:
+        super().prepare()
+        raise _Abort(
+            NotFound(
+                f"no endpoint {self.request.method} {self.request.path[:200]}; see /docs",
+                path=self.request.path[:200],
+            )
+        )
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    status = handler.get_status()
+    request = handler.request
+    route = getattr(handler, "route", "?")
+    state: AppState | None = getattr(handler, "state", None)
+    if state is not None:
+        state.metrics.observe_request(route, request.method or "?", status)
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            "%s %s %s %d %.2fms %s",
+            request.method,
+            request.path,
+            getattr(handler, "gf_function", None) or "-",
+            status,
+            1000.0 * request.request_time(),
+            request.remote_ip,
+        )
+
+
+def make_app(
+    registry: Registry,
+    executor: Executor,
+    *,
+    token: str | None = None,
+    allow_packages: Sequence[str] | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    cors_origins: Sequence[str] | None = None,
+    debug: bool = False,
+    info: Mapping[str, Any] | None = None,
+    catalog_ttl: float = 5.0,
+    extra_routes: Sequence[tuple[Any, ...]] = (),
+) -> tornado.web.Application:
+    """The tornado application serving ``registry``'s functions through ``executor``.
+
+    ``extra_routes`` are tornado rules (``(pattern, handler_class[, kwargs])``) added
+    before the built-in ones, e.g. the AIGES ``POST /v1/private/<svc>`` routes. They may
+    take the shared :class:`AppState` from ``app.settings["gf_state"]``.
+    """
+    if max_body < 1:
+        raise InvalidRequest(f"max_body must be at least 1 byte, got {max_body}")
+    state = AppState(
+        catalog=Catalog(registry, allow_packages=allow_packages, ttl=catalog_ttl),
+        executor=executor,
+        metrics=Metrics(),
+        token=None if not token else f"Bearer {token}".encode(),
+        max_body=max_body,
+        cors_origins=frozenset(cors_origins or ()),
+        debug=debug,
+        info={
+            "service": "GlobalFunc",
+            "version": VERSION,
+            "mode": executor.mode,
+            "tier1": registry.tier1,
+            "branch": registry.branch,
+            **(info or {}),
+        },
+    )
+    kw = {"state": state}
+    name = r"([^/]{1,300})"
+    routes: list[Any] = [
+        *extra_routes,
+        (r"/", IndexHandler, kw),
+        (r"/gfgo/?", GfgoHandler, kw),
+        (rf"/call/{name}", CallHandler, kw),
+        (r"/functions/?", FunctionsHandler, kw),
+        (rf"/functions/{name}", FunctionHandler, kw),
+        (r"/search/?", SearchHandler, kw),
+        (r"/healthz", HealthHandler, kw),
+        (r"/metrics", MetricsHandler, kw),
+        (r"/openapi\.json", OpenAPIHandler, kw),
+        (r"/docs/?", DocsHandler, kw),
+    ]
+    return tornado.web.Application(
+        routes,
+        default_handler_class=NotFoundHandler,
+        default_handler_args=kw,
+        log_function=_log_request,
+        compress_response=False,
+        serve_traceback=False,
+        gf_state=state,
+    )
