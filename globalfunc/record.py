@@ -10,7 +10,7 @@ stores the same shape. This module does no I/O.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from globalfunc.errors import IntegrityError, StorageError
@@ -129,9 +129,14 @@ class FunctionRecord(FunctionInfo):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["params"] = [asdict(p) for p in self.params]
+        """A plain JSON-ready dict (``from_dict`` inverts it)."""
+        data = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        data["params"] = [
+            {"name": p.name, "kind": p.kind, "default": p.default, "annotation": p.annotation}
+            for p in self.params
+        ]
         data["imports"] = list(self.imports)
+        data["extra"] = dict(self.extra)
         return data
 
     @classmethod
@@ -140,10 +145,13 @@ class FunctionRecord(FunctionInfo):
             values = dict(data)
             values["params"] = tuple(Param(**p) for p in values.get("params", ()))
             values["imports"] = tuple(values.get("imports", ()))
-            known = {f.name for f in fields(cls)}
-            return cls(**{k: v for k, v in values.items() if k in known})
+            return cls(**{k: v for k, v in values.items() if k in _RECORD_FIELD_SET})
         except (TypeError, KeyError) as exc:
             raise StorageError(f"stored record is malformed: {exc}") from exc
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(FunctionRecord))
+_RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
 
 
 def content_hashes(data: bytes) -> tuple[str, str]:

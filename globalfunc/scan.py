@@ -94,6 +94,7 @@ class Scanner:
         self._by_sha: dict[str, FunctionInfo] = {}
         self._loaded = False
         self._content_hits = 0
+        self._packages: dict[tuple[str, ...], str | None] = {}
 
     def iter_files(self) -> Iterator[tuple[str, os.DirEntry[str], tuple[str, ...]]]:
         """Yield ``(relpath, entry, package_parts)`` for every candidate function file."""
@@ -113,8 +114,12 @@ class Scanner:
                 elif parts and name.endswith(".py") and entry.is_file():
                     yield "/".join((*parts, name)), entry, parts
 
-    def scan(self, *, progress: bool = False) -> ScanResult:
-        """Scan the whole root; unchanged files are reused from the previous scan."""
+    def scan(self, *, progress: bool = False, full: bool = False) -> ScanResult:
+        """Scan the whole root; unchanged files are reused from the previous scan.
+
+        ``full=True`` trusts no file's stat: every file is read and hashed again (parses
+        are still reused for content seen before).
+        """
         if not self.root.is_dir():
             raise ScanError(f"packages root {str(self.root)!r} is not a folder")
         self._load()
@@ -130,7 +135,7 @@ class Scanner:
         for rel, entry, parts in files:
             st = entry.stat()
             old = self._cache.get(rel)
-            if old is not None and old[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+            if not full and old is not None and old[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
                 outcome = old[3]
                 result.reused += 1
             else:
@@ -178,8 +183,8 @@ class Scanner:
     def _save(self) -> None:
         if self.cache_file is None:
             return
-        files = [
-            (rel, size, mtime_ns, ino, dataclasses.asdict(outcome))
+        files = [  # orjson writes the (slotted) dataclasses natively
+            (rel, size, mtime_ns, ino, outcome)
             for rel, (size, mtime_ns, ino, outcome) in self._cache.items()
             if isinstance(outcome, FunctionInfo)
         ]
@@ -207,16 +212,24 @@ class Scanner:
             raise ScanError(str(outcome), path=outcome.path, line=outcome.line)
         return outcome
 
+    def _package_problem(self, parts: tuple[str, ...]) -> str | None:
+        """Why a package folder path is not a valid package (checked once per folder)."""
+        if parts not in self._packages:
+            try:
+                for part in parts:
+                    check_identifier(part, "package folder")
+                self._packages[parts] = None
+            except InvalidName as exc:
+                self._packages[parts] = exc.message
+        return self._packages[parts]
+
     def _scan_one(
         self, rel: str, path: str, parts: tuple[str, ...], st: os.stat_result
     ) -> FunctionInfo | ScanProblem:
         stem = rel.rsplit("/", 1)[-1][:-3]
-        try:
-            for part in parts:
-                check_identifier(part, "package folder")
-            check_identifier(stem, "function file name")
-        except InvalidName as exc:
-            return ScanProblem(rel, None, exc.message)
+        bad_package = self._package_problem(parts)
+        if bad_package is not None:
+            return ScanProblem(rel, None, bad_package)
         if st.st_size > self.max_file_size:
             return ScanProblem(
                 rel, None, f"file is {st.st_size} bytes, over the {self.max_file_size}-byte limit"
@@ -230,12 +243,19 @@ class Scanner:
         known = self._by_sha.get(sha256)
         if known is not None and known.name == stem:
             self._content_hits += 1
+            package = ".".join(parts)
+            if known.package == package and known.mtime_ns == st.st_mtime_ns:
+                return known
             return dataclasses.replace(
                 known,
-                package=".".join(parts),
+                package=package,
                 mtime_ns=st.st_mtime_ns,
                 modified_time=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.st_mtime)),
             )
+        try:
+            check_identifier(stem, "function file name")
+        except InvalidName as exc:
+            return ScanProblem(rel, None, exc.message)
         try:
             code = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -264,7 +284,7 @@ class Scanner:
                     "rename the file or the function so they match",
                 )
             return ScanProblem(rel, None, f"defines no function; expected 'def {stem}(...)'")
-        params, signature, returns = _signature(func)
+        params, signature, returns = _signature(func, _Source(data))
         info = FunctionInfo(
             package=".".join(parts),
             name=stem,
@@ -288,30 +308,51 @@ class Scanner:
         return info
 
 
-def _src(node: ast.expr | None) -> str | None:
-    return None if node is None else ast.unparse(node)
+class _Source:
+    """Source text of AST nodes, sliced from the file (much faster than ``ast.unparse``)."""
+
+    __slots__ = ("lines",)
+
+    def __init__(self, data: bytes) -> None:
+        self.lines = data.split(b"\n")
+
+    def __call__(self, node: ast.expr | None) -> str | None:
+        if node is None:
+            return None
+        first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+        end = node.end_col_offset if node.end_col_offset is not None else None
+        if first == last:
+            raw = self.lines[first][node.col_offset : end]
+        else:
+            raw = b"\n".join(
+                [
+                    self.lines[first][node.col_offset :],
+                    *self.lines[first + 1 : last],
+                    self.lines[last][:end],
+                ]
+            )
+        return raw.decode("utf-8").strip()
 
 
 def _signature(
-    func: ast.FunctionDef | ast.AsyncFunctionDef,
+    func: ast.FunctionDef | ast.AsyncFunctionDef, src: _Source
 ) -> tuple[tuple[Param, ...], str, str | None]:
     """Parameters, the ``inspect``-style signature text, and the return annotation."""
     a = func.args
     positional = [*a.posonlyargs, *a.args]
-    defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults)) + list(
-        a.defaults
-    )
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults))
+    defaults += a.defaults
     params: list[Param] = []
     for i, arg in enumerate(positional):
         kind = "positional_only" if i < len(a.posonlyargs) else "positional_or_keyword"
-        params.append(Param(arg.arg, kind, _src(defaults[i]), _src(arg.annotation)))
+        params.append(Param(arg.arg, kind, src(defaults[i]), src(arg.annotation)))
     if a.vararg:
-        params.append(Param(a.vararg.arg, "var_positional", None, _src(a.vararg.annotation)))
+        params.append(Param(a.vararg.arg, "var_positional", None, src(a.vararg.annotation)))
     for arg, default in zip(a.kwonlyargs, a.kw_defaults, strict=True):
-        params.append(Param(arg.arg, "keyword_only", _src(default), _src(arg.annotation)))
+        params.append(Param(arg.arg, "keyword_only", src(default), src(arg.annotation)))
     if a.kwarg:
-        params.append(Param(a.kwarg.arg, "var_keyword", None, _src(a.kwarg.annotation)))
-    returns = _src(func.returns)
+        params.append(Param(a.kwarg.arg, "var_keyword", None, src(a.kwarg.annotation)))
+    returns = src(func.returns)
     return tuple(params), format_signature(params, returns), returns
 
 
@@ -342,23 +383,31 @@ def format_signature(params: list[Param] | tuple[Param, ...], returns: str | Non
     return sig + (f" -> {returns}" if returns is not None else "")
 
 
+_NESTED = (ast.If, ast.Try, ast.With, ast.For, ast.While, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
 def _imports(body: list[ast.stmt]) -> tuple[str, ...]:
-    """Top-level module names imported anywhere in statement bodies (not in expressions)."""
+    """Module names imported in statement bodies (top level, functions, if/try/with/loops)."""
     found: dict[str, None] = {}
-    stack = list(body)
+    stack: list[ast.AST] = list(body)
     while stack:
         node = stack.pop()
-        if isinstance(node, ast.Import):
-            for alias in node.names:
+        kind = type(node)
+        if kind is ast.Import:
+            for alias in node.names:  # type: ignore[attr-defined]
                 found[alias.name] = None
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0 and node.module:
-                found[node.module] = None
-        else:
-            for name in ("body", "orelse", "finalbody", "handlers"):
-                children = getattr(node, name, None)
-                if isinstance(children, list):
-                    stack.extend(c for c in children if isinstance(c, ast.stmt | ast.ExceptHandler))  # type: ignore[misc]
+        elif kind is ast.ImportFrom:
+            if node.level == 0 and node.module:  # type: ignore[attr-defined]
+                found[node.module] = None  # type: ignore[attr-defined]
+        elif isinstance(node, _NESTED):
+            stack.extend(node.body)
+            if isinstance(node, ast.Try):
+                stack.extend(node.orelse)
+                stack.extend(node.finalbody)
+                for handler in node.handlers:
+                    stack.extend(handler.body)
+            elif isinstance(node, ast.If | ast.For | ast.While):
+                stack.extend(node.orelse)
     return tuple(sorted(found))
 
 

@@ -26,7 +26,7 @@ import orjson
 
 from globalfunc.errors import StorageError, StorageUnavailable
 from globalfunc.record import FunctionRecord
-from globalfunc.storage.base import query_terms, stamp
+from globalfunc.storage.base import query_terms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, code TEXT NOT NULL) WITHOUT ROWID;
@@ -56,10 +56,14 @@ CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5 (name, docstring, signature, c
 _CHUNK = 500  # stays under SQLite's bound-parameter limit
 
 
-def _meta(record: FunctionRecord) -> bytes:
-    data = record.to_dict()
-    del data["code"]
-    return orjson.dumps(data)
+_META_FIELDS = tuple(f for f in FunctionRecord.__dataclass_fields__ if f != "code")
+
+
+def _meta(record: FunctionRecord, saved_at: float) -> bytes:
+    """Every field but the code (stored once per content in ``blobs``) as JSON."""
+    meta = {name: getattr(record, name) for name in _META_FIELDS}
+    meta["saved_at"] = saved_at
+    return orjson.dumps(meta)
 
 
 class SqliteStorage:
@@ -126,27 +130,28 @@ class SqliteStorage:
             db.execute("COMMIT")
 
     # -- Storage -----------------------------------------------------------------------
-    def put(self, records: Sequence[FunctionRecord]) -> list[bool]:
+    def put(self, records: Sequence[FunctionRecord]) -> builtins.list[bool]:
         if not records:
             return []
         now = time.time()
+        keyed = [(record.key, record) for record in records]
         with self._write() as db:
-            latest = self._latest_hashes(db, [r.key for r in records])
+            known = self._known_keys(db, [key for key, _ in keyed])
+            latest = {key: sha for key, (sha, deleted, _) in known.items() if not deleted}
             next_id = (db.execute("SELECT coalesce(max(id), 0) FROM versions").fetchone()[0]) + 1
-            added: list[bool] = []
-            blobs: list[tuple[str, str]] = []
-            versions: list[tuple[Any, ...]] = []
-            keys: list[tuple[Any, ...]] = []
+            added: builtins.list[bool] = []
+            blobs: builtins.list[tuple[str, str]] = []
+            versions: builtins.list[tuple[Any, ...]] = []
+            keys: builtins.list[tuple[Any, ...]] = []
             fts: dict[str, tuple[Any, ...]] = {}  # the last version of each key wins
-            for record in records:
-                key = record.key
+            for key, record in keyed:
                 if latest.get(key) == record.sha256:
                     added.append(False)
                     continue
-                record = stamp(record, now)
                 latest[key] = record.sha256
+                saved_at = record.saved_at or now
                 blobs.append((record.sha256, record.code))
-                versions.append((next_id, key, record.sha256, record.saved_at, 0, _meta(record)))
+                versions.append((next_id, key, record.sha256, saved_at, 0, _meta(record, saved_at)))
                 keys.append(
                     (key, record.tier1, record.package, record.branch, next_id, record.sha256)
                 )
@@ -161,28 +166,32 @@ class SqliteStorage:
                 "version_id = excluded.version_id, sha256 = excluded.sha256, deleted = 0",
                 keys,
             )
+            # The key's row id is its row in the full-text index (explicit rowids are ~3x
+            # faster for FTS5 than INSERT ... SELECT).
             db.executemany(
-                "DELETE FROM fts WHERE rowid = (SELECT id FROM keys WHERE key = ?)",
-                [(key,) for key in fts],
+                "DELETE FROM fts WHERE rowid = ?", [(known[key][2],) for key in fts if key in known]
             )
+            new_ids = self._known_keys(db, [key for key in fts if key not in known])
+            ids = {key: (known.get(key) or new_ids[key])[2] for key in fts}
             db.executemany(
-                "INSERT INTO fts (rowid, name, docstring, signature, code) "
-                "SELECT id, ?, ?, ?, ? FROM keys WHERE key = ?",
-                [(*row, key) for key, row in fts.items()],
+                "INSERT INTO fts (rowid, name, docstring, signature, code) VALUES (?, ?, ?, ?, ?)",
+                [(ids[key], *row) for key, row in fts.items()],
             )
         return added
 
-    def _latest_hashes(self, db: sqlite3.Connection, keys: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    def _known_keys(
+        self, db: sqlite3.Connection, keys: builtins.list[str]
+    ) -> dict[str, tuple[str, int, int]]:
+        """``key -> (latest sha256, deleted, key row id)`` for the keys that exist."""
+        found: dict[str, tuple[str, int, int]] = {}
         unique = list(dict.fromkeys(keys))
         for i in range(0, len(unique), _CHUNK):
             chunk = unique[i : i + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            for key, sha, deleted in db.execute(
-                f"SELECT key, sha256, deleted FROM keys WHERE key IN ({marks})", chunk
+            for key, sha, deleted, key_id in db.execute(
+                f"SELECT key, sha256, deleted, id FROM keys WHERE key IN ({marks})", chunk
             ):
-                if not deleted:
-                    found[key] = sha
+                found[key] = (sha, deleted, key_id)
         return found
 
     def _records(self, rows: Sequence[tuple[Any, ...]]) -> list[FunctionRecord]:

@@ -1,0 +1,186 @@
+"""Scan and save benchmark: our scanner and SQLite saves against plain baselines, one run.
+
+    .venv/bin/python bench/bench_scan.py [--files 5000] [--repeat 5]
+
+On a generated tree of function files (default 5,000), it measures, repeating each
+measurement and reporting the median:
+
+1. cold full scan (a new Scanner, no cache) vs a baseline that walks the tree and only
+   reads and md5-hashes each file;
+2. full scan of known content (``scan(full=True)``: every file re-read and re-hashed,
+   parses reused by content hash), and the same in a new process that loads the persisted
+   cache after every file was touched (as after a checkout);
+3. rescan with nothing changed vs the cold full scan;
+4. save-many of every record in one SQLite transaction vs saving them one at a time.
+
+Each ratio is printed on its own line as ``ratio <name> <value> (target ...)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from globalfunc.record import FunctionRecord
+from globalfunc.scan import Scanner
+from globalfunc.storage.sqlite import SqliteStorage
+
+TEMPLATE = '''"""{name}: a generated benchmark function."""
+
+import math
+from collections import OrderedDict
+
+
+def {name}(values: list[float] | None = None, scale: float = {i}.5, *, label: str = "x{i}") -> dict:
+    """Scale ``values`` by ``scale`` and summarise them.
+
+    Returns a dict with the label, the scaled values and their mean.
+    """
+    values = values or [1.0, 2.0, 3.0]
+    scaled = [v * scale for v in values]
+    mean = sum(scaled) / len(scaled)
+    out = OrderedDict(label=label, scaled=scaled, mean=mean, root=math.sqrt(abs(mean)))
+    return dict(out)
+'''
+
+
+def make_tree(root: Path, files: int, per_package: int = 100) -> None:
+    for i in range(files):
+        folder = root / f"Pkg{i // per_package:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"func_{i:05d}"
+        (folder / f"{name}.py").write_text(TEMPLATE.format(name=name, i=i), encoding="utf-8")
+
+
+def baseline_read_md5(root: Path) -> int:
+    """Walk the same tree and only read + md5 each function file."""
+    count = 0
+    for dirpath, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+        for name in names:
+            if name.endswith(".py") and not name.startswith((".", "_")):
+                with open(os.path.join(dirpath, name), "rb") as fh:
+                    hashlib.md5(fh.read()).hexdigest()
+                count += 1
+    return count
+
+
+def timed(
+    fn: Callable[[], object], repeat: int, setup: Callable[[], object] | None = None
+) -> float:
+    samples = []
+    for _ in range(repeat):
+        if setup is not None:
+            setup()
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def touch_all(root: Path) -> None:
+    bump = time.time_ns()
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            if name.endswith(".py"):
+                os.utime(os.path.join(dirpath, name), ns=(bump, bump))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--files", type=int, default=5000)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="gf-bench-scan-"))
+    try:
+        root = work / "packages"
+        make_tree(root, args.files)
+        baseline_read_md5(root)  # warm the page cache for everyone alike
+
+        n = baseline_read_md5(root)
+        assert n == args.files, n
+        t_base = timed(lambda: baseline_read_md5(root), args.repeat)
+        t_full = timed(lambda: Scanner(root).scan(), args.repeat)
+
+        scanner = Scanner(root)
+        result = scanner.scan()
+        assert len(result.functions) == args.files and not result.problems
+        t_rescan = timed(scanner.scan, args.repeat)
+
+        def full_rescan() -> None:
+            r = scanner.scan(full=True)
+            assert r.parsed == args.files and r.content_hits == args.files
+
+        t_full_known = timed(full_rescan, args.repeat)
+
+        cache = work / "scan-cache.json"
+        Scanner(root, cache_file=cache).scan()
+
+        def fresh_with_cache() -> None:
+            r = Scanner(root, cache_file=cache).scan()
+            assert r.content_hits == args.files, r.content_hits
+
+        t_touched = timed(fresh_with_cache, args.repeat, setup=lambda: touch_all(root))
+
+        records = [FunctionRecord.from_info(info) for info in result.functions.values()]
+
+        def save_many() -> None:
+            db = work / "many.db"
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            store = SqliteStorage(db)
+            assert all(store.put(records))
+            store.close()
+
+        def save_one_by_one() -> None:
+            db = work / "single.db"
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            store = SqliteStorage(db)
+            for rec in records:
+                store.put([rec])
+            store.close()
+
+        t_many = timed(save_many, args.repeat)
+        t_single = timed(save_one_by_one, max(1, args.repeat // 2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    per = 1e6 / args.files
+    print(f"files {args.files}, median of {args.repeat} runs, python {sys.version.split()[0]}")
+    print(f"baseline walk+read+md5      {t_base * 1e3:9.1f} ms  ({t_base * per:6.1f} us/file)")
+    print(f"full scan, cold             {t_full * 1e3:9.1f} ms  ({t_full * per:6.1f} us/file)")
+    print(
+        f"full scan, known content    {t_full_known * 1e3:9.1f} ms  ({t_full_known * per:6.1f} us/file)"
+    )
+    print(
+        f"full scan, new process+cache{t_touched * 1e3:9.1f} ms  ({t_touched * per:6.1f} us/file)"
+    )
+    print(f"rescan, nothing changed     {t_rescan * 1e3:9.1f} ms  ({t_rescan * per:6.1f} us/file)")
+    print(f"save-many, one transaction  {t_many * 1e3:9.1f} ms")
+    print(f"save one at a time          {t_single * 1e3:9.1f} ms")
+    print(f"ratio full_scan_cold_vs_baseline {t_full / t_base:.2f} (target <= 2.0)")
+    print(f"ratio full_scan_known_content_vs_baseline {t_full_known / t_base:.2f} (target <= 2.0)")
+    print(
+        f"ratio full_scan_new_process_cached_vs_baseline {t_touched / t_base:.2f} (target <= 2.0)"
+    )
+    print(f"ratio rescan_speedup_vs_full {t_full / t_rescan:.1f} (target >= 10)")
+    print(f"ratio save_many_speedup_vs_single {t_single / t_many:.1f} (target >= 10)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
