@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 _DUPLICATE = 11000
 _TRANSIENT = ("source", "seq")
 _MAX_ATTEMPTS = 200
+_BATCH = 200  # records per bulk_write round
 Doc = dict[str, Any]
 
 
@@ -225,10 +226,13 @@ class MongoStorage:
             by_space.clear()
             for i in batch:
                 by_space.setdefault(records[i].tier1, []).append(i)
-            for tier1, indexes in by_space.items():
-                stamped = [stamp(records[i], now) for i in indexes]
-                for j, stored in zip(indexes, self._save_space(tier1, stamped), strict=True):
-                    out[j] = stored
+            for tier1, all_indexes in by_space.items():
+                # chunks keep each bulk_write well inside the socket timeout
+                for c in range(0, len(all_indexes), _BATCH):
+                    indexes = all_indexes[c : c + _BATCH]
+                    stamped = [stamp(records[i], now) for i in indexes]
+                    for j, stored in zip(indexes, self._save_space(tier1, stamped), strict=True):
+                        out[j] = stored
         return out
 
     def _save_space(self, tier1: str, records: list[FunctionRecord]) -> list[FunctionRecord | None]:

@@ -17,8 +17,8 @@ records (:mod:`globalfunc.storage.ranking`); there is no full-text index here.
 
 When used as the cache of :class:`~globalfunc.storage.tiered.TieredStorage` the store
 also offers :meth:`RedisStorage.cache_put` (keep a durable store's version, only if
-newer than what is cached) and :meth:`RedisStorage.evict`; a cache holds latest
-records only, not history. This module does not read settings or retry forever:
+newer than what is cached) and :meth:`RedisStorage.evict`; a cache holds ``latest``
+entries only: no history, blobs or space index. This module does not read settings or retry forever:
 every call is bounded by ``timeout`` and driver errors become
 :class:`~globalfunc.errors.StorageError` / :class:`~globalfunc.errors.StorageUnavailable`.
 """
@@ -39,7 +39,7 @@ from redis.retry import Retry
 
 from globalfunc.errors import InvalidName, StorageError, StorageUnavailable
 from globalfunc.naming import parse_storage_key
-from globalfunc.record import FunctionRecord
+from globalfunc.record import FunctionRecord, Param
 from globalfunc.storage.base import redact_url, stamp
 from globalfunc.storage.ranking import rank
 
@@ -83,15 +83,22 @@ redis.call('SET', KEYS[1], hdr .. ARGV[2] .. string.sub(body, nl))
 return seq + 1
 """
 
-# KEYS: latest, blob, space  ARGV: header, meta json, code, storage key
+# KEYS: latest keys  ARGV: their new values (header, meta, newline, code), same order
 _CACHE_PUT = """
-local cur = redis.call('GETRANGE', KEYS[1], 65, 76)
-if cur ~= '' and tonumber(cur) >= tonumber(string.sub(ARGV[1], 66, 77)) then return 0 end
-redis.call('SET', KEYS[2], ARGV[3], 'NX')
-redis.call('SET', KEYS[1], ARGV[1] .. ARGV[2] .. '\\n' .. ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[4])
-return 1
+local out = {}
+for i, key in ipairs(KEYS) do
+  local value = ARGV[i]
+  local cur = redis.call('GETRANGE', key, 65, 76)
+  if cur == '' or tonumber(cur) < tonumber(string.sub(value, 66, 77)) then
+    redis.call('SET', key, value)
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
 """
+_SCRIPT_BATCH = 250  # records per cache script call: short enough not to stall Redis
 
 
 def encode_meta(record: FunctionRecord) -> bytes:
@@ -117,7 +124,13 @@ def _record(meta: bytes, code: str, deleted: bool, seq: int, source: str | None)
     if source:
         extra["source"] = source
     data["extra"] = extra
-    return FunctionRecord.from_dict(data)
+    # the fast path: metadata this module wrote has exactly the record's fields
+    try:
+        data["params"] = tuple(Param(**p) for p in data["params"])
+        data["imports"] = tuple(data["imports"])
+        return FunctionRecord(**data)
+    except (TypeError, KeyError):
+        return FunctionRecord.from_dict(data)  # other fields (an older or newer writer)
 
 
 def decode_latest(value: bytes, source: str | None = None) -> FunctionRecord:
@@ -234,8 +247,11 @@ class RedisStorage:
 
     def get(self, key: str, sha256: str | None = None) -> FunctionRecord | None:
         if sha256 is None:
-            with self._errors(f"read {key}"):
+            try:  # the hot path: no context manager
                 value = self._redis.get(self._latest(key))
+            except redis.RedisError:
+                with self._errors(f"read {key}"):
+                    raise
             if value is None or value[64:65] == b"1":
                 return None
             return decode_latest(value, self.source_label)
@@ -329,31 +345,31 @@ class RedisStorage:
 
         A record replaces the cached one only when its version number is higher, so
         caches filled out of order by concurrent writers and readers still end up with
-        the durable store's latest. Returns which records were written.
+        the durable store's latest. Only the ``latest`` entries are written (a cache
+        keeps no history, blobs or space index). Returns which records were written.
         """
         if not records:
             return []
         out: list[bool] = []
-        for i in range(0, len(records), _CHUNK):
+        for i in range(0, len(records), _CHUNK * 4):
             with self._errors("fill the cache"):
                 pipe = self._redis.pipeline(transaction=False)
-                for record in records[i : i + _CHUNK]:
-                    key = record.key
+                chunk = records[i : i + _CHUNK * 4]
+                for j in range(0, len(chunk), _SCRIPT_BATCH):
+                    part = chunk[j : j + _SCRIPT_BATCH]
                     self._cache_put(
-                        keys=[
-                            self._latest(key),
-                            self._blob(record.sha256),
-                            self._space(record.tier1),
-                        ],
+                        keys=[self._latest(r.key) for r in part],
                         args=[
-                            _header(record.sha256, record.deleted, int(record.extra["seq"])),
-                            encode_meta(record),
-                            record.code,
-                            key,
+                            _header(r.sha256, r.deleted, int(r.extra["seq"]))
+                            + encode_meta(r)
+                            + b"\n"
+                            + r.code.encode("utf-8")
+                            for r in part
                         ],
                         client=pipe,
                     )
-                out.extend(bool(r) for r in pipe.execute())
+                for flags in pipe.execute():
+                    out.extend(bool(f) for f in flags)
         return out
 
     def cached(self, key: str) -> FunctionRecord | None:
