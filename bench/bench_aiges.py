@@ -51,7 +51,16 @@ def ensure_reference() -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(REF_VENV)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "aiges==0.16.0", "pydantic<2.11", "setuptools<81"],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "aiges==0.16.0",
+                "pydantic<2.11",
+                "setuptools<81",
+            ],
             check=True,
         )
     return python
@@ -102,10 +111,16 @@ def measure(client: LoaderClient, calls: int, in_flight: int) -> Run:
     elapsed = time.perf_counter() - began
     if len(latencies) != per_thread * in_flight:
         raise RuntimeError("some calls failed or hung")
-    return Run(len(latencies) / elapsed, percentile(latencies, 0.5) * 1e3, percentile(latencies, 0.99) * 1e3)
+    return Run(
+        len(latencies) / elapsed,
+        percentile(latencies, 0.5) * 1e3,
+        percentile(latencies, 0.99) * 1e3,
+    )
 
 
-def bench(name: str, command: tuple[str, dict[str, str]], calls: int, repeats: int) -> dict[int, list[Run]]:
+def bench(
+    name: str, command: tuple[str, dict[str, str]], calls: int, repeats: int
+) -> dict[int, list[Run]]:
     runs: dict[int, list[Run]] = {1: [], IN_FLIGHT: []}
     for r in range(repeats):
         cmd, env = command
@@ -139,11 +154,19 @@ def median_run(runs: list[Run]) -> Run:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=2000, help="calls per measurement (default 2000)")
-    parser.add_argument("--repeats", type=int, default=5, help="fresh plugin processes per side (default 5)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--calls", type=int, default=2000, help="calls per measurement (default 2000)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="fresh plugin processes per side (default 5)"
+    )
     parser.add_argument("--workers", type=int, default=4, help="our plugin's --workers (default 4)")
-    parser.add_argument("--write", action="store_true", help="write the results into bench/RESULTS.md")
+    parser.add_argument(
+        "--write", action="store_true", help="write the results into bench/RESULTS.md"
+    )
     args = parser.parse_args(argv)
 
     ours = bench("ours", ours_command(args.workers), args.calls, args.repeats)
