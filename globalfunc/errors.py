@@ -25,6 +25,7 @@ the AIGES error code the edges use, so a handler never needs a mapping table::
     |   +-- WorkerCrashed               500  the worker process died (crash, ``os._exit``, memory cap)
     |   +-- ResultNotSerializable       500  the result cannot be turned into JSON
     +-- ConfigError                     500  a setting is invalid
+    +-- ServerUnavailable               503  (client side) the server cannot be reached or gave no answer
 
 An error message says what was wrong, with the offending value, and what to do next.
 """
@@ -50,6 +51,7 @@ __all__ = [
     "RequestTooLarge",
     "ResultNotSerializable",
     "ScanError",
+    "ServerUnavailable",
     "StorageError",
     "StorageUnavailable",
     "Unauthorized",
@@ -190,6 +192,12 @@ class ResultNotSerializable(ExecutionError):
 
 class ConfigError(GlobalFuncError):
     """A setting is invalid."""
+
+
+class ServerUnavailable(GlobalFuncError):
+    """(Client side) the GlobalFunc server cannot be reached or did not give a usable answer."""
+
+    http_status = 503
 
 
 _BY_NAME: dict[str, type[GlobalFuncError]] = {

@@ -757,11 +757,11 @@ class IsolatedExecutor:
         try:
             worker.send(payload)
             frame = worker.wait_frame(deadline)
-        except (EOFError, OSError):
-            raise self._crashed(worker, name) from None
-        except TimeoutError:
+        except TimeoutError:  # before OSError: TimeoutError is one
             self._replace(worker, kill=True)
             raise self._timeout(name, "running") from None
+        except (EOFError, OSError):
+            raise self._crashed(worker, name) from None
         worker.calls += 1
         return jsoncodec.loads(self._outcome(worker, frame, name))
 
@@ -803,9 +803,16 @@ def worker_main(config_json: str) -> int:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     resolver = _worker_resolver(config)
     debug = bool(config.get("debug"))
-    specs: dict[str, tuple[Callable[..., Any], ArgSpec]] = {}
     out = os.fdopen(proto_out, "wb", buffering=0)
     inp = os.fdopen(proto_in, "rb", buffering=0)
+    try:
+        return _serve_frames(inp, out, resolver, debug, limit)
+    except BrokenPipeError:  # the pool went away: nothing left to answer
+        return 0
+
+
+def _serve_frames(inp: Any, out: Any, resolver: Resolver, debug: bool, limit: int | None) -> int:
+    specs: dict[str, tuple[Callable[..., Any], ArgSpec]] = {}
     _write_frame(out, _READY)
     while True:
         header = _read_exact(inp, 4)
