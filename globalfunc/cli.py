@@ -287,13 +287,14 @@ def cmd_serve(ctx: Context) -> int:
         host=ctx.args.host or s.host,
         port=ctx.args.port if ctx.args.port is not None else s.port,
         processes=ctx.args.processes or s.processes,
+        workers=ctx.args.workers or s.workers,
         mode=ctx.args.mode or s.mode,
         token=s.token.get_secret_value() if s.token else None,
         allow_packages=Settings.split(s.allow_packages),
         max_body=s.max_body,
         call_timeout=s.call_timeout,
         cors_origins=Settings.split(s.cors_origins),
-        memory_mb=s.memory_mb,
+        memory_limit_mb=s.memory_mb,
         debug=ctx.args.debug,
     )
     return EXIT_OK
@@ -366,20 +367,70 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("serve", cmd_serve, "save every function, then serve them over HTTP")
     sp.add_argument("--host")
     sp.add_argument("--port", type=int)
-    sp.add_argument("--processes", type=int)
+    sp.add_argument("--processes", type=int, help="server processes sharing the port")
+    sp.add_argument("--workers", type=int, help="isolated worker processes per server")
     sp.add_argument("--mode", choices=["inline", "isolated"])
 
-    _add_plugins(sub)
+    _add_aiges(sub)
     return p
 
 
-def _add_plugins(sub: Any) -> None:
-    """Sub-commands that live with their subsystems (AIGES) register themselves here."""
-    try:
-        from server.aiges.cli import register_cli
-    except ImportError:
-        return
-    register_cli(sub)
+def cmd_aiges_serve(ctx: Context) -> int:
+    from server.aiges.plugin import run
+
+    if ctx.args.function and not ctx.args.plugin_root:
+        ctx.args.plugin_root = str(ctx.root)
+    ctx.args.root = ctx.args.plugin_root
+    return run(ctx.args)
+
+
+def cmd_aiges_create(ctx: Context) -> int:
+    from server.aiges.scaffold import create_project
+
+    path = create_project(ctx.args.name, ctx.args.dir)
+    _out(f"created AIGES project {path}; check it with: gf aiges check {path}")
+    return EXIT_OK
+
+
+def cmd_aiges_check(ctx: Context) -> int:
+    from server.aiges.scaffold import check_project
+
+    problems = check_project(ctx.args.project)
+    for problem in problems:
+        sys.stderr.write(f"gf: aiges check: {problem}\n")
+    if problems:
+        return EXIT_ERROR
+    _out(f"{ctx.args.project}: wrapper imports, inits and answers its test data correctly")
+    return EXIT_OK
+
+
+def _add_aiges(sub: Any) -> None:
+    """``gf aiges serve|create|check``: the AIGES plugin and project tooling."""
+    aiges = sub.add_parser(
+        "aiges", help="AIGES: serve as a loader plugin, create or check a project"
+    )
+    asub = aiges.add_subparsers(dest="aiges_command", metavar="COMMAND", parser_class=_Parser)
+    asub.required = True
+    from server.aiges.plugin import make_parser
+
+    serve = asub.add_parser(
+        "serve", help="run the gRPC plugin (what aiges.toml's pythonPluginCmd starts)"
+    )
+    make_parser(serve)
+    # the plugin's --root would clash with gf's global --root: keep both
+    for action in serve._actions:
+        if action.dest == "root":
+            action.dest = "plugin_root"
+    serve.set_defaults(func=cmd_aiges_serve)
+    create = asub.add_parser("create", help="make a new AIGES project that runs as generated")
+    create.add_argument("-n", "--name", required=True)
+    create.add_argument("--dir", default=".", help="parent folder (default: current folder)")
+    create.set_defaults(func=cmd_aiges_create)
+    check = asub.add_parser(
+        "check", help="import, init and once-exec a project's wrapper on its test data"
+    )
+    check.add_argument("project", metavar="DIR")
+    check.set_defaults(func=cmd_aiges_check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

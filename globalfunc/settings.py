@@ -36,8 +36,14 @@ class Settings(BaseSettings):
         None, description="comma-separated packages the server exposes (default: all)"
     )
     cors_origins: str | None = Field(None, description="comma-separated CORS origins (default off)")
-    mode: str = Field("inline", pattern="^(inline|isolated)$")
-    processes: int = Field(2, ge=1, description="worker processes in isolated mode")
+    mode: str = Field(
+        "isolated",
+        pattern="^(inline|isolated)$",
+        description="isolated: calls run in worker processes (a crash never takes the server "
+        "down); inline: in the server process, for trusted code, fastest",
+    )
+    processes: int = Field(1, ge=1, description="server processes sharing the port")
+    workers: int = Field(2, ge=1, description="worker processes per server in isolated mode")
     memory_mb: int = Field(1024, ge=16, description="memory cap per isolated worker, MiB")
 
     def storage(self) -> str | None:
