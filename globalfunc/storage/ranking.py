@@ -33,18 +33,29 @@ def words(text: str | None) -> list[str]:
     return [w.lower() for w in _WORD.findall(text or "")]
 
 
-def score(record: FunctionRecord, terms: list[str]) -> float:
-    """The record's score for ``terms`` (all must match some word prefix), or 0."""
+def patterns(terms: list[str]) -> list[re.Pattern[str]]:
+    """One regex per term matching it at the start of a word."""
+    return [re.compile(r"(?<![^\W_])" + re.escape(t)) for t in terms]
+
+
+def score_texts(texts: tuple[str | None, ...], pats: list[re.Pattern[str]]) -> float:
+    """Score of lower-cased (name, docstring, signature, code) for ``pats``, or 0."""
     total = 0.0
-    fields = [(words(getattr(record, name)), weight) for name, weight in WEIGHTS]
-    for term in terms:
+    for pat in pats:
         hits = 0.0
-        for tokens, weight in fields:
-            hits += weight * sum(1 for tok in tokens if tok.startswith(term))
+        for text, (_, weight) in zip(texts, WEIGHTS, strict=True):
+            if text:
+                hits += weight * len(pat.findall(text))
         if not hits:
             return 0.0
         total += hits
     return total
+
+
+def score(record: FunctionRecord, terms: list[str]) -> float:
+    """The record's score for ``terms`` (all must match some word prefix), or 0."""
+    texts = tuple((getattr(record, name) or "").lower() for name, _ in WEIGHTS)
+    return score_texts(texts, patterns(terms))
 
 
 def rank(records: Iterable[FunctionRecord], query: str, limit: int) -> list[FunctionRecord]:
@@ -52,7 +63,12 @@ def rank(records: Iterable[FunctionRecord], query: str, limit: int) -> list[Func
     terms = words(query)
     if not terms or limit <= 0:
         return []
-    scored = [(score(r, terms), r) for r in records if not r.deleted]
+    pats = patterns(terms)
+    scored = [
+        (score_texts(tuple((getattr(r, f) or "").lower() for f, _ in WEIGHTS), pats), r)
+        for r in records
+        if not r.deleted
+    ]
     hits = [(s, r.key, r) for s, r in scored if s > 0]
     hits.sort(key=lambda item: (-item[0], item[1]))
     return [r for _, _, r in hits[:limit]]

@@ -30,6 +30,7 @@ import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -41,7 +42,7 @@ from globalfunc.errors import InvalidName, StorageError, StorageUnavailable
 from globalfunc.naming import parse_storage_key
 from globalfunc.record import FunctionRecord, Param
 from globalfunc.storage.base import redact_url, stamp
-from globalfunc.storage.ranking import rank
+from globalfunc.storage.ranking import patterns, score_texts, words
 
 __all__ = ["RedisStorage", "decode_latest", "encode_meta"]
 
@@ -115,22 +116,41 @@ def _header(sha256: str, deleted: bool, seq: int) -> bytes:
     return f"{sha256}{'1' if deleted else '0'}{seq:012d}".encode()
 
 
+_FIELDS = frozenset(f.name for f in fields(FunctionRecord))
+_PARAMS: dict[tuple[Any, ...], Param] = {}  # Params are immutable: decode each shape once
+_set = object.__setattr__
+
+
+def _param(p: dict[str, Any]) -> Param:
+    shape = (p["name"], p["kind"], p.get("default"), p.get("annotation"))
+    param = _PARAMS.get(shape)
+    if param is None:
+        param = Param(*shape)
+        if len(_PARAMS) < 100_000:
+            _PARAMS[shape] = param
+    return param
+
+
 def _record(meta: bytes, code: str, deleted: bool, seq: int, source: str | None) -> FunctionRecord:
     data: dict[str, Any] = orjson.loads(meta)
     data["code"] = code
     data["deleted"] = deleted
-    extra = data.get("extra") or {}
+    extra = data["extra"] if data.get("extra") else {}
     extra["seq"] = seq
     if source:
         extra["source"] = source
     data["extra"] = extra
-    # the fast path: metadata this module wrote has exactly the record's fields
-    try:
-        data["params"] = tuple(Param(**p) for p in data["params"])
-        data["imports"] = tuple(data["imports"])
-        return FunctionRecord(**data)
-    except (TypeError, KeyError):
-        return FunctionRecord.from_dict(data)  # other fields (an older or newer writer)
+    if data.keys() != _FIELDS:
+        return FunctionRecord.from_dict(data)  # written by an older or newer version
+    data["params"] = tuple([_param(p) for p in data["params"]])
+    data["imports"] = tuple(data["imports"])
+    # Reads are the cache's hot path, and the frozen dataclass's __init__ is half the
+    # cost of a cache hit; the fields are exactly the record's, written by encode_meta,
+    # so set them directly (FunctionRecord has no __post_init__ to skip).
+    record = object.__new__(FunctionRecord)
+    for name, value in data.items():
+        _set(record, name, value)
+    return record
 
 
 def decode_latest(value: bytes, source: str | None = None) -> FunctionRecord:
@@ -292,6 +312,15 @@ class RedisStorage:
     def list(
         self, tier1: str, package: str | None = None, branch: str | None = None
     ) -> list[FunctionRecord]:
+        return [
+            decode_latest(value, self.source_label)
+            for _, value in self._live(tier1, package, branch)
+        ]
+
+    def _live(
+        self, tier1: str, package: str | None = None, branch: str | None = None
+    ) -> Iterator[tuple[str, bytes]]:
+        """``(key, latest value)`` of every live key of a space, in key order."""
         with self._errors(f"list space {tier1}"):
             members = sorted(m.decode() for m in self._redis.smembers(self._space(tier1)))
         keys = []
@@ -304,15 +333,13 @@ class RedisStorage:
                 branch is None or parsed.branch == branch
             ):
                 keys.append(key)
-        out: list[FunctionRecord] = []
         for i in range(0, len(keys), _CHUNK):
             chunk = keys[i : i + _CHUNK]
             with self._errors(f"list space {tier1}"):
                 values = self._redis.mget([self._latest(k) for k in chunk])
-            for value in values:
+            for key, value in zip(chunk, values, strict=True):
                 if value is not None and value[64:65] == b"0":
-                    out.append(decode_latest(value, self.source_label))
-        return out
+                    yield key, value
 
     def delete(self, key: str) -> bool:
         for _ in range(100):
@@ -332,7 +359,30 @@ class RedisStorage:
         raise StorageError(f"could not delete {key}: it kept changing under concurrent writers")
 
     def search(self, tier1: str, query: str, limit: int = 20) -> builtins.list[FunctionRecord]:
-        return rank(self.list(tier1), query, limit)
+        """A scored scan of the space's latest records; only the hits are decoded."""
+        terms = words(query)
+        if not terms or limit <= 0:
+            return []
+        pats = patterns(terms)
+        hits: builtins.list[tuple[float, str, bytes]] = []
+        for key, value in self._live(tier1):
+            nl = value.index(b"\n", _HDR)
+            code = value[nl + 1 :].decode("utf-8", "replace").lower()
+            meta_text = value[_HDR:nl].decode("utf-8", "replace").lower()
+            if not all(t in code or t in meta_text for t in terms):
+                continue  # cheap rejection before parsing
+            meta = orjson.loads(value[_HDR:nl])
+            texts = (
+                str(meta.get("name") or "").lower(),
+                str(meta.get("docstring") or "").lower(),
+                str(meta.get("signature") or "").lower(),
+                code,
+            )
+            points = score_texts(texts, pats)
+            if points:
+                hits.append((-points, key, value))
+        hits.sort(key=lambda h: (h[0], h[1]))
+        return [decode_latest(v, self.source_label) for _, _, v in hits[:limit]]
 
     def close(self) -> None:
         # closing a pool whose server is gone is not an error worth raising
@@ -374,8 +424,11 @@ class RedisStorage:
 
     def cached(self, key: str) -> FunctionRecord | None:
         """The cached latest version of ``key``, tombstones included (``None`` if absent)."""
-        with self._errors(f"read {key}"):
+        try:  # the hot path of a tiered read: no context manager
             value = self._redis.get(self._latest(key))
+        except redis.RedisError:
+            with self._errors(f"read {key}"):
+                raise
         return None if value is None else decode_latest(value, self.source_label)
 
     def evict(self, keys: Sequence[str]) -> None:

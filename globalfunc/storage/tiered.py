@@ -77,6 +77,8 @@ class TieredStorage:
         return self._down_until is not None
 
     def _cache_usable(self) -> bool:
+        if self._down_until is None:  # the common case, read without the lock
+            return True
         with self._lock:
             if self._down_until is None:
                 return True
