@@ -166,6 +166,19 @@ class Executor(Protocol):
         version: str | None = None,
     ) -> bytes: ...
 
+    def submit_json(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        tagged: bool = True,
+        timeout: float | None = None,
+        version: str | None = None,
+    ) -> bytes | Awaitable[bytes]:
+        """Like ``call_json``, but returns the bytes at once when the call already ran."""
+        ...
+
     def stats(self) -> dict[str, int]: ...
 
     def close(self) -> None: ...
@@ -183,15 +196,17 @@ class InlineExecutor:
     def __init__(self, resolver: Resolver, *, debug: bool = False) -> None:
         self.resolver = resolver
         self.debug = debug
-        self._specs: dict[str, tuple[Callable[..., Any], ArgSpec]] = {}
+        self._specs: dict[str, tuple[Callable[..., Any], ArgSpec, str | None]] = {}
 
-    def _prepare(self, name: str, version: str | None = None) -> Callable[..., Any]:
+    def _prepare(self, name: str, version: str | None) -> tuple[Callable[..., Any], ArgSpec]:
         entry = self._specs.get(name)
+        if entry is not None and version is not None and entry[2] == version:
+            return entry[0], entry[1]  # the server's hot path: no name parsing, no look-up
         func = _resolve_version(self.resolver, name, version)
-        if entry is None or entry[0] is not func:
-            entry = (func, ArgSpec(name, func))
-            self._specs[name] = entry
-        return func
+        held = self.resolver.record(name)
+        spec = entry[1] if entry is not None and entry[0] is func else ArgSpec(name, func)
+        self._specs[name] = (func, spec, held.sha256 if held is not None else None)
+        return func, spec
 
     def call(
         self,
@@ -201,9 +216,9 @@ class InlineExecutor:
         *,
         timeout: float | None = None,
     ) -> Any:
-        func = self._prepare(name)
+        func, spec = self._prepare(name, None)
         kw = kwargs or {}
-        self._specs[name][1].check(args, kw)
+        spec.check(args, kw)
         try:
             result = func(*args, **kw)
             if inspect.isawaitable(result):
@@ -211,6 +226,34 @@ class InlineExecutor:
         except (Exception, SystemExit) as exc:
             raise _user_error(name, exc, self.debug) from exc
         return result
+
+    def submit_json(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        tagged: bool = True,
+        timeout: float | None = None,
+        version: str | None = None,
+    ) -> bytes | Awaitable[bytes]:
+        func, spec = self._prepare(name, version)
+        kw = kwargs or {}
+        spec.check(args, kw)
+        try:
+            result = func(*args, **kw)
+        except (Exception, SystemExit) as exc:
+            raise _user_error(name, exc, self.debug) from exc
+        if inspect.isawaitable(result):
+            return self._await_json(name, result, tagged)
+        return jsoncodec.dumps(result, tagged=tagged)
+
+    async def _await_json(self, name: str, awaitable: Awaitable[Any], tagged: bool) -> bytes:
+        try:
+            result = await awaitable
+        except (Exception, SystemExit) as exc:
+            raise _user_error(name, exc, self.debug) from exc
+        return jsoncodec.dumps(result, tagged=tagged)
 
     async def call_json(
         self,
@@ -222,16 +265,8 @@ class InlineExecutor:
         timeout: float | None = None,
         version: str | None = None,
     ) -> bytes:
-        func = self._prepare(name, version)
-        kw = kwargs or {}
-        self._specs[name][1].check(args, kw)
-        try:
-            result = func(*args, **kw)
-            if inspect.isawaitable(result):
-                result = await result
-        except (Exception, SystemExit) as exc:
-            raise _user_error(name, exc, self.debug) from exc
-        return jsoncodec.dumps(result, tagged=tagged)
+        out = self.submit_json(name, args, kwargs, tagged=tagged, version=version)
+        return out if isinstance(out, bytes) else await out
 
     def stats(self) -> dict[str, int]:
         return {"workers": 0, "busy": 0, "replaced": 0}
@@ -741,6 +776,18 @@ class IsolatedExecutor:
                 loop.remove_reader(worker.rfd)
         worker.calls += 1
         return self._outcome(worker, frame, name)
+
+    def submit_json(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        tagged: bool = True,
+        timeout: float | None = None,
+        version: str | None = None,
+    ) -> bytes | Awaitable[bytes]:
+        return self.call_json(name, args, kwargs, tagged=tagged, timeout=timeout, version=version)
 
     def call(
         self,
