@@ -37,7 +37,8 @@ from globalfunc.executor import (
 from globalfunc.naming import DEFAULT_TIER1
 from globalfunc.registry import Registry
 from globalfunc.storage.base import redact_url
-from server.http.app import DEFAULT_MAX_BODY, hard_body_limit, make_app
+from server.http.app import make_app
+from server.http.state import DEFAULT_MAX_BODY, hard_body_limit
 
 __all__ = ["MODES", "build_executor", "serve"]
 

@@ -21,17 +21,13 @@ processes (metrics are per process).
 
 from __future__ import annotations
 
-import hmac
-import logging
 import time
-from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any, ClassVar
 
 import orjson
 import tornado.web
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, TypeAdapter, ValidationError
 
 from globalfunc import jsoncodec
 from globalfunc.errors import (
@@ -44,63 +40,24 @@ from globalfunc.errors import (
 from globalfunc.executor import Executor
 from globalfunc.record import FunctionRecord
 from globalfunc.registry import Registry
+from server.http.calls import GlobalFuncApplication
 from server.http.catalog import Catalog
 from server.http.metrics import Metrics
 from server.http.openapi import build_openapi, kwargs_schema
+from server.http.state import (
+    DEFAULT_MAX_BODY,
+    WWW_AUTHENTICATE,
+    AppState,
+    hard_body_limit,
+    log_access,
+)
 
 __all__ = ["DEFAULT_MAX_BODY", "AppState", "hard_body_limit", "make_app"]
 
-access_log = logging.getLogger("globalfunc.access")
-app_log = logging.getLogger(__name__)
-
-DEFAULT_MAX_BODY = 10 * 1024 * 1024
 VERSION = "0.1.0"
 _JSON = "application/json"
 _INFO_GET = "【GET】This is Website for Internal API System"
 _INFO_POST = "【POST】This is Website for Internal API System"
-
-
-def hard_body_limit(max_body: int) -> int:
-    """The size tornado itself accepts: bodies between ``max_body`` and this get a JSON 413;
-    larger ones are refused by tornado (400) before they are read."""
-    return max_body * 2 + 1024 * 1024
-
-
-class GfgoRequest(BaseModel):  # type: ignore[no-redef]  # plugin: alias "kwargs" vs **kwargs
-    """Body of ``POST /gfgo/``; unknown fields are ignored, as the seed's server did."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    pack_func: StrictStr
-    call_args: list[Any] = Field(default_factory=list, alias="args")
-    call_kwargs: dict[str, Any] = Field(default_factory=dict, alias="kwargs")
-
-
-_KWARGS = TypeAdapter(dict[str, Any])
-
-
-def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for e in exc.errors()[:5]:
-        where = ".".join(str(x) for x in e["loc"]) or "body"
-        parts.append(f"{where}: {e['msg']}")
-    return "; ".join(parts)
-
-
-@dataclass(slots=True)
-class AppState:
-    """Everything handlers share; built once by :func:`make_app`."""
-
-    catalog: Catalog
-    executor: Executor
-    metrics: Metrics
-    token: bytes | None
-    max_body: int
-    cors_origins: frozenset[str]
-    debug: bool
-    info: dict[str, Any]
-    started: float = field(default_factory=time.time)
-    openapi_cache: tuple[tuple[tuple[str, str], ...], bytes] | None = None
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -127,24 +84,18 @@ class BaseHandler(tornado.web.RequestHandler):
             self._cors(state.cors_origins)
 
     def _cors(self, origins: frozenset[str]) -> None:
-        if origins:
-            origin = self.request.headers.get("Origin")
-            if origin is not None and (origin in origins or "*" in origins):
-                self._headers["Access-Control-Allow-Origin"] = origin
-                self._headers["Vary"] = "Origin"
+        origin = self.state.cors_origin(self.request.headers.get("Origin"))
+        if origin is not None:
+            self._headers["Access-Control-Allow-Origin"] = origin
+            self._headers["Vary"] = "Origin"
 
     def prepare(self) -> None:
         state = self.state
-        if state.token is not None and not self.public and self.request.method != "OPTIONS":
-            given = self.request.headers.get("Authorization", "").encode("utf-8", "replace")
-            if not hmac.compare_digest(given, state.token):
-                self.set_header("WWW-Authenticate", 'Bearer realm="globalfunc"')
-                raise _Abort(
-                    Unauthorized(
-                        "missing or wrong bearer token; send 'Authorization: Bearer <token>' "
-                        "(the server's GF_TOKEN)"
-                    )
-                )
+        if not self.public and self.request.method != "OPTIONS":
+            try:
+                state.check_token(self.request.headers.get("Authorization"))
+            except Unauthorized as err:
+                raise _Abort(err) from None
         body = self.request.body
         if body is not None and len(body) > state.max_body:
             raise _Abort(
@@ -171,21 +122,14 @@ class BaseHandler(tornado.web.RequestHandler):
         self.finish(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS))
 
     def send_error_obj(self, err: GlobalFuncError) -> None:
-        body = err.to_dict()
-        if not self.state.debug and "details" in body:
-            details = {k: v for k, v in body["details"].items() if k != "traceback"}
-            if details:
-                body["details"] = details
-            else:
-                del body["details"]
         self.gf_error = type(err).__name__
         if self._finished:
             return
         self.clear()
         if isinstance(err, Unauthorized):
-            self.set_header("WWW-Authenticate", 'Bearer realm="globalfunc"')
+            self.set_header("WWW-Authenticate", WWW_AUTHENTICATE)
         self.set_status(err.http_status)
-        self.finish(orjson.dumps(body, default=str))
+        self.finish(self.state.error_payload(err))
 
     def json_body(self, *, empty: Any = None) -> Any:
         raw = self.request.body
@@ -218,19 +162,6 @@ class BaseHandler(tornado.web.RequestHandler):
             body = {"error": "HTTPError", "message": self._reason}
         self.finish(orjson.dumps(body))
 
-    async def _finish_later(self, pending: Awaitable[bytes], head: bytes, tail: bytes) -> None:
-        out = await pending
-        self.finish(head + out + tail if head else out)
-
-    def on_finish(self) -> None:
-        if self.gf_function is not None or self.route.startswith("/call") or self.route == "/gfgo/":
-            self.state.metrics.observe_call(
-                self.gf_function or "",
-                self.get_status(),
-                self.request.request_time(),
-                self.gf_error,
-            )
-
 
 class _Abort(Exception):
     """Raised from ``prepare`` to answer with a GlobalFunc error before the handler runs."""
@@ -260,56 +191,18 @@ class IndexHandler(BaseHandler):
 
 
 class GfgoHandler(BaseHandler):
-    """The seed's endpoint: the bare JSON result; tuples as lists unless ``X-GF-Codec: tagged``."""
+    """``/gfgo/`` for methods other than POST (405, or a CORS preflight).
+
+    POST is answered by :mod:`server.http.calls` before tornado's routing.
+    """
 
     route = "/gfgo/"
 
-    def post(self) -> Awaitable[None] | None:
-        body = self.json_body()
-        if type(body) is not dict:
-            raise InvalidRequest(
-                f'body must be a JSON object like {{"pack_func": "Base.f", "kwargs": {{}}}}, '
-                f"got {type(body).__name__}"
-            )
-        try:
-            req = GfgoRequest.model_validate(body)
-        except ValidationError as exc:
-            raise InvalidRequest(f"bad /gfgo/ body: {_validation_message(exc)}") from None
-        state = self.state
-        record = state.catalog.lookup(req.pack_func)
-        self.gf_function = req.pack_func
-        tagged = self.request.headers.get("X-GF-Codec") == "tagged"
-        out = state.executor.submit_json(
-            req.pack_func, req.call_args, req.call_kwargs, tagged=tagged, version=record.sha256
-        )
-        if isinstance(out, bytes):  # inline: already done, no coroutine round trip
-            self.finish(out)
-            return None
-        return self._finish_later(out, b"", b"")
-
 
 class CallHandler(BaseHandler):
-    """``POST /call/<name>`` with the kwargs as the body; answers ``{"result": ...}``."""
+    """``/call/<name>`` for methods other than POST (see :class:`GfgoHandler`)."""
 
     route = "/call/<name>"
-
-    def post(self, name: str) -> Awaitable[None] | None:
-        state = self.state
-        record = state.catalog.lookup(name)
-        self.gf_function = name
-        body = self.json_body(empty={})
-        try:
-            kwargs = _KWARGS.validate_python(body)
-        except ValidationError:
-            raise InvalidRequest(
-                f"body of /call/{name} must be a JSON object of keyword arguments, "
-                f"got {type(body).__name__}"
-            ) from None
-        out = state.executor.submit_json(name, (), kwargs, tagged=True, version=record.sha256)
-        if isinstance(out, bytes):
-            self.finish(b'{"result":' + out + b"}")
-            return None
-        return self._finish_later(out, b'{"result":', b"}")
 
 
 def _describe(record: FunctionRecord, *, full: bool) -> dict[str, Any]:
@@ -455,31 +348,17 @@ class NotFoundHandler(BaseHandler):
 def _log_request(handler: tornado.web.RequestHandler) -> None:
     status = handler.get_status()
     request = handler.request
-    route = getattr(handler, "route", "?")
     state: AppState | None = getattr(handler, "state", None)
     if state is not None:
-        state.metrics.observe_request(route, request.method or "?", status)
-    if access_log.isEnabledFor(logging.INFO):
-        # makeRecord + handle: the same record logger.info would make, minus the caller
-        # look-up (findCaller), which is a third of logging's cost per request.
-        access_log.handle(
-            access_log.makeRecord(
-                access_log.name,
-                logging.INFO,
-                __file__,
-                0,
-                "%s %s %s %d %.2fms %s",
-                (
-                    request.method,
-                    request.path,
-                    getattr(handler, "gf_function", None) or "-",
-                    status,
-                    1000.0 * request.request_time(),
-                    request.remote_ip,
-                ),
-                None,
-            )
-        )
+        state.metrics.observe_request(getattr(handler, "route", "?"), request.method or "?", status)
+    log_access(
+        request.method or "?",
+        request.path,
+        getattr(handler, "gf_function", None),
+        status,
+        request.request_time(),
+        request.remote_ip,
+    )
 
 
 def make_app(
@@ -494,7 +373,7 @@ def make_app(
     info: Mapping[str, Any] | None = None,
     catalog_ttl: float = 5.0,
     extra_routes: Sequence[tuple[Any, ...]] = (),
-) -> tornado.web.Application:
+) -> GlobalFuncApplication:
     """The tornado application serving ``registry``'s functions through ``executor``.
 
     ``extra_routes`` are tornado rules (``(pattern, handler_class[, kwargs])``) added
@@ -535,7 +414,7 @@ def make_app(
         (r"/openapi\.json", OpenAPIHandler, kw),
         (r"/docs/?", DocsHandler, kw),
     ]
-    return tornado.web.Application(
+    app = GlobalFuncApplication(
         routes,
         default_handler_class=NotFoundHandler,
         default_handler_args=kw,
@@ -544,3 +423,5 @@ def make_app(
         serve_traceback=False,
         gf_state=state,
     )
+    app.gf_state = state
+    return app
