@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 import redis  # noqa: E402
 
 from globalfunc.record import FunctionRecord  # noqa: E402
-from globalfunc.storage import open_storage  # noqa: E402
+from globalfunc.storage import Storage, open_storage  # noqa: E402
 from globalfunc.storage.redis import RedisStorage, encode_meta  # noqa: E402
 from globalfunc.storage.tiered import TieredStorage  # noqa: E402
 from tests.factories import make_record  # noqa: E402
@@ -167,15 +167,17 @@ def run(n: int, runs: int, searches: int, rs: RedisServer, ms: MongoServer, tmp:
             batch = records(n, tag=f"# run {run_no}\n")
             save_s.append(timed(lambda: store.put(batch)))  # noqa: B023
             get_s.append(timed(lambda: [store.get(r.key) for r in batch[:gets]]))  # noqa: B023
-            queries = ["pickle", "save things", "f1", "path"] * searches
-            hits = []
-            search_s.append(
-                timed(
-                    lambda: hits.extend(
-                        store.search("sp_GlobalFunc", q, 20) for q in queries[:searches]
-                    )
-                )  # noqa: B023
-            )
+            queries = (["pickle", "save things", "f1", "path"] * searches)[:searches]
+            hits: list[list[FunctionRecord]] = []
+
+            def search_all(
+                store: Storage = store,
+                hits: list[list[FunctionRecord]] = hits,
+                queries: list[str] = queries,
+            ) -> None:
+                hits.extend(store.search("sp_GlobalFunc", q, 20) for q in queries)
+
+            search_s.append(timed(search_all))
             assert all(hits), f"{name}: a search found nothing"
             store.close()
         print(
