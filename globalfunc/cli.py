@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from globalfunc.errors import ConfigError, GlobalFuncError, InvalidRequest
 from globalfunc.record import FunctionRecord
 from globalfunc.settings import Settings
+from globalfunc.storage import open_storage
 
 log = logging.getLogger("globalfunc.cli")
 
@@ -66,8 +67,9 @@ class Context:
                     f"packages root {str(self.root)!r} is not a folder; pass --root DIR or set GF_ROOT"
                 )
             durable = default_storage_url(self.root)
-        cache = self.settings.cache_url
-        return f"tiered+{cache}|{durable}" if cache else durable
+        from globalfunc.storage.base import combine_urls
+
+        return combine_urls(durable, self.settings.cache_url)
 
     @property
     def gfbase(self) -> Any:
@@ -81,7 +83,7 @@ class Context:
             self._gfbase = GFBase(
                 self.root,
                 tier1=self.tier1,
-                storage_url=self.storage_url(),
+                storage=open_storage(self.storage_url(), timeout=self.settings.storage_timeout),
                 max_file_size=self.settings.max_file_size,
             )
         return self._gfbase

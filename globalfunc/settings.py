@@ -46,12 +46,6 @@ class Settings(BaseSettings):
     workers: int = Field(2, ge=1, description="worker processes per server in isolated mode")
     memory_mb: int = Field(1024, ge=16, description="memory cap per isolated worker, MiB")
 
-    def storage(self) -> str | None:
-        """The storage URL to open: tiered when a cache URL is set, else the durable one."""
-        if self.cache_url and self.storage_url:
-            return f"tiered+{self.cache_url}|{self.storage_url}"
-        return self.storage_url
-
     @staticmethod
     def split(value: str | None) -> list[str] | None:
         """A comma-separated setting as a list (None when unset or empty)."""
