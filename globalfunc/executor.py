@@ -196,17 +196,11 @@ class InlineExecutor:
     def __init__(self, resolver: Resolver, *, debug: bool = False) -> None:
         self.resolver = resolver
         self.debug = debug
-        self._specs: dict[str, tuple[Callable[..., Any], ArgSpec, str | None]] = {}
+        self._functions = _FunctionCache(resolver)
 
     def _prepare(self, name: str, version: str | None) -> tuple[Callable[..., Any], ArgSpec]:
-        entry = self._specs.get(name)
-        if entry is not None and version is not None and entry[2] == version:
-            return entry[0], entry[1]  # the server's hot path: no name parsing, no look-up
-        func = _resolve_version(self.resolver, name, version)
-        held = self.resolver.record(name)
-        spec = entry[1] if entry is not None and entry[0] is func else ArgSpec(name, func)
-        self._specs[name] = (func, spec, held.sha256 if held is not None else None)
-        return func, spec
+        # Without a version, ask the resolver each time so GFGo reloads take effect.
+        return self._functions.prepare(name, version, trust_cache=False)
 
     def call(
         self,
@@ -273,6 +267,31 @@ class InlineExecutor:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class _FunctionCache:
+    """Resolved functions with their compiled signatures and the hash they were loaded at."""
+
+    __slots__ = ("entries", "resolver")
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+        self.entries: dict[str, tuple[Callable[..., Any], ArgSpec, str | None]] = {}
+
+    def prepare(
+        self, name: str, version: str | None, *, trust_cache: bool
+    ) -> tuple[Callable[..., Any], ArgSpec]:
+        """The function and its ArgSpec; a known ``version`` skips name parsing and look-up."""
+        entry = self.entries.get(name)
+        if entry is not None and (
+            (version is not None and entry[2] == version) or (version is None and trust_cache)
+        ):
+            return entry[0], entry[1]
+        func = _resolve_version(self.resolver, name, version)
+        held = self.resolver.record(name)
+        spec = entry[1] if entry is not None and entry[0] is func else ArgSpec(name, func)
+        self.entries[name] = (func, spec, held.sha256 if held is not None else None)
+        return func, spec
 
 
 def _resolve_version(resolver: Resolver, name: str, version: str | None) -> Callable[..., Any]:
@@ -859,7 +878,7 @@ def worker_main(config_json: str) -> int:
 
 
 def _serve_frames(inp: Any, out: Any, resolver: Resolver, debug: bool, limit: int | None) -> int:
-    specs: dict[str, tuple[Callable[..., Any], ArgSpec]] = {}
+    functions = _FunctionCache(resolver)
     _write_frame(out, _READY)
     while True:
         header = _read_exact(inp, 4)
@@ -868,7 +887,7 @@ def _serve_frames(inp: Any, out: Any, resolver: Resolver, debug: bool, limit: in
         body = _read_exact(inp, _HEADER.unpack(header)[0])
         if body is None:
             return 0
-        frame, exiting = _serve_one(body, resolver, specs, debug, limit)
+        frame, exiting = _serve_one(body, functions, debug, limit)
         _write_frame(out, frame)
         if exiting:
             os._exit(0)
@@ -890,8 +909,7 @@ def _worker_resolver(config: dict[str, Any]) -> Resolver:
 
 def _serve_one(
     body: bytes,
-    resolver: Resolver,
-    specs: dict[str, tuple[Callable[..., Any], ArgSpec]],
+    functions: _FunctionCache,
     debug: bool,
     limit: int | None,
 ) -> tuple[bytes, bool]:
@@ -900,13 +918,7 @@ def _serve_one(
     try:
         request = jsoncodec.loads(body)
         name = str(request["name"])
-        entry = specs.get(name)
-        version = request.get("version")
-        if entry is None or version is not None:
-            func = _resolve_version(resolver, name, version)
-            if entry is None or entry[0] is not func:
-                entry = specs[name] = (func, ArgSpec(name, func))
-        func, spec = entry
+        func, spec = functions.prepare(name, request.get("version"), trust_cache=True)
         args, kwargs = request["args"], request["kwargs"]
         spec.check(args, kwargs)
         try:
