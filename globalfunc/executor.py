@@ -351,6 +351,37 @@ class _Worker:
         self.buf = bytearray()
         self.ready = False
         self.calls = 0
+        # With an event loop: one reader registered for the worker's life, and the
+        # future of the call in flight (``waiter``), instead of add/remove per call.
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.waiter: _Call | None = None
+        self.on_dead: Callable[[_Worker], None] | None = None
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_reader(self.rfd, self._on_readable)
+        self.loop = loop
+
+    def detach(self) -> None:
+        loop, self.loop = self.loop, None
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(Exception):  # fd already closed, loop shutting down
+                loop.remove_reader(self.rfd)
+
+    def _on_readable(self) -> None:
+        try:
+            frame = self.read_available()
+        except (EOFError, OSError):
+            self.detach()
+            waiter, self.waiter = self.waiter, None
+            if waiter is not None:
+                waiter.died(self)
+            elif self.on_dead is not None:
+                self.on_dead(self)  # died while idle: replace it before anyone calls it
+            return
+        if frame is not None:
+            waiter, self.waiter = self.waiter, None
+            if waiter is not None:
+                waiter.answered(self, frame)
 
     @property
     def pid(self) -> int:
@@ -434,6 +465,7 @@ class _Worker:
         return f"exited with code {code}"
 
     def kill(self) -> None:
+        self.detach()
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -441,6 +473,7 @@ class _Worker:
         self.close_pipes()
 
     def close_pipes(self) -> None:
+        self.detach()
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):
@@ -490,6 +523,95 @@ def _deliver(
         fut.set_result(worker)
 
 
+class _Call:
+    """One call on an event loop, driven by callbacks (no task): wait for a worker, send,
+    take the answer from the worker's reader, or give up at the deadline."""
+
+    __slots__ = ("done", "loop", "name", "payload", "pool", "result", "timer", "worker")
+
+    def __init__(
+        self,
+        pool: IsolatedExecutor,
+        loop: asyncio.AbstractEventLoop,
+        name: str,
+        payload: bytes,
+        deadline: float,
+    ) -> None:
+        self.pool = pool
+        self.loop = loop
+        self.name = name
+        self.payload = payload
+        self.result: asyncio.Future[bytes] = loop.create_future()
+        self.worker: _Worker | None = None
+        self.done = False
+        self.timer = loop.call_at(_to_loop_time(loop, deadline), self._expired)
+
+    @property
+    def fut(self) -> asyncio.Future[bytes]:
+        return self.result
+
+    def offer(self, worker: _Worker, give_back: Callable[[_Worker], None]) -> bool:
+        """A free worker for this call (on the loop's thread); False if it gave up."""
+        if self.done:
+            return False
+        self.run(worker)
+        return True
+
+    def run(self, worker: _Worker) -> None:
+        self.worker = worker
+        worker.waiter = self
+        try:
+            worker.send(self.payload)
+        except OSError:
+            worker.waiter = None
+            self.worker = None
+            self._finish(None, self.pool._crashed(worker, self.name))
+
+    def answered(self, worker: _Worker, frame: bytes) -> None:
+        self.worker = None
+        worker.calls += 1
+        try:
+            out = self.pool._outcome(worker, frame, self.name)
+        except GlobalFuncError as exc:
+            self._finish(None, exc)
+        else:
+            self._finish(out, None)
+
+    def died(self, worker: _Worker) -> None:
+        self.worker = None
+        self._finish(None, self.pool._crashed(worker, self.name))
+
+    def abandon(self) -> None:
+        """The pool is closing: fail the call (from any thread)."""
+        if not self.loop.is_closed():
+            err = WorkerCrashed("the worker pool closed before the call finished")
+            self.loop.call_soon_threadsafe(self._finish, None, err)
+
+    def _expired(self) -> None:
+        if self.done:
+            return
+        worker, self.worker = self.worker, None
+        if worker is None:
+            self._finish(None, self.pool._timeout(self.name, "waiting for a free worker"))
+            return
+        worker.waiter = None
+        self.pool._replace(worker, kill=True)
+        self._finish(None, self.pool._timeout(self.name, "running"))
+
+    def _finish(self, out: bytes | None, exc: BaseException | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.timer.cancel()
+        if self.result.done():  # the caller stopped waiting
+            return
+        if exc is not None:
+            self.result.set_exception(exc)
+        else:
+            assert out is not None
+            self.result.set_result(out)
+
+
 class IsolatedExecutor:
     """A pool of persistent worker processes with per-call deadlines and a memory cap."""
 
@@ -534,8 +656,9 @@ class IsolatedExecutor:
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
-        self._waiters: deque[_Waiter] = deque()
+        self._waiters: deque[_Waiter | _Call] = deque()
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.replaced = 0
         if start:
             self.start()
@@ -564,8 +687,37 @@ class IsolatedExecutor:
 
     def _spawn(self) -> _Worker:
         worker = _Worker(self._argv, self._env)
+        worker.on_dead = self._on_dead
         self._all.add(worker)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            worker.attach(loop)
         return worker
+
+    def _on_dead(self, worker: _Worker) -> None:
+        log.warning("idle worker %d %s", worker.pid, worker.exit_description())
+        self._replace(worker, kill=True)
+
+    def _bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve async calls on ``loop``: every worker's pipe gets a reader there."""
+        old = self._loop
+        if old is loop:
+            return
+        if old is not None and not old.is_closed() and old.is_running():
+            raise ConfigError(
+                "this worker pool already serves another running event loop; use one pool per loop"
+            )
+        with self._lock:
+            self._loop = loop
+            for worker in self._all:
+                worker.detach()
+                worker.attach(loop)
+
+    def _unbind_loop(self) -> None:
+        with self._lock:
+            self._loop = None
+            for worker in self._all:
+                worker.detach()
 
     def close(self) -> None:
         """Stop every worker (EOF first, then kill what is left)."""
@@ -577,9 +729,14 @@ class IsolatedExecutor:
             waiters = list(self._waiters)
             self._waiters.clear()
         for waiter in waiters:
-            if not waiter.fut.done():
+            if isinstance(waiter, _Call):
+                waiter.abandon()
+            elif not waiter.fut.done():
                 waiter.fut.cancel()
         for worker in workers:
+            if worker.waiter is not None:
+                worker.waiter.abandon()
+                worker.waiter = None
             worker.close_pipes()
         deadline = time.monotonic() + 2.0
         for worker in workers:
@@ -636,6 +793,8 @@ class IsolatedExecutor:
                 worker.proc.wait(timeout=1.0)
         with self._lock:
             self._all.discard(worker)
+            if worker in self._idle:
+                self._idle.remove(worker)
             if self._closed:
                 return
             self.replaced += 1
@@ -646,26 +805,6 @@ class IsolatedExecutor:
     def _check_open(self) -> None:
         if self._closed:
             raise WorkerCrashed("the worker pool is closed")
-
-    async def _acquire_async(self, deadline: float, name: str) -> _Worker:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            self._check_open()
-            if self._idle:
-                return self._idle.pop()
-            fut: asyncio.Future[_Worker] = loop.create_future()
-            self._waiters.append(_Waiter(fut, loop))
-        handle = loop.call_at(_to_loop_time(loop, deadline), _expire, fut)
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            if fut.cancelled() and not self._closed and handle.when() <= loop.time():
-                raise self._timeout(name, "waiting for a free worker") from None
-            if self._closed:
-                raise WorkerCrashed("the worker pool closed while the call waited") from None
-            raise
-        finally:
-            handle.cancel()
 
     def _acquire_sync(self, deadline: float, name: str) -> _Worker:
         with self._lock:
@@ -742,6 +881,32 @@ class IsolatedExecutor:
             exit=how,
         )
 
+    def submit_json(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        tagged: bool = True,
+        timeout: float | None = None,
+        version: str | None = None,
+    ) -> asyncio.Future[bytes]:
+        """Start a call on the running loop; the future gets the result's JSON bytes."""
+        payload = self._request(name, args, kwargs or {}, tagged, version)
+        loop = asyncio.get_running_loop()
+        self._bind_loop(loop)
+        with self._lock:
+            self._check_open()
+            worker = self._idle.pop() if self._idle else None
+            call = _Call(
+                self, loop, name, payload, time.monotonic() + self.timeout_for(name, timeout)
+            )
+            if worker is None:
+                self._waiters.append(call)
+        if worker is not None:
+            call.run(worker)
+        return call.result
+
     async def call_json(
         self,
         name: str,
@@ -752,61 +917,9 @@ class IsolatedExecutor:
         timeout: float | None = None,
         version: str | None = None,
     ) -> bytes:
-        payload = self._request(name, args, kwargs or {}, tagged, version)
-        loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + self.timeout_for(name, timeout)
-        worker = await self._acquire_async(deadline, name)
-        try:
-            worker.send(payload)
-        except OSError:
-            raise self._crashed(worker, name) from None
-        frame = None
-        try:
-            frame = worker.read_available()
-        except EOFError:
-            raise self._crashed(worker, name) from None
-        if frame is None:
-            fut: asyncio.Future[bytes] = loop.create_future()
-
-            def readable() -> None:
-                if fut.done():
-                    return
-                try:
-                    got = worker.read_available()
-                except EOFError as exc:
-                    fut.set_exception(exc)
-                    return
-                if got is not None:
-                    fut.set_result(got)
-
-            loop.add_reader(worker.rfd, readable)
-            handle = loop.call_at(_to_loop_time(loop, deadline), _expire, fut)
-            try:
-                frame = await fut
-            except EOFError:
-                raise self._crashed(worker, name) from None
-            except asyncio.CancelledError:
-                self._replace(worker, kill=True)
-                if fut.cancelled() and handle.when() <= loop.time():
-                    raise self._timeout(name, "running") from None
-                raise
-            finally:
-                handle.cancel()
-                loop.remove_reader(worker.rfd)
-        worker.calls += 1
-        return self._outcome(worker, frame, name)
-
-    def submit_json(
-        self,
-        name: str,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        *,
-        tagged: bool = True,
-        timeout: float | None = None,
-        version: str | None = None,
-    ) -> bytes | Awaitable[bytes]:
-        return self.call_json(name, args, kwargs, tagged=tagged, timeout=timeout, version=version)
+        return await self.submit_json(
+            name, args, kwargs, tagged=tagged, timeout=timeout, version=version
+        )
 
     def call(
         self,
@@ -817,6 +930,23 @@ class IsolatedExecutor:
         timeout: float | None = None,
     ) -> Any:
         """Call from synchronous code (not from inside the event loop serving the pool)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                raise ConfigError(
+                    "call() would block the event loop that serves this pool; await call_json()"
+                )
+            if loop.is_running():
+                pending = asyncio.run_coroutine_threadsafe(
+                    self.call_json(name, args, kwargs, timeout=timeout), loop
+                )
+                return jsoncodec.loads(pending.result())
+        if loop is not None:
+            self._unbind_loop()
         payload = self._request(name, args, kwargs or {}, True)
         deadline = time.monotonic() + self.timeout_for(name, timeout)
         worker = self._acquire_sync(deadline, name)
@@ -830,11 +960,6 @@ class IsolatedExecutor:
             raise self._crashed(worker, name) from None
         worker.calls += 1
         return jsoncodec.loads(self._outcome(worker, frame, name))
-
-
-def _expire(fut: asyncio.Future[Any]) -> None:
-    if not fut.done():
-        fut.cancel()
 
 
 def _to_loop_time(loop: asyncio.AbstractEventLoop, deadline: float) -> float:
@@ -870,7 +995,7 @@ def worker_main(config_json: str) -> int:
     resolver = _worker_resolver(config)
     debug = bool(config.get("debug"))
     out = os.fdopen(proto_out, "wb", buffering=0)
-    inp = os.fdopen(proto_in, "rb", buffering=0)
+    inp = os.fdopen(proto_in, "rb")  # buffered: a frame's header and body in one read
     try:
         return _serve_frames(inp, out, resolver, debug, limit)
     except BrokenPipeError:  # the pool went away: nothing left to answer

@@ -9,9 +9,12 @@ Endpoints (all JSON unless noted)::
     GET  /healthz           GET /metrics (Prometheus text)
     GET  /openapi.json      GET /docs (an HTML page with no external assets)
 
+The two POST call endpoints are answered on a fast path before tornado's routing
+(:mod:`server.http.calls`); everything else is an ordinary ``RequestHandler`` here.
 Handlers get their dependencies through ``initialize`` (one :class:`AppState`), raise
 :mod:`globalfunc.errors` classes, and this module is the edge that turns them into a
-status and ``to_dict()`` body. One access-log line per request goes to the
+status and ``to_dict()`` body. ``extra_routes`` (the AIGES ``/v1/...`` routes) are tried
+before the built-in ones. One access-log line per request goes to the
 ``globalfunc.access`` logger: method, path, function, status, duration, client.
 
 What it does not do: start a server or read settings (``server.serve`` does), run user
@@ -31,6 +34,7 @@ import tornado.web
 
 from globalfunc import jsoncodec
 from globalfunc.errors import (
+    ConfigError,
     GlobalFuncError,
     InvalidRequest,
     NotFound,
@@ -361,6 +365,15 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     )
 
 
+def _with_state(rule: tuple[Any, ...], state: AppState) -> tuple[Any, ...]:
+    """A rule whose handler is a :class:`BaseHandler` gets ``state`` unless it brings its own."""
+    if len(rule) >= 2 and isinstance(rule[1], type) and issubclass(rule[1], BaseHandler):
+        kwargs = dict(rule[2]) if len(rule) > 2 and rule[2] else {}
+        kwargs.setdefault("state", state)
+        return (rule[0], rule[1], kwargs, *rule[3:])
+    return rule
+
+
 def make_app(
     registry: Registry,
     executor: Executor,
@@ -378,10 +391,12 @@ def make_app(
 
     ``extra_routes`` are tornado rules (``(pattern, handler_class[, kwargs])``) added
     before the built-in ones, e.g. the AIGES ``POST /v1/private/<svc>`` routes. They may
-    take the shared :class:`AppState` from ``app.settings["gf_state"]``.
+    take the shared :class:`AppState` from ``app.settings["gf_state"]``; a handler that
+    subclasses :class:`BaseHandler` gets it passed in and follows the same token check,
+    body limit, CORS, JSON errors, metrics and access log as the built-in endpoints.
     """
     if max_body < 1:
-        raise InvalidRequest(f"max_body must be at least 1 byte, got {max_body}")
+        raise ConfigError(f"max_body must be at least 1 byte, got {max_body}")
     state = AppState(
         catalog=Catalog(registry, allow_packages=allow_packages, ttl=catalog_ttl),
         executor=executor,
@@ -402,7 +417,7 @@ def make_app(
     kw = {"state": state}
     name = r"([^/]{1,300})"
     routes: list[Any] = [
-        *extra_routes,
+        *(_with_state(rule, state) for rule in extra_routes),
         (r"/", IndexHandler, kw),
         (r"/gfgo/?", GfgoHandler, kw),
         (rf"/call/{name}", CallHandler, kw),

@@ -181,6 +181,8 @@ class _FastCall(httputil.HTTPMessageDelegate):
             return
         if isinstance(out, bytes):
             self._respond(200, head + out + tail if head else out, None)
+        elif isinstance(out, asyncio.Future):  # the isolated pool: a callback, no task
+            out.add_done_callback(lambda fut: self._settle(fut, head, tail))
         else:
             task = asyncio.ensure_future(self._later(out, head, tail))
             _PENDING.add(task)  # the loop keeps only weak references to tasks
@@ -197,6 +199,20 @@ class _FastCall(httputil.HTTPMessageDelegate):
             self._respond(500, _INTERNAL, "InternalError")
             return
         self._respond(200, head + out + tail if head else out, None)
+
+    def _settle(self, fut: asyncio.Future[bytes], head: bytes, tail: bytes) -> None:
+        if fut.cancelled():
+            self._respond(500, _INTERNAL, "InternalError")
+            return
+        exc = fut.exception()
+        if exc is None:
+            out = fut.result()
+            self._respond(200, head + out + tail if head else out, None)
+        elif isinstance(exc, GlobalFuncError):
+            self._fail(exc)
+        else:
+            app_log.error("unexpected error in POST %s", self.path, exc_info=exc)
+            self._respond(500, _INTERNAL, "InternalError")
 
     def _fail(self, err: GlobalFuncError) -> None:
         self._respond(

@@ -515,3 +515,67 @@ def test_sigterm_stops_server_and_workers(tmp_path: Path, storage_url: str) -> N
         time.sleep(0.05)
     assert not any(Path(f"/proc/{c}").exists() for c in children)
     assert "Traceback" not in server.log()
+
+
+def test_extra_routes_get_the_same_rules(storage_url: str, tmp_path: Path) -> None:
+    import asyncio
+
+    import tornado.httpserver
+    import tornado.netutil
+
+    from gfgo.resolve import Resolver
+    from globalfunc.executor import InlineExecutor
+    from globalfunc.registry import Registry
+    from server.http.app import BaseHandler, make_app
+
+    class Private(BaseHandler):
+        route = "/v1/private/<svc>"
+
+        def post(self, svc: str) -> None:
+            self.send_json({"svc": svc, "mode": self.state.executor.mode, "got": self.json_body()})
+
+    registry = Registry.open(storage_url, branch="master")
+    executor = InlineExecutor(Resolver(registry, cache_dir=tmp_path))
+    app = make_app(registry, executor, token=TOKEN, extra_routes=[(r"/v1/private/(\w+)", Private)])
+    assert app.settings["gf_state"].executor is executor
+    sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    port = sockets[0].getsockname()[1]
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        server = tornado.httpserver.HTTPServer(app)
+        server.add_sockets(sockets)
+        loop.call_soon(started.set)
+        loop.run_forever()
+        server.stop()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(30)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        denied = requests.post(f"{base}/v1/private/svc1", json={"a": 1}, timeout=30)
+        assert denied.status_code == 401 and denied.json()["error"] == "Unauthorized"
+        ok = requests.post(
+            f"{base}/v1/private/svc1",
+            json={"a": 1},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=30,
+        )
+        assert ok.json() == {"svc": "svc1", "mode": "inline", "got": {"a": 1}}
+        seed = requests.post(
+            f"{base}/gfgo/", json=SEED, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        )
+        assert seed.json() == 1707966671
+        text = requests.get(
+            f"{base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        ).text
+        assert (
+            'gf_http_requests_total{route="/v1/private/<svc>",method="POST",status="200"} 1' in text
+        )
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        registry.close()
