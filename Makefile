@@ -28,6 +28,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint docker/*Dockerfile
 
 typecheck: setup
 	$(BIN)/mypy
