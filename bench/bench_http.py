@@ -7,7 +7,8 @@ thread, its own process, HTTP/1.1 keep-alive), ``--concurrency`` connections for
 rotating order, ``--repeats`` times; medians are reported.
 
 - ours-inline: ``server.serve.serve`` in ``inline`` mode, pydantic validation, metrics,
-  and the access log written to a file (one line per request);
+  and the access log written to a file (one ``FileHandler`` line per request, with
+  ``logging.logThreads/logProcesses/logMultiprocessing`` off, as the logging HOWTO advises);
 - seed: ``bench/seed_server.py`` (json.loads, getattr chain, call, json.dumps);
 - fastapi: ``bench/fastapi_server.py`` under uvicorn (its access log on, to a file);
 - ours-isolated: the same as ours-inline with ``--mode isolated`` (2 workers).
@@ -59,6 +60,8 @@ OURS = """
 import json, logging, sys
 from pathlib import Path
 args = json.loads(sys.argv[1])
+# The logging HOWTO's optimisation: no thread/process names on records nobody prints.
+logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 handler = logging.FileHandler(args.pop("access_log"))
 handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
 access = logging.getLogger("globalfunc.access")

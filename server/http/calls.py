@@ -240,7 +240,6 @@ class _FastCall(httputil.HTTPMessageDelegate):
         headers["Content-Type"] = "application/json"
         headers["Content-Length"] = str(len(payload))
         headers["Date"] = _http_date()
-        headers["Server"] = "GlobalFunc"
         if www_auth:
             headers["WWW-Authenticate"] = WWW_AUTHENTICATE
         origin = state.cors_origin(self.headers.get("Origin"))

@@ -197,3 +197,58 @@ def test_bad_configuration_is_refused() -> None:
         WorkerTarget()
     with pytest.raises(ConfigError, match="worker process"):
         IsolatedExecutor(target, workers=1, python="/bin/false")
+
+
+def test_an_idle_worker_that_dies_is_replaced_before_the_next_call(tmp_path: Path) -> None:
+    import signal
+
+    async def main(ex: IsolatedExecutor) -> tuple[int, bytes]:
+        assert await ex.call_json("Codec.echo", kwargs={"value": 1}) == b"1"
+        victim = ex.pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while victim in ex.pids() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return victim, await ex.call_json("Codec.echo", kwargs={"value": 2})
+
+    with IsolatedExecutor(WorkerTarget(packages_dir=str(FUNCS)), workers=1) as ex:
+        victim, answer = asyncio.run(main(ex))
+        assert victim not in ex.pids() and len(ex.pids()) == 1
+        assert answer == b"2"
+        assert ex.stats()["replaced"] == 1
+
+
+def test_sync_calls_from_another_thread_share_the_loops_pool() -> None:
+    import threading
+
+    results: list[object] = []
+
+    async def main(ex: IsolatedExecutor) -> None:
+        await ex.call_json("Codec.echo", kwargs={"value": 0})  # binds the pool to this loop
+        thread = threading.Thread(
+            target=lambda: results.append(ex.call("Codec.echo", kwargs={"value": (1, 2)}))
+        )
+        thread.start()
+        while thread.is_alive():
+            await asyncio.sleep(0.01)
+        with pytest.raises(ConfigError, match="call_json"):
+            ex.call("Codec.echo")  # would block the loop it needs
+
+    with IsolatedExecutor(WorkerTarget(packages_dir=str(FUNCS)), workers=1) as ex:
+        asyncio.run(main(ex))
+        assert results == [(1, 2)]
+        assert ex.call("Codec.echo", kwargs={"value": 3}) == 3  # loop gone: direct again
+
+
+def test_closing_fails_calls_in_flight() -> None:
+    async def main() -> BaseException | bytes:
+        ex = IsolatedExecutor(WorkerTarget(packages_dir=str(FUNCS)), workers=1)
+        pending = ex.submit_json("Misbehave.hang", kwargs={"seconds": 60})
+        queued = ex.submit_json("Codec.echo", kwargs={"value": 1})
+        await asyncio.sleep(0.2)
+        ex.close()
+        got = await asyncio.gather(pending, queued, return_exceptions=True)
+        assert isinstance(got[1], WorkerCrashed)
+        return got[0]
+
+    assert isinstance(asyncio.run(asyncio.wait_for(main(), 30)), WorkerCrashed)
