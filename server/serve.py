@@ -138,7 +138,15 @@ def serve(
     bound_port = sockets[0].getsockname()[1]
     task = None
     if processes > 1:
-        task = tornado.process.fork_processes(processes, max_restarts=100)
+        previous = signal.signal(signal.SIGTERM, _stop_supervisor)
+        try:
+            task = tornado.process.fork_processes(processes, max_restarts=100)
+        except (KeyboardInterrupt, SystemExit):
+            # The supervisor: its children stop on their own SIGINT, or on the SIGTERM
+            # the kernel sends them when it exits (see _die_with_parent).
+            sockets[0].close()
+            return
+        signal.signal(signal.SIGTERM, previous)  # a server process: the loop handles it
         _die_with_parent()
     url_host = f"[{host}]" if ":" in host else host
     url = f"http://{url_host}:{bound_port}/"
@@ -243,6 +251,10 @@ async def _run(
     finally:
         executor.close()
         registry.close()
+
+
+def _stop_supervisor(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _die_with_parent() -> None:

@@ -579,3 +579,25 @@ def test_extra_routes_get_the_same_rules(storage_url: str, tmp_path: Path) -> No
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         registry.close()
+
+
+def test_several_processes_share_the_port_and_stop_together(
+    tmp_path: Path, storage_url: str
+) -> None:
+    server = _server(tmp_path, storage_url, mode="inline", processes=2)
+    assert server.proc is not None
+    assert "processes 2" in server.banner
+    pid = server.proc.pid
+    deadline = time.monotonic() + 30
+    children: list[int] = []
+    while time.monotonic() < deadline and len(children) < 2:
+        children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        time.sleep(0.05)
+    assert len(children) == 2
+    for _ in range(20):
+        assert post(server, "/gfgo/", SEED).json() == 1707966671
+    assert server.stop(signal.SIGTERM) == 0
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{c}").exists() for c in children)
