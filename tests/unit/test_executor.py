@@ -79,11 +79,17 @@ def test_bad_arguments_show_the_signature(
 
 
 def test_type_error_inside_the_function_is_an_execution_error(tmp_path: Path) -> None:
-    ex = InlineExecutor(Resolver(FUNCS.parents[2] / "packages", cache_dir=tmp_path))
+    # From a registry: content-addressed module names, so no clash with another "Base"
+    # some other test imported from a folder.
+    base = FUNCS.parents[2] / "packages"
+    registry = Registry.open(f"sqlite://{tmp_path / 'r.db'}")
+    registry.save(Scanner(base).scan_file(base / "Base" / "inverse_time_str.py"))
+    ex = InlineExecutor(Resolver(registry, cache_dir=tmp_path / "cache"))
     with pytest.raises(ExecutionError) as info:
         ex.call("Base.inverse_time_str", kwargs={"time_str": 5})
     assert not isinstance(info.value, BadArguments)
     assert info.value.details["exc_type"] == "TypeError"
+    registry.close()
 
 
 def test_unknown_and_invalid_names(inline: InlineExecutor) -> None:
