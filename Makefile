@@ -40,7 +40,11 @@ pytest: setup
 test: lint typecheck pytest
 
 bench: setup
+	@bash scripts/system-deps.sh --bench
 	$(BIN)/python bench/bench_scan.py
+	$(BIN)/python bench/bench_storage.py
+	$(BIN)/python bench/bench_http.py
+	$(BIN)/python bench/bench_aiges.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

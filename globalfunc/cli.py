@@ -274,6 +274,13 @@ def cmd_call(ctx: Context) -> int:
     return EXIT_OK
 
 
+def _timeouts(value: str | None) -> dict[str, float]:
+    try:
+        return Settings.parse_timeouts(value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def cmd_serve(ctx: Context) -> int:
     from server.serve import serve
 
@@ -296,7 +303,10 @@ def cmd_serve(ctx: Context) -> int:
         max_body=s.max_body,
         call_timeout=s.call_timeout,
         cors_origins=Settings.split(s.cors_origins),
-        memory_limit_mb=s.memory_mb,
+        memory_limit_mb=s.memory_mb or None,
+        timeouts=_timeouts(s.timeouts),
+        cache_dir=Path(s.cache_dir) if s.cache_dir else None,
+        branch=gfb.registry.branch,
         debug=ctx.args.debug,
     )
     return EXIT_OK

@@ -44,7 +44,30 @@ class Settings(BaseSettings):
     )
     processes: int = Field(1, ge=1, description="server processes sharing the port")
     workers: int = Field(2, ge=1, description="worker processes per server in isolated mode")
-    memory_mb: int = Field(1024, ge=16, description="memory cap per isolated worker, MiB")
+    memory_mb: int = Field(
+        2048, ge=0, description="memory cap per isolated worker, MiB (0: no cap; else >= 64)"
+    )
+    timeouts: str | None = Field(
+        None, description="per-function call timeouts: 'Base.popen=60,Base.slug=1' (seconds)"
+    )
+    cache_dir: str | None = Field(
+        None, description="where registry functions are materialized for import"
+    )
+
+    @staticmethod
+    def parse_timeouts(value: str | None) -> dict[str, float]:
+        """``"Base.popen=60,Base.slug=1"`` as ``{"Base.popen": 60.0, ...}``."""
+        out: dict[str, float] = {}
+        for item in Settings.split(value) or []:
+            name, sep, seconds = item.partition("=")
+            try:
+                timeout = float(seconds) if sep else -1.0
+            except ValueError:
+                timeout = -1.0
+            if timeout <= 0:
+                raise ValueError(f"GF_TIMEOUTS item {item!r} must look like Package.func=SECONDS")
+            out[name.strip()] = timeout
+        return out
 
     @staticmethod
     def split(value: str | None) -> list[str] | None:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the system packages GlobalFunc's tests and servers need, only when missing.
 set -euo pipefail
+# --bench also installs what the benchmarks use (wrk, the HTTP load generator).
 need=()
+if [ "${1:-}" = "--bench" ]; then command -v wrk >/dev/null || need+=(wrk); fi
 command -v git >/dev/null || need+=(git)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v g++ >/dev/null || need+=(g++)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,24 @@ def repo_root() -> Path:
 def base_packages() -> Path:
     """The repo's own ``packages/`` folder (holds ``Base``)."""
     return REPO / "packages"
+
+
+@pytest.fixture(autouse=True)
+def isolated_function_imports() -> Iterator[None]:
+    """Forget function packages a test imported (``Base`` from a temp repo, ...) and its sys.path.
+
+    Function packages are imported by top-level name, so a ``Base`` imported from one
+    test's folder would otherwise shadow the next test's ``Base``. Library modules stay.
+    """
+    path_before = list(sys.path)
+    modules_before = set(sys.modules)
+    yield
+    sys.path[:] = path_before
+    roots = (tempfile.gettempdir(), str(REPO / "packages"), str(REPO / "tests" / "data"))
+    for name in set(sys.modules) - modules_before:
+        file = getattr(sys.modules.get(name), "__file__", None) or ""
+        if file.startswith(roots):
+            del sys.modules[name]
 
 
 # -- real servers (tests/servers.py): started once per session, flushed around each test --
