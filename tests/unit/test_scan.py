@@ -173,9 +173,7 @@ def test_cache_file_survives_processes_and_reuses_content(tmp_path: Path) -> Non
     assert {k: v.sha256 for k, v in third.functions.items()} == {
         k: v.sha256 for k, v in first.functions.items()
     }
-    assert all(
-        third.functions[k].mtime_ns != first.functions[k].mtime_ns for k in first.functions
-    )
+    assert all(third.functions[k].mtime_ns != first.functions[k].mtime_ns for k in first.functions)
     # a corrupt cache is ignored, not fatal
     cache.write_text("{not json")
     assert len(Scanner(root, cache_file=cache).scan().functions) == 4
