@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +39,7 @@ from globalfunc.executor import (
 from globalfunc.naming import DEFAULT_TIER1
 from globalfunc.registry import Registry
 from globalfunc.storage.base import redact_url
+from server.aiges.ase_http import AseServices, ase_openapi, ase_routes, load_wrappers
 from server.http.app import make_app
 from server.http.state import DEFAULT_MAX_BODY, hard_body_limit
 
@@ -112,6 +115,7 @@ def serve(
     branch: str | None = None,
     cache_dir: Path | None = None,
     extra_routes: Sequence[tuple[Any, ...]] = (),
+    aiges_wrappers: Sequence[str | os.PathLike[str]] = (),
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the registered functions of ``root`` over HTTP until SIGINT or SIGTERM.
@@ -119,6 +123,12 @@ def serve(
     ``port=0`` picks a free port (the printed line shows it). ``processes > 1`` forks
     that many server processes sharing the socket (each with its own executor and
     metrics). ``workers`` is the isolated pool size per process (default 2).
+
+    Every server also speaks the AIGES ase protocol (:mod:`server.aiges.ase_http`):
+    ``POST /<version>/private/<call name>`` and ``POST /v1/<call name>`` call the exposed
+    registry functions through the same executor, and ``aiges_wrappers`` (wrapper dirs,
+    ``wrapper.py`` files or ``gf aiges create`` projects) add wrapper.py services under their
+    ``serviceId``; those run inside each server process, loaded after any fork.
     """
     if mode not in MODES:
         raise ConfigError(f"mode {mode!r} is not one of {', '.join(MODES)}")
@@ -175,6 +185,7 @@ def serve(
             branch=branch,
             cache_dir=cache_dir,
             extra_routes=extra_routes,
+            aiges_wrappers=aiges_wrappers,
             announce=banner if task in (None, 0) else None,
             url=url,
             on_ready=on_ready,
@@ -201,6 +212,7 @@ async def _run(
     branch: str,
     cache_dir: Path | None,
     extra_routes: Sequence[tuple[Any, ...]],
+    aiges_wrappers: Sequence[str | os.PathLike[str]],
     announce: str | None,
     url: str,
     on_ready: Callable[[str], None] | None,
@@ -217,7 +229,9 @@ async def _run(
         cache_dir=cache_dir,
         debug=debug,
     )
+    services: AseServices | None = None
     try:
+        services = AseServices(load_wrappers(aiges_wrappers))
         app = make_app(
             registry,
             executor,
@@ -227,7 +241,8 @@ async def _run(
             cors_origins=cors_origins,
             debug=debug,
             info={"root": str(root)},
-            extra_routes=extra_routes,
+            extra_routes=[*extra_routes, *ase_routes(services)],
+            openapi_extensions=[functools.partial(ase_openapi, services)],
         )
         server = tornado.httpserver.HTTPServer(
             app, max_body_size=hard_body_limit(max_body), xheaders=False
@@ -249,6 +264,8 @@ async def _run(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(server.close_all_connections(), timeout=5.0)
     finally:
+        if services is not None:
+            services.close()
         executor.close()
         registry.close()
 

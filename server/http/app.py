@@ -25,7 +25,7 @@ processes (metrics are per process).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any, ClassVar
 
@@ -56,7 +56,7 @@ from server.http.state import (
     log_access,
 )
 
-__all__ = ["DEFAULT_MAX_BODY", "AppState", "hard_body_limit", "make_app"]
+__all__ = ["DEFAULT_MAX_BODY", "AppState", "OpenAPIExtension", "hard_body_limit", "make_app"]
 
 VERSION = "0.1.0"
 _JSON = "application/json"
@@ -307,8 +307,19 @@ class MetricsHandler(BaseHandler):
         self.finish(self.state.metrics.render(self.state.executor.stats))
 
 
+OpenAPIExtension = Callable[[Sequence[FunctionRecord]], Mapping[str, Any]]
+"""Adds to the OpenAPI document: ``(exposed records) -> {"paths": ..., "components": ...}``.
+
+The result may depend only on the records (the document is cached per record set)."""
+
+
 class OpenAPIHandler(BaseHandler):
     route = "/openapi.json"
+    extensions: tuple[OpenAPIExtension, ...]
+
+    def initialize(self, state: AppState, extensions: Sequence[OpenAPIExtension] = ()) -> None:
+        super().initialize(state)
+        self.extensions = tuple(extensions)
 
     def get(self) -> None:
         state = self.state
@@ -316,7 +327,12 @@ class OpenAPIHandler(BaseHandler):
         key = tuple((f"{r.package}.{r.name}", r.sha256) for r in records)
         cached = state.openapi_cache
         if cached is None or cached[0] != key:
-            doc = build_openapi(records, version=VERSION, secured=state.token is not None)
+            doc = build_openapi(
+                records,
+                version=VERSION,
+                secured=state.token is not None,
+                extensions=[extend(records) for extend in self.extensions],
+            )
             cached = state.openapi_cache = (key, orjson.dumps(doc))
         self.finish(cached[1])
 
@@ -386,6 +402,7 @@ def make_app(
     info: Mapping[str, Any] | None = None,
     catalog_ttl: float = 5.0,
     extra_routes: Sequence[tuple[Any, ...]] = (),
+    openapi_extensions: Sequence[OpenAPIExtension] = (),
 ) -> GlobalFuncApplication:
     """The tornado application serving ``registry``'s functions through ``executor``.
 
@@ -394,6 +411,7 @@ def make_app(
     take the shared :class:`AppState` from ``app.settings["gf_state"]``; a handler that
     subclasses :class:`BaseHandler` gets it passed in and follows the same token check,
     body limit, CORS, JSON errors, metrics and access log as the built-in endpoints.
+    ``openapi_extensions`` describe such routes in ``/openapi.json`` (and so on ``/docs``).
     """
     if max_body < 1:
         raise ConfigError(f"max_body must be at least 1 byte, got {max_body}")
@@ -426,7 +444,7 @@ def make_app(
         (r"/search/?", SearchHandler, kw),
         (r"/healthz", HealthHandler, kw),
         (r"/metrics", MetricsHandler, kw),
-        (r"/openapi\.json", OpenAPIHandler, kw),
+        (r"/openapi\.json", OpenAPIHandler, {**kw, "extensions": tuple(openapi_extensions)}),
         (r"/docs/?", DocsHandler, kw),
     ]
     app = GlobalFuncApplication(

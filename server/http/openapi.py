@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from globalfunc.record import FunctionRecord, Param
@@ -170,8 +170,13 @@ def build_openapi(
     title: str = "GlobalFunc",
     version: str = "0.1.0",
     secured: bool = False,
+    extensions: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The whole document: fixed endpoints plus one ``/call/<name>`` path per function."""
+    """The whole document: fixed endpoints plus one ``/call/<name>`` path per function.
+
+    ``extensions`` are fragments (``paths`` and ``components.schemas``) of extra routes,
+    such as the ase protocol's; they add paths and schemas, never replace built-in ones.
+    """
     gfgo_body = {
         "type": "object",
         "required": ["pack_func"],
@@ -310,6 +315,12 @@ def build_openapi(
             }
         },
     }
+    for fragment in extensions:
+        for path, item in fragment.get("paths", {}).items():
+            paths.setdefault(path, item)
+        schemas = doc["components"]["schemas"]
+        for name, schema in fragment.get("components", {}).get("schemas", {}).items():
+            schemas.setdefault(name, schema)
     if secured:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         doc["security"] = [{"bearer": []}]
