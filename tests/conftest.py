@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,21 +25,29 @@ def base_packages() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def isolated_function_imports() -> Iterator[None]:
-    """Forget function packages a test imported (``Base`` from a temp repo, ...) and its sys.path.
+def isolated_function_imports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Undo the function packages a test imported (``Base`` from a temp repo, ...) and sys.path.
 
     Function packages are imported by top-level name, so a ``Base`` imported from one
     test's folder would otherwise shadow the next test's ``Base``. Library modules stay.
     """
     path_before = list(sys.path)
-    modules_before = set(sys.modules)
+    modules_before = dict(sys.modules)
     yield
     sys.path[:] = path_before
-    roots = (tempfile.gettempdir(), str(REPO / "packages"), str(REPO / "tests" / "data"))
-    for name in set(sys.modules) - modules_before:
-        file = getattr(sys.modules.get(name), "__file__", None) or ""
-        if file.startswith(roots):
-            del sys.modules[name]
+    roots = (
+        str(tmp_path_factory.getbasetemp()),
+        str(REPO / "packages"),
+        str(REPO / "tests" / "data"),
+    )
+    for name, module in list(sys.modules.items()):
+        if modules_before.get(name) is module:
+            continue
+        if (getattr(module, "__file__", None) or "").startswith(roots):
+            if name in modules_before:
+                sys.modules[name] = modules_before[name]
+            else:
+                del sys.modules[name]
 
 
 # -- real servers (tests/servers.py): started once per session, flushed around each test --
