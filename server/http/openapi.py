@@ -4,6 +4,8 @@ Schemas come from the registered signature (annotations and defaults as source t
 the scanner recorded them), never from importing the code. Annotations we can map
 (``int``, ``float``, ``str``, ``bool``, ``list[...]``, ``dict[...]``, ``X | None``,
 ``Optional[X]``, ...) become JSON Schema types; anything else is left open (``{}``).
+Routes added with ``make_app(extra_routes=...)`` describe themselves through fragments
+passed as ``extensions`` (the ase protocol's come from :func:`server.aiges.ase_http.ase_openapi`).
 """
 
 from __future__ import annotations
