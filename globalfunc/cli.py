@@ -307,6 +307,7 @@ def cmd_serve(ctx: Context) -> int:
         timeouts=_timeouts(s.timeouts),
         cache_dir=Path(s.cache_dir) if s.cache_dir else None,
         branch=gfb.registry.branch,
+        aiges_wrappers=ctx.args.aiges_wrapper or (),
         debug=ctx.args.debug,
     )
     return EXIT_OK
@@ -382,6 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--processes", type=int, help="server processes sharing the port")
     sp.add_argument("--workers", type=int, help="isolated worker processes per server")
     sp.add_argument("--mode", choices=["inline", "isolated"])
+    sp.add_argument(
+        "--aiges-wrapper",
+        action="append",
+        metavar="DIR",
+        help="also serve an AIGES wrapper.py project over the ase HTTP protocol (repeatable)",
+    )
 
     _add_aiges(sub)
     return p

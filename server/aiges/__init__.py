@@ -1,4 +1,4 @@
-"""GlobalFunc as an AIGES inference engine: the gRPC plugin the AIGES loader starts.
+"""GlobalFunc as an AIGES inference engine: the loader's gRPC plugin and its HTTP protocol.
 
 Layout::
 
@@ -10,6 +10,8 @@ Layout::
     schema.py         the ``wrapperSchema`` JSON, from field descriptors or a signature
     compat/           stand-ins for ``aiges.sdk``/``aiges.dto``/... and ``aiges_embed``
     scaffold.py       ``gf aiges create`` / ``gf aiges check``
+    ase_http.py       the loader's ase HTTP protocol as routes of the tornado server
+    client.py         a loader-emulating gRPC client (tests and benchmarks)
     proto/            aiges.proto + go-plugin protos and their generated modules
 
 AIGES camelCase names (``wrapperInit``...) live only inside this package.
