@@ -1,318 +1,67 @@
-"""Run registered functions by name: inline in this process, or isolated in worker processes.
+"""The isolated executor: a pool of persistent worker processes, each call with a deadline.
 
-Two executors with one surface (:class:`Executor`)::
+:class:`IsolatedExecutor` starts ``workers`` processes (``python -c`` running
+:func:`globalfunc.executor.worker.worker_main` with a :class:`WorkerTarget` and the memory
+cap as its config) and hands each call to a free one as a length-prefixed frame
+(:mod:`globalfunc.executor.frame`) over its stdin; the worker's answer comes back on its
+stdout as the result's JSON bytes, passed through untouched. Inside here:
 
-    InlineExecutor(resolver)                 # in-process: trusted code, fastest, no limits
-    IsolatedExecutor(WorkerTarget(...), workers=4, timeout=30, memory_limit_mb=2048)
+- :class:`_Worker`, the parent's handle on one process: its pipes, non-blocking reads,
+  the ready handshake, how it exited, killing it;
+- the call lifecycle: :class:`_Call` on an event loop (callbacks, no task: wait for a
+  worker, send, take the answer from the worker's reader, or give up at the deadline),
+  :class:`_Waiter` for a synchronous caller, and ``call()`` for synchronous code;
+- deadlines (per-function overrides in ``timeouts``) and replacement: a worker past its
+  deadline is killed (:class:`~globalfunc.errors.ExecutionTimeout`), one that dies or
+  exceeds its memory cap fails the call (:class:`~globalfunc.errors.WorkerCrashed`), and
+  either is replaced by a fresh process.
 
-Both check arguments against the function's real signature (``BadArguments``, the message
-shows the signature) and turn whatever the function raises into
-:class:`~globalfunc.errors.ExecutionError` carrying the exception's type and message (and
-its traceback only when ``debug``). ``call_json`` returns the result already serialized
-with :mod:`globalfunc.jsoncodec`, so a server can write it without touching it again; in
-isolated mode the worker serializes it and the bytes pass through untouched.
-
-The isolated pool keeps persistent worker processes (``python -c`` running
-:func:`worker_main`), speaks length-prefixed orjson frames over their stdin/stdout pipes,
-and gives every call a deadline (per-function overrides in ``timeouts``). On a deadline
-the worker is killed and replaced (:class:`~globalfunc.errors.ExecutionTimeout`); a worker
-that dies (``os._exit``, a segfault, a signal) or exceeds its ``RLIMIT_AS`` memory cap is
-replaced and the call fails with :class:`~globalfunc.errors.WorkerCrashed`.
-
-What it does not do: the inline executor cannot stop a function that hangs (a timeout
-there needs isolation), a new registry version is picked up only when the caller passes its
-hash as ``version`` (the HTTP server does), and there is no cross-machine scheduling (Ray and
-the worker registry are separate layers).
+What it does not do: run user code in this process (that is the worker's side,
+:mod:`globalfunc.executor.worker`), restart a worker that merely runs slowly before its
+deadline, or schedule across machines.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 import select
 import signal
-import struct
 import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import orjson
 
 from globalfunc import jsoncodec
 from globalfunc.errors import (
-    BadArguments,
     ConfigError,
-    ExecutionError,
     ExecutionTimeout,
     GlobalFuncError,
     InvalidRequest,
     WorkerCrashed,
     error_from_dict,
 )
+from globalfunc.executor.frame import _ERR_EXITING, _HEADER, _OK, _READY
 
-if TYPE_CHECKING:
-    from gfgo.resolve import Resolver
-
-__all__ = [
-    "DEFAULT_MEMORY_LIMIT_MB",
-    "DEFAULT_TIMEOUT",
-    "ArgSpec",
-    "Executor",
-    "InlineExecutor",
-    "IsolatedExecutor",
-    "WorkerTarget",
-    "worker_main",
-]
+__all__ = ["DEFAULT_MEMORY_LIMIT_MB", "DEFAULT_TIMEOUT", "IsolatedExecutor", "WorkerTarget"]
 
 log = logging.getLogger(__name__)
-call_log = logging.getLogger("globalfunc.call")
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MEMORY_LIMIT_MB = 2048
-_HEADER = struct.Struct(">I")
-_OK, _ERR, _ERR_EXITING, _READY = b"0", b"1", b"2", b"R"
 _READ_CHUNK = 1 << 16
 
 
-# -- argument checking -----------------------------------------------------------------------
-class ArgSpec:
-    """A function's signature compiled for a fast argument check (``inspect`` on mismatch)."""
-
-    __slots__ = ("_names", "_required", "_signature", "text")
-
-    def __init__(self, name: str, func: Callable[..., Any]) -> None:
-        sig = inspect.signature(func)
-        self._signature = sig
-        self.text = f"{name}{sig}"
-        kinds = inspect.Parameter
-        params = sig.parameters.values()
-        self._names: frozenset[str] | None = (
-            None
-            if any(p.kind is kinds.VAR_KEYWORD for p in params)
-            else frozenset(
-                p.name
-                for p in params
-                if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)
-            )
-        )
-        if any(p.kind is kinds.POSITIONAL_ONLY and p.default is p.empty for p in params):
-            self._names = frozenset()  # keyword-only fast path never applies
-        self._required = frozenset(
-            p.name
-            for p in params
-            if p.default is p.empty and p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)
-        )
-
-    def check(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-        """Raise :class:`BadArguments` (showing the signature) if the call would not bind."""
-        names = self._names
-        if not args and names and kwargs.keys() <= names and self._required <= kwargs.keys():
-            return
-        try:
-            self._signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise BadArguments(
-                f"arguments do not fit {self.text}: {exc}", signature=self.text
-            ) from None
-
-
-def _user_error(name: str, exc: BaseException, debug: bool) -> ExecutionError:
-    kind = type(exc).__qualname__
-    module = type(exc).__module__
-    full = kind if module == "builtins" else f"{module}.{kind}"
-    text = str(exc)
-    details: dict[str, Any] = {"function": name, "exc_type": full, "exc_message": text}
-    if debug:
-        details["traceback"] = "".join(traceback.format_exception(exc))
-    err = ExecutionError(f"{name} raised {full}: {text}", **details)
-    err.__cause__ = exc
-    return err
-
-
-# -- the common surface ------------------------------------------------------------------
-class Executor(Protocol):
-    """Runs functions by call name; ``call_json`` returns the result serialized."""
-
-    mode: str
-
-    def call(
-        self,
-        name: str,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-    ) -> Any: ...
-
-    async def call_json(
-        self,
-        name: str,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        *,
-        tagged: bool = True,
-        timeout: float | None = None,
-        version: str | None = None,
-    ) -> bytes: ...
-
-    def submit_json(
-        self,
-        name: str,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        *,
-        tagged: bool = True,
-        timeout: float | None = None,
-        version: str | None = None,
-    ) -> bytes | Awaitable[bytes]:
-        """Like ``call_json``, but returns the bytes at once when the call already ran."""
-        ...
-
-    def stats(self) -> dict[str, int]: ...
-
-    def close(self) -> None: ...
-
-
-class InlineExecutor:
-    """Calls functions in this process on the caller's thread: for trusted code.
-
-    A function that hangs blocks the caller (and a server's event loop); timeouts are
-    accepted for interface compatibility but cannot be enforced here.
-    """
-
-    mode = "inline"
-
-    def __init__(self, resolver: Resolver, *, debug: bool = False) -> None:
-        self.resolver = resolver
-        self.debug = debug
-        self._functions = _FunctionCache(resolver)
-
-    def _prepare(self, name: str, version: str | None) -> tuple[Callable[..., Any], ArgSpec]:
-        # Without a version, ask the resolver each time so GFGo reloads take effect.
-        return self._functions.prepare(name, version, trust_cache=False)
-
-    def call(
-        self,
-        name: str,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-    ) -> Any:
-        func, spec = self._prepare(name, None)
-        kw = kwargs or {}
-        spec.check(args, kw)
-        try:
-            result = func(*args, **kw)
-            if inspect.isawaitable(result):
-                result = _run_coroutine(result)
-        except (Exception, SystemExit) as exc:
-            raise _user_error(name, exc, self.debug) from exc
-        return result
-
-    def submit_json(
-        self,
-        name: str,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        *,
-        tagged: bool = True,
-        timeout: float | None = None,
-        version: str | None = None,
-    ) -> bytes | Awaitable[bytes]:
-        func, spec = self._prepare(name, version)
-        kw = kwargs or {}
-        spec.check(args, kw)
-        try:
-            result = func(*args, **kw)
-        except (Exception, SystemExit) as exc:
-            raise _user_error(name, exc, self.debug) from exc
-        if inspect.isawaitable(result):
-            return self._await_json(name, result, tagged)
-        return jsoncodec.dumps(result, tagged=tagged)
-
-    async def _await_json(self, name: str, awaitable: Awaitable[Any], tagged: bool) -> bytes:
-        try:
-            result = await awaitable
-        except (Exception, SystemExit) as exc:
-            raise _user_error(name, exc, self.debug) from exc
-        return jsoncodec.dumps(result, tagged=tagged)
-
-    async def call_json(
-        self,
-        name: str,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        *,
-        tagged: bool = True,
-        timeout: float | None = None,
-        version: str | None = None,
-    ) -> bytes:
-        out = self.submit_json(name, args, kwargs, tagged=tagged, version=version)
-        return out if isinstance(out, bytes) else await out
-
-    def stats(self) -> dict[str, int]:
-        return {"workers": 0, "busy": 0, "replaced": 0}
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-class _FunctionCache:
-    """Resolved functions with their compiled signatures and the hash they were loaded at."""
-
-    __slots__ = ("entries", "resolver")
-
-    def __init__(self, resolver: Resolver) -> None:
-        self.resolver = resolver
-        self.entries: dict[str, tuple[Callable[..., Any], ArgSpec, str | None]] = {}
-
-    def prepare(
-        self, name: str, version: str | None, *, trust_cache: bool
-    ) -> tuple[Callable[..., Any], ArgSpec]:
-        """The function and its ArgSpec; a known ``version`` skips name parsing and look-up."""
-        entry = self.entries.get(name)
-        if entry is not None and (
-            (version is not None and entry[2] == version) or (version is None and trust_cache)
-        ):
-            return entry[0], entry[1]
-        func = _resolve_version(self.resolver, name, version)
-        held = self.resolver.record(name)
-        spec = entry[1] if entry is not None and entry[0] is func else ArgSpec(name, func)
-        self.entries[name] = (func, spec, held.sha256 if held is not None else None)
-        return func, spec
-
-
-def _resolve_version(resolver: Resolver, name: str, version: str | None) -> Callable[..., Any]:
-    """Resolve ``name``; if the resolver holds another version than ``version``, reload it."""
-    func = resolver.resolve(name)
-    if version is not None:
-        held = resolver.record(name)
-        if held is not None and held.sha256 != version:
-            resolver.invalidate(name.rsplit(".", 1)[0])
-            func = resolver.resolve(name)
-    return func
-
-
-def _run_coroutine(awaitable: Awaitable[Any]) -> Any:
-    async def wrap() -> Any:
-        return await awaitable
-
-    return asyncio.run(wrap())
-
-
-# -- the isolated pool -------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class WorkerTarget:
     """Where workers find functions: a registry URL (preferred) or a packages folder.
@@ -481,46 +230,22 @@ class _Worker:
 
 
 class _Waiter:
-    """A caller waiting for a free worker: an asyncio future or a concurrent one."""
+    """A synchronous caller waiting for a free worker (a concurrent future)."""
 
-    __slots__ = ("fut", "loop")
+    __slots__ = ("fut",)
 
-    def __init__(
-        self, fut: asyncio.Future[_Worker] | Future[_Worker], loop: asyncio.AbstractEventLoop | None
-    ) -> None:
+    def __init__(self, fut: Future[_Worker]) -> None:
         self.fut = fut
-        self.loop = loop
 
-    def offer(self, worker: _Worker, give_back: Callable[[_Worker], None]) -> bool:
+    def offer(self, worker: _Worker) -> bool:
         """Hand ``worker`` over; False if the waiter already gave up."""
         fut = self.fut
         if fut.done():
             return False
-        if self.loop is None:
-            assert isinstance(fut, Future)
-            if not fut.set_running_or_notify_cancel():
-                return False
-            fut.set_result(worker)
-            return True
-        assert isinstance(fut, asyncio.Future)
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop:
-            fut.set_result(worker)
-        else:  # released from another thread: deliver on the waiter's loop
-            self.loop.call_soon_threadsafe(_deliver, fut, worker, give_back)
-        return True
-
-
-def _deliver(
-    fut: asyncio.Future[_Worker], worker: _Worker, give_back: Callable[[_Worker], None]
-) -> None:
-    if fut.done():
-        give_back(worker)
-    else:
+        if not fut.set_running_or_notify_cancel():
+            return False
         fut.set_result(worker)
+        return True
 
 
 class _Call:
@@ -546,11 +271,7 @@ class _Call:
         self.done = False
         self.timer = loop.call_at(_to_loop_time(loop, deadline), self._expired)
 
-    @property
-    def fut(self) -> asyncio.Future[bytes]:
-        return self.result
-
-    def offer(self, worker: _Worker, give_back: Callable[[_Worker], None]) -> bool:
+    def offer(self, worker: _Worker) -> bool:
         """A free worker for this call (on the loop's thread); False if it gave up."""
         if self.done:
             return False
@@ -648,7 +369,7 @@ class IsolatedExecutor:
         self._argv = [
             python,
             "-c",
-            "import sys; from globalfunc.executor import worker_main; "
+            "import sys; from globalfunc.executor.worker import worker_main; "
             "sys.exit(worker_main(sys.argv[1]))",
             orjson.dumps(config).decode(),
         ]
@@ -776,7 +497,7 @@ class IsolatedExecutor:
             worker.close_pipes()
             return
         while self._waiters:
-            if self._waiters.popleft().offer(worker, self._release):
+            if self._waiters.popleft().offer(worker):
                 return
         self._idle.append(worker)
 
@@ -812,7 +533,7 @@ class IsolatedExecutor:
             if self._idle:
                 return self._idle.pop()
             fut: Future[_Worker] = Future()
-            self._waiters.append(_Waiter(fut, None))
+            self._waiters.append(_Waiter(fut))
         try:
             return fut.result(timeout=max(0.0, deadline - time.monotonic()))
         except TimeoutError:
@@ -969,119 +690,7 @@ def _to_loop_time(loop: asyncio.AbstractEventLoop, deadline: float) -> float:
 def _worker_env() -> dict[str, str]:
     """The worker's environment: ours, with this package importable whatever the cwd."""
     env = dict(os.environ)
-    here = str(Path(__file__).resolve().parents[1])
+    here = str(Path(__file__).resolve().parents[2])
     parts = [here, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != here]]
     env["PYTHONPATH"] = os.pathsep.join(parts)
     return env
-
-
-# -- the worker process --------------------------------------------------------------------
-def worker_main(config_json: str) -> int:
-    """Entry point of one worker process: serve call frames on stdin/stdout until EOF."""
-    config = orjson.loads(config_json)
-    proto_in, proto_out = os.dup(0), os.dup(1)
-    # The function's own prints must not corrupt the protocol: fd 1 becomes stderr.
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(2, 1)
-    os.close(devnull)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    limit = config.get("memory_limit_mb")
-    if limit:
-        import resource
-
-        cap = int(limit) * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    resolver = _worker_resolver(config)
-    debug = bool(config.get("debug"))
-    out = os.fdopen(proto_out, "wb", buffering=0)
-    inp = os.fdopen(proto_in, "rb")  # buffered: a frame's header and body in one read
-    try:
-        return _serve_frames(inp, out, resolver, debug, limit)
-    except BrokenPipeError:  # the pool went away: nothing left to answer
-        return 0
-
-
-def _serve_frames(inp: Any, out: Any, resolver: Resolver, debug: bool, limit: int | None) -> int:
-    functions = _FunctionCache(resolver)
-    _write_frame(out, _READY)
-    while True:
-        header = _read_exact(inp, 4)
-        if header is None:
-            return 0
-        body = _read_exact(inp, _HEADER.unpack(header)[0])
-        if body is None:
-            return 0
-        frame, exiting = _serve_one(body, functions, debug, limit)
-        _write_frame(out, frame)
-        if exiting:
-            os._exit(0)
-
-
-def _worker_resolver(config: dict[str, Any]) -> Resolver:
-    from gfgo.resolve import Resolver
-    from globalfunc.registry import Registry
-
-    kwargs: dict[str, Any] = {}
-    if config.get("cache_dir"):
-        kwargs["cache_dir"] = config["cache_dir"]
-    if config.get("registry_url"):
-        reg_kwargs = {k: config[k] for k in ("tier1", "branch") if config.get(k)}
-        registry = Registry.open(config["registry_url"], **reg_kwargs)
-        return Resolver(registry, **kwargs)
-    return Resolver(config["packages_dir"], **kwargs)
-
-
-def _serve_one(
-    body: bytes,
-    functions: _FunctionCache,
-    debug: bool,
-    limit: int | None,
-) -> tuple[bytes, bool]:
-    name = "?"
-    out_of_memory = False
-    try:
-        request = jsoncodec.loads(body)
-        name = str(request["name"])
-        func, spec = functions.prepare(name, request.get("version"), trust_cache=True)
-        args, kwargs = request["args"], request["kwargs"]
-        spec.check(args, kwargs)
-        try:
-            result = func(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = _run_coroutine(result)
-        except MemoryError:
-            out_of_memory = True
-        except (Exception, SystemExit) as exc:
-            raise _user_error(name, exc, debug) from exc
-        if not out_of_memory:
-            return _OK + jsoncodec.dumps(result, tagged=bool(request.get("tagged", True))), False
-    except MemoryError:
-        out_of_memory = True
-    except GlobalFuncError as exc:
-        return _ERR + orjson.dumps({"error": exc.to_dict()}), False
-    except Exception as exc:  # the protocol itself failed: report, keep serving
-        err = ExecutionError(f"worker could not run {name}: {type(exc).__name__}: {exc}")
-        return _ERR + orjson.dumps({"error": err.to_dict()}), False
-    # Memory is gone with the frames above; say so and exit so a fresh worker takes over.
-    crashed = WorkerCrashed(
-        f"{name} exceeded the worker memory cap of {limit} MiB and was stopped; the worker "
-        "was replaced",
-        function=name,
-        exit="memory cap",
-    )
-    return _ERR_EXITING + orjson.dumps({"error": crashed.to_dict()}), True
-
-
-def _read_exact(stream: Any, size: int) -> bytes | None:
-    chunks = bytearray()
-    while len(chunks) < size:
-        chunk = stream.read(size - len(chunks))
-        if not chunk:
-            return None
-        chunks += chunk
-    return bytes(chunks)
-
-
-def _write_frame(stream: Any, payload: bytes) -> None:
-    stream.write(_HEADER.pack(len(payload)) + payload)
