@@ -11,7 +11,9 @@ measurement and reporting the median:
    parses reused by content hash), and the same in a new process that loads the persisted
    cache after every file was touched (as after a checkout);
 3. rescan with nothing changed vs the cold full scan;
-4. save-many of every record in one SQLite transaction vs saving them one at a time.
+4. ``Registry.save_many`` of every function (one SQLite transaction) vs ``Registry.save``
+   of each in turn, each run into a new empty registry file created outside the timed
+   part; SQLite runs ``synchronous=FULL``, so every transaction is on disk when it returns.
 
 Each ratio is printed on its own line as ``ratio <name> <value> (target ...)``.
 """
@@ -31,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from globalfunc.record import FunctionRecord
+from globalfunc.registry import Registry
 from globalfunc.scan import Scanner
 from globalfunc.storage.sqlite import SqliteStorage
 
@@ -105,6 +107,7 @@ def main() -> int:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="gf-bench-scan-"))
+    registries: list[Registry] = []
     try:
         root = work / "packages"
         make_tree(root, args.files)
@@ -135,28 +138,31 @@ def main() -> int:
 
         t_touched = timed(fresh_with_cache, args.repeat, setup=lambda: touch_all(root))
 
-        records = [FunctionRecord.from_info(info) for info in result.functions.values()]
+        infos = list(result.functions.values())
+
+        def fresh_registry() -> None:
+            """An empty registry file, created (schema and all) outside the timed part."""
+            for old in registries:
+                old.close()
+            registries.clear()
+            db = work / "registry.db"
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            registries.append(Registry(SqliteStorage(db)))
 
         def save_many() -> None:
-            db = work / "many.db"
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{db}{suffix}").unlink(missing_ok=True)
-            store = SqliteStorage(db)
-            assert all(store.put(records))
-            store.close()
+            assert all(r.added for r in registries[0].save_many(infos))
 
         def save_one_by_one() -> None:
-            db = work / "single.db"
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{db}{suffix}").unlink(missing_ok=True)
-            store = SqliteStorage(db)
-            for rec in records:
-                store.put([rec])
-            store.close()
+            registry = registries[0]
+            for info in infos:
+                registry.save(info)
 
-        t_many = timed(save_many, args.repeat)
-        t_single = timed(save_one_by_one, max(1, args.repeat // 2))
+        t_many = timed(save_many, args.repeat, setup=fresh_registry)
+        t_single = timed(save_one_by_one, max(1, args.repeat // 2), setup=fresh_registry)
     finally:
+        for registry in registries:
+            registry.close()
         shutil.rmtree(work, ignore_errors=True)
 
     per = 1e6 / args.files

@@ -22,6 +22,7 @@ from __future__ import annotations
 import keyword
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from globalfunc.errors import InvalidName
 
@@ -157,6 +158,11 @@ def check_branch(branch: str) -> str:
     """Validate a git branch name (the subset of git's rules that matters for keys)."""
     if not isinstance(branch, str) or not branch:
         raise InvalidName("branch name is empty")
+    return _check_branch(branch)
+
+
+@lru_cache(maxsize=1024)
+def _check_branch(branch: str) -> str:
     if len(branch) > MAX_BRANCH:
         raise InvalidName(f"branch name is {len(branch)} characters; at most {MAX_BRANCH}")
     if (
@@ -212,6 +218,13 @@ def _decode_branch(text: str) -> str:
 
 def encode_tier2(package: str, branch: str) -> str:
     """``<package>_<branch>`` with both parts escaped so the split is unambiguous."""
+    if not isinstance(package, str) or not isinstance(branch, str):
+        raise InvalidName(f"package {package!r} and branch {branch!r} must be strings")
+    return _encode_tier2(package, branch)
+
+
+@lru_cache(maxsize=4096)  # few (package, branch) pairs, each asked for once per record
+def _encode_tier2(package: str, branch: str) -> str:
     parse_package(package)
     check_branch(branch)
     return package.replace("_", "__").replace(".", "-") + "_" + _encode_branch(branch)
