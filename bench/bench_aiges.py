@@ -8,15 +8,20 @@ The reference runs as ``python -m aiges.serve`` from its own venv under ``bench/
 
     .venv/bin/python bench/bench_aiges.py [--calls 2000] [--repeats 5] [--write]
 
-Prints calls/s and p50/p99 latency (median over repeats) and the ratios; ``--write``
-replaces the "AIGES plugin" section of ``bench/RESULTS.md``.
+Each repeat starts a fresh process per side; sides are interleaved (alternating which goes
+first) so drift in machine load hits both. Prints calls/s, p50/p99 latency and the CPU
+time per call of the plugin process and of the (shared) client, medians over repeats,
+then each ratio on its own line; ``--write`` replaces the "AIGES plugin" section of
+``bench/RESULTS.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
+import resource
 import shlex
 import statistics
 import subprocess
@@ -41,9 +46,13 @@ IN_FLIGHT = 8
 
 @dataclass
 class Run:
+    """One measurement: throughput, latency percentiles and CPU spent per call."""
+
     calls_per_s: float
     p50_ms: float
     p99_ms: float
+    server_cpu_us: float = 0.0
+    client_cpu_us: float = 0.0
 
 
 def ensure_reference() -> Path:
@@ -80,6 +89,30 @@ def reference_command() -> tuple[str, dict[str, str]]:
     return cmd, env
 
 
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its direct children.
+
+    The plugin runs under ``bash -c``, so the Python process is usually a child of ``pid``.
+    """
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    total = 0.0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def self_cpu() -> float:
+    """CPU seconds used so far by this (client) process, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -103,45 +136,52 @@ def measure(client: LoaderClient, calls: int, in_flight: int) -> Run:
             latencies.extend(mine)
 
     threads = [threading.Thread(target=worker) for _ in range(in_flight)]
+    pid = client.process.pid if client.process is not None else 0
+    server_cpu0, client_cpu0 = (process_tree_cpu(pid) if pid else 0.0), self_cpu()
     began = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - began
+    server_cpu = (process_tree_cpu(pid) if pid else 0.0) - server_cpu0
+    client_cpu = self_cpu() - client_cpu0
     if len(latencies) != per_thread * in_flight:
         raise RuntimeError("some calls failed or hung")
+    n = len(latencies)
     return Run(
-        len(latencies) / elapsed,
+        n / elapsed,
         percentile(latencies, 0.5) * 1e3,
         percentile(latencies, 0.99) * 1e3,
+        server_cpu / n * 1e6,
+        client_cpu / n * 1e6,
     )
 
 
-def bench(
-    name: str, command: tuple[str, dict[str, str]], calls: int, repeats: int
-) -> dict[int, list[Run]]:
-    runs: dict[int, list[Run]] = {1: [], IN_FLIGHT: []}
-    for r in range(repeats):
-        cmd, env = command
-        client = LoaderClient.start(cmd, env=env, cwd=REPO, timeout=60)
-        try:
-            if client.init({}) != 0:
-                raise RuntimeError(f"{name}: init failed:\n{client.stderr_text()[-2000:]}")
-            client.schema("echo")
-            client.open_communicate()
-            measure(client, 200, 1)  # warm-up
-            for flight in (1, IN_FLIGHT):
-                run = measure(client, calls, flight)
-                runs[flight].append(run)
-                print(
-                    f"  {name:9s} repeat {r + 1} in-flight {flight}: {run.calls_per_s:8.0f} calls/s "
-                    f"p50 {run.p50_ms:6.2f} ms p99 {run.p99_ms:6.2f} ms",
-                    flush=True,
-                )
-        finally:
-            client.close()
-            time.sleep(0.5)  # the reference always binds port 50055; let it go
+def bench_once(
+    name: str, command: tuple[str, dict[str, str]], calls: int, repeat: int
+) -> dict[int, Run]:
+    """Start a fresh plugin, warm it up and measure sequential and ``IN_FLIGHT`` runs."""
+    cmd, env = command
+    runs: dict[int, Run] = {}
+    client = LoaderClient.start(cmd, env=env, cwd=REPO, timeout=60)
+    try:
+        if client.init({}) != 0:
+            raise RuntimeError(f"{name}: init failed:\n{client.stderr_text()[-2000:]}")
+        client.schema("echo")
+        client.open_communicate()
+        measure(client, 200, 1)  # warm-up
+        for flight in (1, IN_FLIGHT):
+            run = runs[flight] = measure(client, calls, flight)
+            print(
+                f"  {name:9s} repeat {repeat} in-flight {flight}: {run.calls_per_s:6.0f} calls/s "
+                f"p50 {run.p50_ms:6.2f} ms p99 {run.p99_ms:6.2f} ms "
+                f"server cpu {run.server_cpu_us:4.0f} us/call client cpu {run.client_cpu_us:4.0f} us/call",
+                flush=True,
+            )
+    finally:
+        client.close()
+        time.sleep(0.5)  # the reference always binds port 50055; let it go
     return runs
 
 
@@ -150,6 +190,8 @@ def median_run(runs: list[Run]) -> Run:
         statistics.median(r.calls_per_s for r in runs),
         statistics.median(r.p50_ms for r in runs),
         statistics.median(r.p99_ms for r in runs),
+        statistics.median(r.server_cpu_us for r in runs),
+        statistics.median(r.client_cpu_us for r in runs),
     )
 
 
@@ -169,8 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    ours = bench("ours", ours_command(args.workers), args.calls, args.repeats)
-    ref = bench("reference", reference_command(), args.calls, args.repeats)
+    sides = {"ours": ours_command(args.workers), "reference": reference_command()}
+    results: dict[str, dict[int, list[Run]]] = {name: {1: [], IN_FLIGHT: []} for name in sides}
+    for repeat in range(1, args.repeats + 1):
+        # Interleaved, alternating which side goes first, so drift in machine load hits both.
+        order = list(sides) if repeat % 2 else list(reversed(sides))
+        for name in order:
+            for flight, run in bench_once(name, sides[name], args.calls, repeat).items():
+                results[name][flight].append(run)
+    ours, ref = results["ours"], results["reference"]
 
     lines = [
         SECTION,
@@ -183,22 +232,30 @@ def main(argv: list[str] | None = None) -> int:
         "= `python -m aiges.serve` from `aiges==0.16.0` (pydantic<2.11, setuptools<81). "
         "Medians over repeats, each repeat a fresh plugin process.",
         "",
-        "| in flight | ours calls/s | reference calls/s | ratio (>= 2) | ours p99 ms | reference p99 ms | p99 ratio (<= 0.5) |",
-        "|---|---|---|---|---|---|---|",
+        "| in flight | ours calls/s | reference calls/s | ratio (>= 2) | ours p99 ms "
+        "| reference p99 ms | p99 ratio (<= 0.5) | server CPU us/call ours / ref "
+        "| client CPU us/call vs ours / vs ref |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     ok = True
+    ratios: list[str] = []
     for flight in (1, IN_FLIGHT):
         o, r = median_run(ours[flight]), median_run(ref[flight])
         ratio, p99_ratio = o.calls_per_s / r.calls_per_s, o.p99_ms / r.p99_ms
         ok = ok and ratio >= 2 and p99_ratio <= 0.5
         lines.append(
             f"| {flight} | {o.calls_per_s:.0f} | {r.calls_per_s:.0f} | {ratio:.2f}x | "
-            f"{o.p99_ms:.2f} | {r.p99_ms:.2f} | {p99_ratio:.2f}x |"
+            f"{o.p99_ms:.2f} | {r.p99_ms:.2f} | {p99_ratio:.2f}x | "
+            f"{o.server_cpu_us:.0f} / {r.server_cpu_us:.0f} | "
+            f"{o.client_cpu_us:.0f} / {r.client_cpu_us:.0f} |"
         )
+        ratios.append(f"calls/s ratio, {flight} in flight: {ratio:.2f}x (target >= 2)")
+        ratios.append(f"p99 ratio, {flight} in flight: {p99_ratio:.2f}x (target <= 0.5)")
     lines += ["", f"Targets (>= 2x calls/s, <= 0.5x p99) {'met' if ok else 'NOT met'}.", ""]
     text = "\n".join(lines)
     print()
     print(text)
+    print("\n".join(ratios))
     if args.write:
         write_section(text)
     return 0

@@ -302,7 +302,14 @@ class LoaderClient:
         self.open_communicate()
         request = self.request(params, items)
         self.send_once(request, timeout)
-        return self.next_result(request.tag, timeout)
+        try:
+            return self.next_result(request.tag, timeout)
+        finally:
+            # Forget the tag's queue so long runs (benchmarks) do not grow the table forever.
+            with self._results_lock:
+                queued = self._results.get(request.tag)
+                if queued is not None and queued.empty():
+                    del self._results[request.tag]
 
     def create(
         self,
