@@ -255,6 +255,18 @@ def make_storage_key(name: str | CallName, branch: str, tier1: str = DEFAULT_TIE
     return StorageKey(tier1, call.package, branch, call.func)
 
 
+def key_text(tier1: str, package: str, branch: str, func: str) -> str:
+    """``make_storage_key(...)`` as text, validated once per distinct key and then cached."""
+    if not all(isinstance(part, str) for part in (tier1, package, branch, func)):
+        raise InvalidName(f"key parts must be strings: {(tier1, package, branch, func)!r}")
+    return _key_text(tier1, package, branch, func)
+
+
+@lru_cache(maxsize=1 << 16)
+def _key_text(tier1: str, package: str, branch: str, func: str) -> str:
+    return str(make_storage_key(CallName(parse_package(package), func), branch, tier1))
+
+
 def parse_storage_key(key: str) -> StorageKey:
     """Parse ``tier1.tier2.name`` into a :class:`StorageKey`."""
     if not isinstance(key, str):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from globalfunc.errors import IntegrityError, StorageError
-from globalfunc.naming import DEFAULT_TIER1, CallName, StorageKey, make_storage_key
+from globalfunc.naming import DEFAULT_TIER1, CallName, StorageKey, key_text, make_storage_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +98,9 @@ class FunctionRecord(FunctionInfo):
         branch: str = "master",
         commit: str | None = None,
     ) -> FunctionRecord:
-        values = {f.name: getattr(info, f.name) for f in fields(FunctionInfo)}
+        values = {name: getattr(info, name) for name in _INFO_FIELDS}
         record = cls(**values, tier1=tier1, branch=branch, commit=commit)
-        record.storage_key  # validates the names  # noqa: B018
+        record.key  # validates the names  # noqa: B018
         return record
 
     @property
@@ -109,8 +109,8 @@ class FunctionRecord(FunctionInfo):
 
     @property
     def key(self) -> str:
-        """The three-part storage key as text."""
-        return str(self.storage_key)
+        """The three-part storage key as text (validated, cached per distinct key)."""
+        return key_text(self.tier1, self.package, self.branch, self.name)
 
     def with_(self, **changes: Any) -> FunctionRecord:
         return replace(self, **changes)
@@ -150,6 +150,7 @@ class FunctionRecord(FunctionInfo):
             raise StorageError(f"stored record is malformed: {exc}") from exc
 
 
+_INFO_FIELDS = tuple(f.name for f in fields(FunctionInfo))
 _RECORD_FIELDS = tuple(f.name for f in fields(FunctionRecord))
 _RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
 

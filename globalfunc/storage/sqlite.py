@@ -2,7 +2,9 @@
 
 Tables: ``blobs`` (code by sha256, written once), ``versions`` (append-only: one row per
 save or tombstone, metadata as JSON), ``keys`` (one row per key pointing at its newest
-version; its rowid is also the row of the key in the ``fts`` full-text index).
+version; its rowid is also the row of the key in the ``fts`` full-text index). The index
+is contentless (it keeps tokens, not a second copy of every file): removing a key's entry
+hands FTS5 the indexed text again, read back from ``versions`` and ``blobs``.
 
 Writes take SQLite's write lock up front (``BEGIN IMMEDIATE``) and wait up to the busy
 timeout, so two processes saving the same function both land, one after the other.
@@ -50,8 +52,8 @@ CREATE TABLE IF NOT EXISTS keys (
     deleted INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS keys_by_space ON keys (tier1, package, branch);
-CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5 (name, docstring, signature, code);
 """
+_FTS = "CREATE VIRTUAL TABLE fts USING fts5 (name, docstring, signature, code, content='')"
 
 _CHUNK = 500  # stays under SQLite's bound-parameter limit
 
@@ -64,6 +66,12 @@ def _meta(record: FunctionRecord, saved_at: float) -> bytes:
     meta = {name: getattr(record, name) for name in _META_FIELDS}
     meta["saved_at"] = saved_at
     return orjson.dumps(meta)
+
+
+def _indexed(meta: bytes, code: str) -> tuple[str, str, str, str]:
+    """The (name, docstring, signature, code) a version was indexed with."""
+    data = orjson.loads(meta)
+    return data["name"], data.get("docstring") or "", data.get("signature") or "", code
 
 
 class SqliteStorage:
@@ -79,6 +87,25 @@ class SqliteStorage:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self._read() as db:
             db.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+        self._ensure_index()
+
+    def _ensure_index(self) -> None:
+        """Create the full-text index, or rebuild one of an older layout, from stored data."""
+        with self._read() as db:
+            row = db.execute("SELECT sql FROM sqlite_master WHERE name = 'fts'").fetchone()
+        if row is not None and "content=''" in row[0]:
+            return
+        with self._write() as db:
+            db.execute("DROP TABLE IF EXISTS fts")
+            db.execute(_FTS)
+            rows = db.execute(
+                "SELECT k.id, v.meta, b.code FROM keys k JOIN versions v ON v.id = k.version_id "
+                "JOIN blobs b ON b.sha256 = v.sha256 WHERE k.deleted = 0"
+            ).fetchall()
+            db.executemany(
+                "INSERT INTO fts (rowid, name, docstring, signature, code) VALUES (?, ?, ?, ?, ?)",
+                [(key_id, *_indexed(meta, code)) for key_id, meta, code in rows],
+            )
 
     # -- connections -------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -158,6 +185,8 @@ class SqliteStorage:
                 fts[key] = (record.name, record.docstring or "", record.signature, record.code)
                 next_id += 1
                 added.append(True)
+            # Unindex replaced versions while the keys still point at them.
+            self._unindex(db, [known[key][2] for key in fts if key in known and not known[key][1]])
             db.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?)", blobs)
             db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)", versions)
             db.executemany(
@@ -168,9 +197,6 @@ class SqliteStorage:
             )
             # The key's row id is its row in the full-text index (explicit rowids are ~3x
             # faster for FTS5 than INSERT ... SELECT).
-            db.executemany(
-                "DELETE FROM fts WHERE rowid = ?", [(known[key][2],) for key in fts if key in known]
-            )
             new_ids = self._known_keys(db, [key for key in fts if key not in known])
             ids = {key: (known.get(key) or new_ids[key])[2] for key in fts}
             db.executemany(
@@ -178,6 +204,22 @@ class SqliteStorage:
                 [(ids[key], *row) for key, row in fts.items()],
             )
         return added
+
+    def _unindex(self, db: sqlite3.Connection, key_ids: builtins.list[int]) -> None:
+        """Remove live keys from the contentless index, which needs the text it indexed."""
+        for i in range(0, len(key_ids), _CHUNK):
+            chunk = key_ids[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = db.execute(
+                "SELECT k.id, v.meta, b.code FROM keys k JOIN versions v ON v.id = k.version_id "
+                f"JOIN blobs b ON b.sha256 = v.sha256 WHERE k.id IN ({marks})",
+                chunk,
+            ).fetchall()
+            db.executemany(
+                "INSERT INTO fts (fts, rowid, name, docstring, signature, code) "
+                "VALUES ('delete', ?, ?, ?, ?, ?)",
+                [(key_id, *_indexed(meta, code)) for key_id, meta, code in rows],
+            )
 
     def _known_keys(
         self, db: sqlite3.Connection, keys: builtins.list[str]
@@ -271,7 +313,7 @@ class SqliteStorage:
             db.execute(
                 "UPDATE keys SET version_id = ?, deleted = 1 WHERE id = ?", (cur.lastrowid, key_id)
             )
-            db.execute("DELETE FROM fts WHERE rowid = ?", (key_id,))
+            self._unindex(db, [key_id])
         return True
 
     def search(self, tier1: str, query: str, limit: int = 20) -> builtins.list[FunctionRecord]:
