@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from globalfunc.errors import FunctionNotFound, InvalidName, ScanError
+from globalfunc.errors import FunctionNotFound, InvalidName, ScanError, WorkspaceError
 from globalfunc.naming import DEFAULT_TIER1, CallName, parse_call_name, parse_scan_key
 from globalfunc.registry import Registry, SaveResult
 from globalfunc.scan import DEFAULT_MAX_FILE_SIZE, Scanner, ScanResult
@@ -92,7 +92,9 @@ class GFBase:
     def _branch_or_default(self) -> str:
         try:
             return self.workspace.current_branch()
-        except Exception:  # not a git repo yet: saving will say so; reading works on master
+        except (WorkspaceError, InvalidName):
+            # Not a git repo (yet), or a branch name no key can hold: saving says so;
+            # reading and writing back work on master.
             return "master"
 
     def close(self) -> None:
