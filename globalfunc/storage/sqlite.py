@@ -1,10 +1,27 @@
 """The embedded default store: one SQLite file (WAL), content-addressed, with FTS5 search.
 
-Tables: ``blobs`` (code by sha256, written once), ``versions`` (append-only: one row per
-save or tombstone, metadata as JSON), ``keys`` (one row per key pointing at its newest
-version; its rowid is also the row of the key in the ``fts`` full-text index). The index
-is contentless (it keeps tokens, not a second copy of every file): removing a key's entry
-hands FTS5 the indexed text again, read back from ``versions`` and ``blobs``.
+Layout (``PRAGMA user_version`` 2):
+
+- ``blobs``: one row per distinct content (``blob_id``), found by its sha256 as 32 raw
+  bytes (unique index): the code and, as JSON in ``meta``, what the code determines (md5,
+  size, line count, signature, params, returns, docstring, imports, lineno, is_async).
+  Written once per content. (Not ``WITHOUT ROWID``: rows of ~1.3 KB would overflow its
+  pages.)
+- ``versions`` (append-only): one short row (~70 bytes) per save or tombstone with only
+  what belongs to that version: ``key_id``, ``blob_id``, ``saved_at``, ``deleted``,
+  ``git_commit``, the file facts (``mtime_ns``, ``modified_time``, ``file_name``) and
+  ``extra`` (JSON, NULL when empty). ``own_meta`` is NULL unless this version's content
+  metadata differs from the one stored with the content (e.g. saved by a scanner that
+  read the code differently); then it holds this version's own copy.
+- ``keys``: one row per key (its parts as columns) pointing at its newest version; its
+  rowid is the key's ``key_id`` and its row in the ``fts`` full-text index. The index is
+  contentless (tokens only, no second copy of every file): removing a key's entry hands
+  FTS5 the indexed text again, read back from ``versions`` and ``blobs``.
+
+A record is put back together from its key row (tier1, package, branch, and the name as
+the key's last part), its version row and its content row. Files of the earlier layout
+(user_version 0: text hashes, the whole record as JSON in every version row) are
+migrated on open, in one transaction; an index of the earlier kind is rebuilt.
 
 Writes take SQLite's write lock up front (``BEGIN IMMEDIATE``) and wait up to the busy
 timeout, so two processes saving the same function both land, one after the other.
@@ -19,7 +36,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,48 +47,124 @@ from globalfunc.errors import StorageError, StorageUnavailable
 from globalfunc.record import FunctionRecord
 from globalfunc.storage.base import query_terms
 
+LAYOUT = 2  # PRAGMA user_version of the current layout
+
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, code TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS versions (
+CREATE TABLE blobs (
     id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    saved_at REAL NOT NULL,
-    deleted INTEGER NOT NULL DEFAULT 0,
-    meta BLOB NOT NULL
+    sha256 BLOB NOT NULL UNIQUE,
+    code TEXT NOT NULL,
+    meta TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS versions_by_key ON versions (key, id);
-CREATE TABLE IF NOT EXISTS keys (
+CREATE TABLE keys (
     id INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
     tier1 TEXT NOT NULL,
     package TEXT NOT NULL,
     branch TEXT NOT NULL,
     version_id INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
+    sha256 BLOB NOT NULL,
     deleted INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS keys_by_space ON keys (tier1, package, branch);
+CREATE INDEX keys_by_space ON keys (tier1, package, branch);
+CREATE TABLE versions (
+    id INTEGER PRIMARY KEY,
+    key_id INTEGER NOT NULL,
+    blob_id INTEGER NOT NULL,
+    saved_at REAL NOT NULL,
+    deleted INTEGER NOT NULL,
+    git_commit TEXT,
+    mtime_ns INTEGER NOT NULL,
+    modified_time TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    extra TEXT,
+    own_meta TEXT
+);
+CREATE INDEX versions_by_key ON versions (key_id, id);
 """
 _FTS = "CREATE VIRTUAL TABLE fts USING fts5 (name, docstring, signature, code, content='')"
 
 _CHUNK = 500  # stays under SQLite's bound-parameter limit
 
+# What the code determines, stored once per content in ``blobs.meta``.
+_CONTENT_FIELDS = (
+    "md5",
+    "size",
+    "line_count",
+    "signature",
+    "params",
+    "returns",
+    "docstring",
+    "imports",
+    "lineno",
+    "is_async",
+)
 
-_META_FIELDS = tuple(f for f in FunctionRecord.__dataclass_fields__ if f != "code")
+
+def _content_meta(record: FunctionRecord) -> str:
+    """The record's content metadata as JSON (``params`` as dicts, like ``to_dict``)."""
+    return orjson.dumps(
+        {
+            "md5": record.md5,
+            "size": record.size,
+            "line_count": record.line_count,
+            "signature": record.signature,
+            # dicts, not the Param dataclasses: the same JSON, three times faster
+            "params": [
+                {"name": p.name, "kind": p.kind, "default": p.default, "annotation": p.annotation}
+                for p in record.params
+            ],
+            "returns": record.returns,
+            "docstring": record.docstring,
+            "imports": record.imports,
+            "lineno": record.lineno,
+            "is_async": record.is_async,
+        }
+    ).decode()
 
 
-def _meta(record: FunctionRecord, saved_at: float) -> bytes:
-    """Every field but the code (stored once per content in ``blobs``) as JSON."""
-    meta = {name: getattr(record, name) for name in _META_FIELDS}
-    meta["saved_at"] = saved_at
-    return orjson.dumps(meta)
+# Python's sqlite3 binds str, int, float and bytearray directly but sends None and bytes
+# through its adaptation protocol, about 0.8 us a value: hashes are bound as bytearray,
+# and NULLs in the per-version row as 0, turned back by ``nullif(?, 0)``.
 
 
-def _indexed(meta: bytes, code: str) -> tuple[str, str, str, str]:
+def _pack(sha256: str) -> bytearray | str:
+    """A hex sha256 as its 32 bytes (anything else is stored as given)."""
+    try:
+        raw = bytearray.fromhex(sha256)
+    except (TypeError, ValueError):
+        return sha256
+    return raw if len(raw) == 32 and raw.hex() == sha256 else sha256
+
+
+def _unpack(sha256: bytes | bytearray | str) -> str:
+    return sha256 if isinstance(sha256, str) else sha256.hex()
+
+
+# key, tier1, package, branch, sha256, code, meta, own_meta, saved_at, deleted, git_commit,
+# mtime_ns, modified_time, file_name, extra: what ``_records`` turns into records
+_COLUMNS = (
+    "k.key, k.tier1, k.package, k.branch, b.sha256, b.code, b.meta, v.own_meta, v.saved_at, "
+    "v.deleted, v.git_commit, v.mtime_ns, v.modified_time, v.file_name, v.extra "
+)
+_LATEST = (  # each key's newest version
+    f"SELECT {_COLUMNS} FROM keys k JOIN versions v ON v.id = k.version_id "
+    "JOIN blobs b ON b.id = v.blob_id "
+)
+_ANY = (  # any version of a key
+    f"SELECT {_COLUMNS} FROM keys k JOIN versions v ON v.key_id = k.id "
+    "JOIN blobs b ON b.id = v.blob_id "
+)
+_INDEXED = (  # what a live key's index entry was made from
+    "SELECT k.id, k.key, b.meta, v.own_meta, b.code FROM keys k "
+    "JOIN versions v ON v.id = k.version_id JOIN blobs b ON b.id = v.blob_id "
+)
+
+
+def _indexed(key: str, meta: str, own_meta: str | None, code: str) -> tuple[str, ...]:
     """The (name, docstring, signature, code) a version was indexed with."""
-    data = orjson.loads(meta)
-    return data["name"], data.get("docstring") or "", data.get("signature") or "", code
+    data = orjson.loads(own_meta or meta)
+    return key.rpartition(".")[2], data.get("docstring") or "", data.get("signature") or "", code
 
 
 class SqliteStorage:
@@ -86,8 +179,94 @@ class SqliteStorage:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self._read() as db:
-            db.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+            layout = db.execute("PRAGMA user_version").fetchone()[0]
+        if layout != LAYOUT:
+            self._create_or_migrate()
         self._ensure_index()
+
+    def _create_or_migrate(self) -> None:
+        """Create the tables in a new file, or move an earlier layout's data into them."""
+        with self._write() as db:
+            layout = db.execute("PRAGMA user_version").fetchone()[0]  # under the lock now
+            if layout == LAYOUT:
+                return
+            if layout > LAYOUT:
+                raise StorageUnavailable(
+                    f"registry database {self.path!r} has layout {layout}, newer than this "
+                    f"GlobalFunc understands ({LAYOUT}); upgrade GlobalFunc"
+                )
+            old = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'versions'").fetchone()
+            if old is not None:
+                for stmt in (
+                    "DROP INDEX IF EXISTS versions_by_key",
+                    "DROP INDEX IF EXISTS keys_by_space",
+                    "ALTER TABLE blobs RENAME TO v1_blobs",
+                    "ALTER TABLE versions RENAME TO v1_versions",
+                    "ALTER TABLE keys RENAME TO v1_keys",
+                ):
+                    db.execute(stmt)
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            if old is not None:
+                self._migrate_v1(db)
+            db.execute(f"PRAGMA user_version = {LAYOUT}")
+
+    @staticmethod
+    def _migrate_v1(db: sqlite3.Connection) -> None:
+        """Copy the layout-0 tables (renamed ``v1_*``) into the current ones, then drop them.
+
+        Key and version ids are kept, so a contentless index stays valid. Each content's
+        metadata is taken from its newest version; older versions that differ keep theirs.
+        """
+        db.create_function("gf_pack", 1, _pack, deterministic=True)
+        db.execute("CREATE INDEX v1_versions_by_sha ON v1_versions (sha256, id)")
+        rows = db.execute(
+            "SELECT b.sha256, b.code, (SELECT v.meta FROM v1_versions v "
+            "WHERE v.sha256 = b.sha256 ORDER BY v.id DESC LIMIT 1) FROM v1_blobs b"
+        )
+        while chunk := rows.fetchmany(_CHUNK):
+            db.executemany(
+                "INSERT INTO blobs (sha256, code, meta) VALUES (?, ?, ?)",
+                [(_pack(sha), code, _split_v1(meta)[0]) for sha, code, meta in chunk],
+            )
+        db.executemany(
+            "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (key_id, key, tier1, package, branch, version_id, _pack(sha), deleted)
+                for key_id, key, tier1, package, branch, version_id, sha, deleted in db.execute(
+                    "SELECT id, key, tier1, package, branch, version_id, sha256, deleted "
+                    "FROM v1_keys"
+                ).fetchall()
+            ],
+        )
+        rows = db.execute(
+            "SELECT v.id, k.id, b.id, b.meta, v.saved_at, v.deleted, v.meta "
+            "FROM v1_versions v JOIN v1_keys k ON k.key = v.key "
+            "JOIN blobs b ON b.sha256 = gf_pack(v.sha256) ORDER BY v.id"
+        )
+        while chunk := rows.fetchmany(_CHUNK):
+            out = []
+            for version_id, key_id, blob_id, stored, saved_at, deleted, meta in chunk:
+                content, data = _split_v1(meta)
+                out.append(
+                    (
+                        version_id,
+                        key_id,
+                        blob_id,
+                        saved_at,
+                        deleted,
+                        data.get("commit"),
+                        data.get("mtime_ns") or 0,
+                        data.get("modified_time") or "",
+                        data.get("file_name") or "",
+                        orjson.dumps(data["extra"]).decode() if data.get("extra") else None,
+                        None if content == stored else content,
+                    )
+                )
+            db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", out)
+        for table in ("v1_versions", "v1_keys", "v1_blobs"):
+            db.execute(f"DROP TABLE {table}")
 
     def _ensure_index(self) -> None:
         """Create the full-text index, or rebuild one of an older layout, from stored data."""
@@ -98,13 +277,10 @@ class SqliteStorage:
         with self._write() as db:
             db.execute("DROP TABLE IF EXISTS fts")
             db.execute(_FTS)
-            rows = db.execute(
-                "SELECT k.id, v.meta, b.code FROM keys k JOIN versions v ON v.id = k.version_id "
-                "JOIN blobs b ON b.sha256 = v.sha256 WHERE k.deleted = 0"
-            ).fetchall()
+            rows = db.execute(_INDEXED + "WHERE k.deleted = 0").fetchall()
             db.executemany(
                 "INSERT INTO fts (rowid, name, docstring, signature, code) VALUES (?, ?, ?, ?, ?)",
-                [(key_id, *_indexed(meta, code)) for key_id, meta, code in rows],
+                [(key_id, *_indexed(*row)) for key_id, *row in rows],
             )
 
     # -- connections -------------------------------------------------------------------
@@ -165,60 +341,103 @@ class SqliteStorage:
         with self._write() as db:
             known = self._known_keys(db, [key for key, _ in keyed])
             latest = {key: sha for key, (sha, deleted, _) in known.items() if not deleted}
-            next_id = (db.execute("SELECT coalesce(max(id), 0) FROM versions").fetchone()[0]) + 1
+            stored = self._stored_blobs(
+                db, [r.sha256 for key, r in keyed if latest.get(key) != r.sha256]
+            )
+            version_id, key_id, blob_id = db.execute(
+                "SELECT (SELECT coalesce(max(id), 0) FROM versions), "
+                "(SELECT coalesce(max(id), 0) FROM keys), (SELECT coalesce(max(id), 0) FROM blobs)"
+            ).fetchone()
+            key_ids = {key: row[2] for key, row in known.items()}
             added: builtins.list[bool] = []
-            blobs: builtins.list[tuple[str, str]] = []
+            blobs: builtins.list[tuple[Any, ...]] = []
             versions: builtins.list[tuple[Any, ...]] = []
-            keys: builtins.list[tuple[Any, ...]] = []
-            fts: dict[str, tuple[Any, ...]] = {}  # the last version of each key wins
+            keys: dict[str, tuple[Any, ...]] = {}  # the last version of each key wins
+            fts: dict[str, tuple[Any, ...]] = {}
             for key, record in keyed:
-                if latest.get(key) == record.sha256:
+                sha = record.sha256
+                if latest.get(key) == sha:
                     added.append(False)
                     continue
-                latest[key] = record.sha256
-                saved_at = record.saved_at or now
-                blobs.append((record.sha256, record.code))
-                versions.append((next_id, key, record.sha256, saved_at, 0, _meta(record, saved_at)))
-                keys.append(
-                    (key, record.tier1, record.package, record.branch, next_id, record.sha256)
+                latest[key] = sha
+                meta = _content_meta(record)
+                blob = stored.get(sha)
+                if blob is None:
+                    blob_id += 1
+                    blob = stored[sha] = (blob_id, meta, _pack(sha))
+                    blobs.append((blob_id, blob[2], record.code, meta))
+                if key not in key_ids:
+                    key_id += 1
+                    key_ids[key] = key_id
+                version_id += 1
+                versions.append(
+                    (
+                        version_id,
+                        key_ids[key],
+                        blob[0],
+                        record.saved_at or now,
+                        0 if record.commit is None else record.commit,  # 0: see _pack
+                        record.mtime_ns,
+                        record.modified_time,
+                        record.file_name,
+                        orjson.dumps(record.extra).decode() if record.extra else 0,
+                        0 if blob[1] == meta else meta,
+                    )
                 )
+                keys[key] = (version_id, blob[2], record.tier1, record.package, record.branch)
                 fts[key] = (record.name, record.docstring or "", record.signature, record.code)
-                next_id += 1
                 added.append(True)
             # Unindex replaced versions while the keys still point at them.
             self._unindex(db, [known[key][2] for key in fts if key in known and not known[key][1]])
-            db.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?)", blobs)
-            db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)", versions)
+            db.executemany("INSERT INTO blobs VALUES (?, ?, ?, ?)", blobs)
             db.executemany(
-                "INSERT INTO keys (key, tier1, package, branch, version_id, sha256, deleted) "
-                "VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (key) DO UPDATE SET "
-                "version_id = excluded.version_id, sha256 = excluded.sha256, deleted = 0",
-                keys,
+                "INSERT INTO versions VALUES (?, ?, ?, ?, 0, nullif(?, 0), ?, ?, ?, "
+                "nullif(?, 0), nullif(?, 0))",
+                versions,
+            )
+            db.executemany(
+                "INSERT INTO keys (version_id, sha256, tier1, package, branch, id, key, deleted) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                [(*row, key_ids[key], key) for key, row in keys.items() if key not in known],
+            )
+            db.executemany(
+                "UPDATE keys SET version_id = ?, sha256 = ?, deleted = 0 WHERE id = ?",
+                [(*row[:2], key_ids[key]) for key, row in keys.items() if key in known],
             )
             # The key's row id is its row in the full-text index (explicit rowids are ~3x
             # faster for FTS5 than INSERT ... SELECT).
-            new_ids = self._known_keys(db, [key for key in fts if key not in known])
-            ids = {key: (known.get(key) or new_ids[key])[2] for key in fts}
             db.executemany(
                 "INSERT INTO fts (rowid, name, docstring, signature, code) VALUES (?, ?, ?, ?, ?)",
-                [(ids[key], *row) for key, row in fts.items()],
+                [(key_ids[key], *row) for key, row in fts.items()],
             )
         return added
+
+    @staticmethod
+    def _stored_blobs(
+        db: sqlite3.Connection, shas: builtins.list[str]
+    ) -> dict[str, tuple[int, str, bytes | bytearray | str]]:
+        """``sha256 -> (blob id, content metadata, stored hash)`` for the stored contents."""
+        found: dict[str, tuple[int, str, bytes | bytearray | str]] = {}
+        unique = [_pack(sha) for sha in dict.fromkeys(shas)]
+        for i in range(0, len(unique), _CHUNK):
+            chunk = unique[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for sha, blob_id, meta in db.execute(
+                f"SELECT sha256, id, meta FROM blobs WHERE sha256 IN ({marks})", chunk
+            ):
+                found[_unpack(sha)] = (blob_id, meta, sha)
+        return found
 
     def _unindex(self, db: sqlite3.Connection, key_ids: builtins.list[int]) -> None:
         """Remove live keys from the contentless index, which needs the text it indexed."""
         for i in range(0, len(key_ids), _CHUNK):
             chunk = key_ids[i : i + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            rows = db.execute(
-                "SELECT k.id, v.meta, b.code FROM keys k JOIN versions v ON v.id = k.version_id "
-                f"JOIN blobs b ON b.sha256 = v.sha256 WHERE k.id IN ({marks})",
-                chunk,
-            ).fetchall()
+            rows = db.execute(_INDEXED + f"WHERE k.id IN ({marks})", chunk).fetchall()
             db.executemany(
                 "INSERT INTO fts (fts, rowid, name, docstring, signature, code) "
                 "VALUES ('delete', ?, ?, ?, ?, ?)",
-                [(key_id, *_indexed(meta, code)) for key_id, meta, code in rows],
+                [(key_id, *_indexed(*row)) for key_id, *row in rows],
             )
 
     def _known_keys(
@@ -233,46 +452,64 @@ class SqliteStorage:
             for key, sha, deleted, key_id in db.execute(
                 f"SELECT key, sha256, deleted, id FROM keys WHERE key IN ({marks})", chunk
             ):
-                found[key] = (sha, deleted, key_id)
+                found[key] = (_unpack(sha), deleted, key_id)
         return found
 
-    def _records(self, rows: Sequence[tuple[Any, ...]]) -> list[FunctionRecord]:
+    @staticmethod
+    def _records(rows: Iterable[tuple[Any, ...]]) -> list[FunctionRecord]:
         out = []
-        for meta, code, deleted, saved_at in rows:
-            data = orjson.loads(meta)
-            data["code"] = code
-            data["deleted"] = bool(deleted)
-            data["saved_at"] = saved_at
+        for (
+            key,
+            tier1,
+            package,
+            branch,
+            sha,
+            code,
+            meta,
+            own_meta,
+            saved_at,
+            deleted,
+            commit,
+            mtime_ns,
+            modified_time,
+            file_name,
+            extra,
+        ) in rows:
+            data = orjson.loads(own_meta or meta)
+            data.update(
+                tier1=tier1,
+                package=package,
+                branch=branch,
+                name=key.rpartition(".")[2],
+                sha256=_unpack(sha),
+                code=code,
+                saved_at=saved_at,
+                deleted=bool(deleted),
+                commit=commit,
+                mtime_ns=mtime_ns,
+                modified_time=modified_time,
+                file_name=file_name,
+                extra=orjson.loads(extra) if extra else {},
+            )
             out.append(FunctionRecord.from_dict(data))
         return out
-
-    _SELECT = (
-        "SELECT v.meta, b.code, v.deleted, v.saved_at FROM versions v "
-        "JOIN blobs b ON b.sha256 = v.sha256 "
-    )
 
     def get(self, key: str, sha256: str | None = None) -> FunctionRecord | None:
         with self._read() as db:
             if sha256 is None:
-                rows = db.execute(
-                    self._SELECT + "JOIN keys k ON k.version_id = v.id "
-                    "WHERE k.key = ? AND k.deleted = 0",
-                    (key,),
-                ).fetchall()
+                rows = db.execute(_LATEST + "WHERE k.key = ? AND k.deleted = 0", (key,)).fetchall()
             else:
                 rows = db.execute(
-                    self._SELECT + "WHERE v.key = ? AND v.sha256 = ? AND v.deleted = 0 "
+                    _ANY + "WHERE k.key = ? AND b.sha256 = ? AND v.deleted = 0 "
                     "ORDER BY v.id DESC LIMIT 1",
-                    (key, sha256),
+                    (key, _pack(sha256)),
                 ).fetchall()
         records = self._records(rows)
         return records[0] if records else None
 
     def history(self, key: str) -> list[FunctionRecord]:
         with self._read() as db:
-            rows = db.execute(
-                self._SELECT + "WHERE v.key = ? ORDER BY v.id DESC", (key,)
-            ).fetchall()
+            rows = db.execute(_ANY + "WHERE k.key = ? ORDER BY v.id DESC", (key,)).fetchall()
         return self._records(rows)
 
     def list(
@@ -288,32 +525,29 @@ class SqliteStorage:
             args.append(branch)
         with self._read() as db:
             rows = db.execute(
-                self._SELECT
-                + "JOIN keys k ON k.version_id = v.id WHERE "
-                + " AND ".join(where)
-                + " ORDER BY k.key",
-                args,
+                _LATEST + "WHERE " + " AND ".join(where) + " ORDER BY k.key", args
             ).fetchall()
         return self._records(rows)
 
     def delete(self, key: str) -> bool:
         with self._write() as db:
             row = db.execute(
-                "SELECT k.id, v.meta, v.sha256 FROM keys k JOIN versions v ON v.id = k.version_id "
-                "WHERE k.key = ? AND k.deleted = 0",
-                (key,),
+                "SELECT id, version_id FROM keys WHERE key = ? AND deleted = 0", (key,)
             ).fetchone()
             if row is None:
                 return False
-            key_id, meta, sha = row
+            key_id, version_id = row
+            self._unindex(db, [key_id])  # while the key still points at the live version
             cur = db.execute(
-                "INSERT INTO versions (key, sha256, saved_at, deleted, meta) VALUES (?, ?, ?, 1, ?)",
-                (key, sha, time.time(), meta),
+                "INSERT INTO versions (key_id, blob_id, saved_at, deleted, git_commit, mtime_ns, "
+                "modified_time, file_name, extra, own_meta) SELECT key_id, blob_id, ?, 1, "
+                "git_commit, mtime_ns, modified_time, file_name, extra, own_meta "
+                "FROM versions WHERE id = ?",
+                (time.time(), version_id),
             )
             db.execute(
                 "UPDATE keys SET version_id = ?, deleted = 1 WHERE id = ?", (cur.lastrowid, key_id)
             )
-            self._unindex(db, [key_id])
         return True
 
     def search(self, tier1: str, query: str, limit: int = 20) -> builtins.list[FunctionRecord]:
@@ -323,8 +557,7 @@ class SqliteStorage:
         match = " ".join('"' + t.replace('"', "") + '"*' for t in terms)
         with self._read() as db:
             rows = db.execute(
-                self._SELECT + "JOIN keys k ON k.version_id = v.id "
-                "JOIN (SELECT rowid AS rid, bm25(fts, 10.0, 4.0, 2.0, 1.0) AS score "
+                _LATEST + "JOIN (SELECT rowid AS rid, bm25(fts, 10.0, 4.0, 2.0, 1.0) AS score "
                 "      FROM fts WHERE fts MATCH ?) f ON f.rid = k.id "
                 "WHERE k.tier1 = ? AND k.deleted = 0 ORDER BY f.score, k.key LIMIT ?",
                 (match, tier1, limit),
@@ -339,3 +572,9 @@ class SqliteStorage:
         if self._memory is not None:
             self._memory.close()
             self._memory = None
+
+
+def _split_v1(meta: bytes | None) -> tuple[str, dict[str, Any]]:
+    """A layout-0 version's whole-record JSON as (content metadata JSON, the decoded dict)."""
+    data: dict[str, Any] = orjson.loads(meta) if meta else {}
+    return orjson.dumps({f: data[f] for f in _CONTENT_FIELDS if f in data}).decode(), data
