@@ -257,7 +257,7 @@ def make_storage_key(name: str | CallName, branch: str, tier1: str = DEFAULT_TIE
 
 def key_text(tier1: str, package: str, branch: str, func: str) -> str:
     """``make_storage_key(...)`` as text, validated once per distinct key and then cached."""
-    if not all(isinstance(part, str) for part in (tier1, package, branch, func)):
+    if not (type(tier1) is type(package) is type(branch) is type(func) is str):
         raise InvalidName(f"key parts must be strings: {(tier1, package, branch, func)!r}")
     return _key_text(tier1, package, branch, func)
 
