@@ -9,7 +9,9 @@
   the registry, not the git checkout.
 
 Only validated names resolve (no dunders, no private names, no walking into module globals
-or attributes of the function). Resolutions are cached; :meth:`Resolver.invalidate` (and
+or attributes of the function). A directory root is put on ``sys.path`` (its packages are
+imported by their top-level names, as the seed did), so two roots in one process should
+not hold packages of the same name: the second one is refused with a clear error. Resolutions are cached; :meth:`Resolver.invalidate` (and
 GFGo's reload) forgets them.
 """
 
@@ -19,7 +21,6 @@ import importlib
 import importlib.util
 import inspect
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -36,8 +37,12 @@ Root = ModuleType | str | Path | Registry
 
 
 def default_cache_dir() -> Path:
-    """Where registry functions are materialized when no folder is given."""
-    return Path(tempfile.gettempdir()) / "globalfunc-cache"
+    """Where registry functions are materialized when no folder is given.
+
+    Per user (``~/.cache/globalfunc``), never a shared temp folder, where another user
+    could plant a file for us to import.
+    """
+    return Path.home() / ".cache" / "globalfunc" / "functions"
 
 
 class Resolver:

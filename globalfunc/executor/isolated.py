@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MEMORY_LIMIT_MB = 2048
 _READ_CHUNK = 1 << 16
+_CONFIG_VAR = "GF_WORKER_CONFIG"
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,14 +367,15 @@ class IsolatedExecutor:
         self.memory_limit_mb = memory_limit_mb
         self.debug = debug
         config = {**asdict(target), "memory_limit_mb": memory_limit_mb, "debug": debug}
+        # The config travels in the environment, not argv: it may hold a storage URL with
+        # a password, and argv is world-readable (ps, /proc/<pid>/cmdline).
         self._argv = [
             python,
             "-c",
-            "import sys; from globalfunc.executor.worker import worker_main; "
-            "sys.exit(worker_main(sys.argv[1]))",
-            orjson.dumps(config).decode(),
+            "import os, sys; from globalfunc.executor.worker import worker_main; "
+            f"sys.exit(worker_main(os.environ.pop({_CONFIG_VAR!r})))",
         ]
-        self._env = _worker_env()
+        self._env = _worker_env(orjson.dumps(config).decode())
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
@@ -687,9 +689,11 @@ def _to_loop_time(loop: asyncio.AbstractEventLoop, deadline: float) -> float:
     return loop.time() + (deadline - time.monotonic())
 
 
-def _worker_env() -> dict[str, str]:
-    """The worker's environment: ours, with this package importable whatever the cwd."""
-    env = dict(os.environ)
+def _worker_env(config_json: str) -> dict[str, str]:
+    """The worker's environment: ours without ``GF_*`` settings (the token stays in the
+    server), plus the worker's config, with this package importable whatever the cwd."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GF_")}
+    env[_CONFIG_VAR] = config_json
     here = str(Path(__file__).resolve().parents[2])
     parts = [here, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != here]]
     env["PYTHONPATH"] = os.pathsep.join(parts)

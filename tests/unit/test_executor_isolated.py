@@ -252,3 +252,19 @@ def test_closing_fails_calls_in_flight() -> None:
         return got[0]
 
     assert isinstance(asyncio.run(asyncio.wait_for(main(), 30)), WorkerCrashed)
+
+
+def test_workers_see_no_server_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GF_TOKEN", "server-secret-token")
+    url = f"sqlite://{tmp_path / 'r.db'}"
+    with Registry.open(url) as registry:
+        registry.save(Scanner(FUNCS).scan_file(FUNCS / "Misbehave" / "read_env.py"))
+    with IsolatedExecutor(
+        WorkerTarget(registry_url=url, cache_dir=str(tmp_path / "cache")), workers=1
+    ) as ex:
+        assert ex.call("Misbehave.read_env", kwargs={"name": "GF_TOKEN"}) is None
+        assert ex.call("Misbehave.read_env", kwargs={"name": "GF_WORKER_CONFIG"}) is None
+        assert ex.call("Misbehave.read_env", kwargs={"name": "HOME"}) == os.environ.get("HOME")
+        for pid in ex.pids():  # the storage URL is not on the world-readable command line
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            assert str(tmp_path).encode() not in cmdline
