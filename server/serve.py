@@ -144,7 +144,13 @@ def serve(
 
         storage_url = default_storage_url(root)
     branch = branch or _detect_branch(root)
-    sockets = tornado.netutil.bind_sockets(port, host, reuse_port=False)
+    try:
+        sockets = tornado.netutil.bind_sockets(port, host, reuse_port=False)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another address "
+            "with --host/--port (GF_HOST/GF_PORT; make run HOST=... PORT=...)"
+        ) from exc
     bound_port = sockets[0].getsockname()[1]
     task = None
     if processes > 1:

@@ -125,3 +125,16 @@ def test_init_then_save(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert code == 0 and "sp_GlobalFunc.Sample_" in out and ".hello" in out
     code, out, err = gf(capsys, "init", str(target))
     assert code == 1 and "already a git repository" in err
+
+
+def test_serve_on_a_busy_port_is_one_clear_line(
+    packages_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = gf(capsys, "--root", str(packages_repo), "serve", "--port", str(port))
+    assert code == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
