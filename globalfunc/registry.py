@@ -9,7 +9,7 @@ and never imports user code (that is GFGo's).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,9 +200,3 @@ class Registry:
         for depth in range(len(parts), 0, -1):
             write_init_py(confined(base, *parts[:depth]))
         return path
-
-    def materialize_many(
-        self, records: Sequence[FunctionRecord], target: str | Path
-    ) -> builtins.list[Path]:
-        """Write several records (e.g. a whole package) into ``target``."""
-        return [self.materialize(r.call_name, target, record=r) for r in records]
