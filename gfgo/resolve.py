@@ -28,6 +28,7 @@ from types import ModuleType
 from typing import Any
 
 from globalfunc.errors import FunctionNotFound, PackageNotFound
+from globalfunc.files import import_file
 from globalfunc.naming import CallName, parse_call_name
 from globalfunc.record import FunctionRecord
 from globalfunc.registry import Registry
@@ -110,18 +111,7 @@ class Resolver:
         if not file.exists() or file.read_bytes() != record.code.encode("utf-8"):
             self.root.materialize(call, folder, record=record)
         module_name = f"_gf_{record.sha256[:16]}_{call.func}"
-        module = sys.modules.get(module_name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(module_name, file)
-            if spec is None or spec.loader is None:
-                raise FunctionNotFound(f"cannot load {call} from {str(file)!r}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[module_name]
-                raise
+        module = sys.modules.get(module_name) or import_file(module_name, file)
         self._records[str(call)] = record
         return _defined_function(module, call)
 

@@ -1,4 +1,4 @@
-"""Writing function files back out: atomic writes, confinement to a folder, ``__init__.py``.
+"""Function files on disk: atomic writes, confinement to a folder, ``__init__.py``, import.
 
 Used by the registry (materialize a stored version) and the workspace (regenerate a
 package's ``__init__.py``). Every write goes to a temporary file first and is renamed into
@@ -8,9 +8,12 @@ folder (symlinks included), so a name can never write elsewhere.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 from globalfunc.errors import PackageNotFound, PathEscape
 
@@ -65,3 +68,18 @@ def write_init_py(package_dir: Path) -> Path:
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_atomic(path, text)
     return path
+
+
+def import_file(module_name: str, file: Path) -> ModuleType:
+    """Import ``file`` as module ``module_name`` (registered in ``sys.modules`` only if it runs)."""
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {str(file)!r} as a module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module

@@ -11,7 +11,6 @@ the tag of the ``wrapperCreate`` that opened the session.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import inspect
 import logging
 import sys
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from globalfunc.files import import_file
 from server.aiges import compat
 from server.aiges.compat import dto
 from server.aiges.engine import (
@@ -56,17 +56,7 @@ def load_wrapper_module(path: str | Path, module_name: str = "wrapper") -> Any:
     folder = str(file.parent.resolve())
     if folder not in sys.path:
         sys.path.insert(0, folder)  # the wrapper's own sibling modules import like in the loader
-    spec = importlib.util.spec_from_file_location(module_name, file)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {file}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(module_name, None)
-        raise
-    return module
+    return import_file(module_name, file)
 
 
 def call_flexibly(method: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
