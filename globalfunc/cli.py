@@ -7,6 +7,7 @@
     gf ls [PACKAGE]                     registered functions
     gf show NAME                        signature, docstring, code and history
     gf history NAME                     every version, newest first
+    gf rm NAME                          delete (a tombstone; the history stays)
     gf search QUERY                     full-text search
     gf commit -m MSG                    commit (and push) the packages root
     gf call NAME k=v ...                call a function in-process (or --url a server)
@@ -228,6 +229,18 @@ def cmd_search(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_rm(ctx: Context) -> int:
+    reg = ctx.gfbase.registry
+    if not reg.delete(ctx.args.name, branch=ctx.args.branch):
+        from globalfunc.errors import FunctionNotFound
+
+        raise FunctionNotFound(
+            f"no live function {ctx.args.name} on branch {ctx.args.branch or reg.branch!r}"
+        )
+    _out(f"deleted {reg.key(ctx.args.name, ctx.args.branch)} (history kept: gf history)")
+    return EXIT_OK
+
+
 def cmd_commit(ctx: Context) -> int:
     result = ctx.gfbase.commit(ctx.args.message, push=not ctx.args.no_push)
     if result.sha is None:
@@ -362,6 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("search", cmd_search, "full-text search over names, docstrings, signatures, code")
     sp.add_argument("query")
     sp.add_argument("--limit", type=int, default=20)
+
+    sp = add("rm", cmd_rm, "delete a function from the registry (a tombstone; history is kept)")
+    sp.add_argument("name", metavar="NAME")
+    sp.add_argument("--branch")
 
     sp = add("commit", cmd_commit, "commit everything under the root (and push if a remote exists)")
     sp.add_argument("-m", "--message", required=True)

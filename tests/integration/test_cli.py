@@ -38,6 +38,12 @@ def test_full_cycle(
     assert code == 0 and "Base.to_pickle" in out and "Base.from_pickle" in out
     code, out, _ = gf(capsys, "--root", root, "history", "Base.to_pickle")
     assert code == 0 and "1 versions" in out
+    code, out, _ = gf(capsys, "--root", root, "rm", "Base.md5_text")
+    assert code == 0 and "deleted sp_GlobalFunc.Base_master.md5_text" in out
+    code, out, err = gf(capsys, "--root", root, "rm", "Base.md5_text")
+    assert code == 1 and "no live function Base.md5_text" in err
+    code, out, _ = gf(capsys, "--root", root, "history", "Base.md5_text")
+    assert code == 0 and "2 versions" in out and "deleted" in out
     code, out, _ = gf(
         capsys, "--root", root, "gen", "Base.to_pickle", "--to", str(tmp_path / "out")
     )
