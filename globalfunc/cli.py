@@ -447,7 +447,7 @@ def _add_aiges(sub: Any) -> None:
     )
     asub = aiges.add_subparsers(dest="aiges_command", metavar="COMMAND", parser_class=_Parser)
     asub.required = True
-    from server.aiges.plugin import make_parser
+    from server.aiges.options import make_parser
 
     serve = asub.add_parser(
         "serve", help="run the gRPC plugin (what aiges.toml's pythonPluginCmd starts)"

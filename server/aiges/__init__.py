@@ -3,6 +3,7 @@
 Layout::
 
     plugin.py         the process: go-plugin handshake, port, health, shutdown, parent watch
+    options.py        its command-line options (grpc-free, shared with ``gf aiges serve``)
     servicer.py       aiges.WrapperService over an :class:`~server.aiges.engine.Engine`
     engine.py         what a hosted engine is (init / schema / once / sessions), frames, codes
     wrapper_host.py   Engine for an unchanged user ``wrapper.py`` (class ``Wrapper``)
