@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test setup system-deps lint typecheck pytest bench clean
+.PHONY: run test setup system-deps native lint typecheck pytest bench clean
 
 setup: system-deps $(STAMP)
 
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The C++ parts (native/): the AIGES plugin's grpc++ server and the benchmark's client.
+native: setup
+	@$(MAKE) --no-print-directory -C native PYTHON=../$(BIN)/python
+
 run: setup
 	$(BIN)/gf --root packages serve --host $(HOST) --port $(PORT)
 
@@ -33,13 +37,13 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup
+pytest: setup native
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; exit $$rc
 
 test: lint typecheck pytest
 
-bench: setup
+bench: setup native
 	@bash scripts/system-deps.sh --bench
 	$(BIN)/python bench/bench_scan.py
 	$(BIN)/python bench/bench_storage.py
@@ -47,4 +51,5 @@ bench: setup
 	$(BIN)/python bench/bench_aiges.py
 
 clean:
+	@$(MAKE) --no-print-directory -C native clean
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

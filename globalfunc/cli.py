@@ -412,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_aiges_serve(ctx: Context) -> int:
-    from server.aiges.plugin import run
+    from server.aiges.launch import run
 
     if ctx.args.function and not ctx.args.plugin_root:
         ctx.args.plugin_root = str(ctx.root)

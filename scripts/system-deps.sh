@@ -7,6 +7,12 @@ if [ "${1:-}" = "--bench" ]; then command -v wrk >/dev/null || need+=(wrk); fi
 command -v git >/dev/null || need+=(git)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v g++ >/dev/null || need+=(g++)
+# native/ (the AIGES plugin's C++ server): grpc++ and protobuf headers, protoc and its grpc plugin.
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+command -v grpc_cpp_plugin >/dev/null || need+=(protobuf-compiler-grpc)
+[ -e /usr/include/grpcpp/grpcpp.h ] || need+=(libgrpc++-dev)
+[ -e /usr/include/google/protobuf/message.h ] || need+=(libprotobuf-dev)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if ! command -v apt-get >/dev/null; then
   echo "missing: ${need[*]}; install them with your package manager" >&2

@@ -2,7 +2,9 @@
 
 Layout::
 
-    plugin.py         the process: go-plugin handshake, port, health, shutdown, parent watch
+    launch.py         the process entry: options, cookie, engine, then one of the two servers
+    plugin.py         the Python (grpcio) server: handshake, port, health, shutdown, parent watch
+    native.py         the C++ (grpc++) server, ``--native``: the same protocol, far less CPU
     options.py        its command-line options (grpc-free, shared with ``gf aiges serve``)
     servicer.py       aiges.WrapperService over an :class:`~server.aiges.engine.Engine`
     engine.py         what a hosted engine is (init / schema / once / sessions), frames, codes
@@ -25,8 +27,12 @@ __all__ = ["main", "serve_plugin"]
 
 def __getattr__(name: str) -> object:
     # Lazy so importing server.aiges.compat does not pull in grpc.
-    if name in __all__:
-        from server.aiges import plugin
+    if name == "main":
+        from server.aiges.launch import main
 
-        return getattr(plugin, name)
+        return main
+    if name == "serve_plugin":
+        from server.aiges.plugin import serve_plugin
+
+        return serve_plugin
     raise AttributeError(name)

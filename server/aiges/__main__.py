@@ -2,7 +2,7 @@
 
 import sys
 
-from server.aiges.plugin import main
+from server.aiges.launch import main
 
 if __name__ == "__main__":
     sys.exit(main())

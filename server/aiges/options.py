@@ -32,6 +32,12 @@ def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
         "--service-id", default=None, help="service id for --function (default: the call name)"
     )
     p.add_argument("--workers", type=int, default=4, help="threads running user code (default 4)")
+    p.add_argument(
+        "--native",
+        action="store_true",
+        help="serve with the C++ gRPC server (built by `make native`); same behaviour, "
+        "several times less CPU per call",
+    )
     p.add_argument("--log-file", default=None, help="log here instead of stderr")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)

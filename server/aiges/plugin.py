@@ -1,4 +1,4 @@
-"""The plugin process the AIGES loader starts (``python -m server.aiges``, ``gf aiges serve``).
+"""The AIGES plugin on the Python gRPC server (grpcio); :mod:`server.aiges.launch` starts it.
 
 go-plugin rules it follows: refuse to run without the magic cookie ``BASIC_PLUGIN=hello``
 (unless ``--no-cookie``); bind a port from ``PLUGIN_MIN_PORT``..``PLUGIN_MAX_PORT`` (first
@@ -8,12 +8,11 @@ and ``GRPCStdio.StreamStdio`` next to ``aiges.WrapperService``. It exits on Shut
 SIGTERM/SIGINT, or within a second of its parent (the loader) dying. Logs go to stderr or
 ``--log-file``, never stdout.
 
-The environment is read here, at the edge, and nowhere else in the package.
+The C++ server (:mod:`server.aiges.native`, ``--native``) follows the same rules.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -21,23 +20,26 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent import futures
-from typing import Any, TextIO
+from typing import TextIO
 
 import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from server.aiges.engine import Engine
-from server.aiges.options import make_parser
+from server.aiges.launch import (
+    COOKIE_MESSAGE,
+    MAGIC_COOKIE_KEY,
+    MAGIC_COOKIE_VALUE,
+    PluginError,
+)
 from server.aiges.proto import aiges_pb2_grpc, plugin_pb2, plugin_pb2_grpc
 from server.aiges.servicer import WrapperServicer
 
-__all__ = ["PluginError", "bind_port", "build_engine", "main", "serve_plugin"]
+__all__ = ["bind_port", "serve_plugin"]
 
 log = logging.getLogger(__name__)
 
-MAGIC_COOKIE_KEY = "BASIC_PLUGIN"
-MAGIC_COOKIE_VALUE = "hello"
 CORE_PROTOCOL = 1
 APP_PROTOCOL = 1
 MAX_MESSAGE = 2**31 - 1
@@ -46,16 +48,6 @@ SWITCH_INTERVAL = 0.001
 """GIL switch interval for the plugin process. Every result crosses threads (gRPC handler ->
 user pool -> communicate stream); at CPython's default 5 ms a woken thread can wait that long
 for the GIL, which dominates latency with several requests in flight."""
-
-COOKIE_MESSAGE = (
-    "This is an AIGES plugin (go-plugin protocol). It is meant to be started by the AIGES "
-    "loader, which sets BASIC_PLUGIN=hello; it was started without that magic cookie.\n"
-    "To serve it by hand anyway (debugging with your own gRPC client), add --no-cookie."
-)
-
-
-class PluginError(Exception):
-    """The plugin cannot start: bad options, no free port, no engine."""
 
 
 class _Controller(plugin_pb2_grpc.GRPCControllerServicer):
@@ -196,54 +188,3 @@ def serve_plugin(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
-
-
-def build_engine(
-    wrapper: str | None = None,
-    function: str | None = None,
-    root: str | None = None,
-    service_id: str | None = None,
-) -> Engine:
-    """The engine the options name: a wrapper file/dir, or a function under a packages root."""
-    if bool(wrapper) == bool(function):
-        raise PluginError("give exactly one of --wrapper DIR_OR_FILE or --function Package.func")
-    if wrapper:
-        from server.aiges.wrapper_host import WrapperEngine
-
-        return WrapperEngine(wrapper)
-    from server.aiges.function_host import FunctionEngine, packages_resolver
-
-    assert function is not None
-    return FunctionEngine(function, packages_resolver(root or "packages"), service_id=service_id)
-
-
-def _configure_logging(log_file: str | None, level: str) -> None:
-    handler: logging.Handler = (
-        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
-    )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the plugin for parsed options (shared by ``main`` and the ``gf`` CLI)."""
-    _configure_logging(args.log_file, args.log_level)
-    if not args.no_cookie and os.environ.get(MAGIC_COOKIE_KEY) != MAGIC_COOKIE_VALUE:
-        print(COOKIE_MESSAGE, file=sys.stderr)
-        return 1
-    try:
-        engine = build_engine(args.wrapper, args.function, args.root, args.service_id)
-    except Exception as exc:
-        print(f"aiges plugin: {exc}", file=sys.stderr)
-        return 1
-    return serve_plugin(
-        engine, workers=args.workers, host=args.host, require_cookie=not args.no_cookie
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m server.aiges``."""
-    args: Any = make_parser().parse_args(argv)
-    return run(args)

@@ -2,6 +2,8 @@
 
 Every test drives ``python -m server.aiges`` through :class:`LoaderClient` (the loader's
 start-up sequence, results read from ``communicate``) and asserts what the loader relies on.
+Every test runs twice: on the Python gRPC server and on the C++ one (``--native``), which
+must behave the same.
 """
 
 from __future__ import annotations
@@ -29,8 +31,26 @@ DATA = REPO / "tests" / "data" / "aiges"
 SERVING = 1
 
 
+FLAVOURS: dict[str, tuple[str, ...]] = {"python": (), "native": ("--native",)}
+_flavour: tuple[str, ...] = ()
+
+
+@pytest.fixture(autouse=True, params=list(FLAVOURS))
+def server_flavour(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test on one of the two servers; the native one must be built (`make native`)."""
+    global _flavour
+    if request.param == "native" and not list((REPO / "server" / "aiges").glob("_native*.so")):
+        pytest.fail("the native AIGES server is not built: run `make native`")
+    _flavour = FLAVOURS[request.param]
+    try:
+        yield request.param
+    finally:
+        _flavour = ()
+
+
 def plugin_command(*args: str) -> str:
-    return " ".join([shlex.quote(sys.executable), "-m", "server.aiges", *map(shlex.quote, args)])
+    parts = [sys.executable, "-m", "server.aiges", *_flavour, *args]
+    return " ".join(map(shlex.quote, parts))
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -297,3 +317,18 @@ def _alive(pid: int) -> bool:
 def test_a_plugin_that_never_shakes_hands_is_reported() -> None:
     with pytest.raises(PluginStartError, match="exited with 3"):
         LoaderClient.start("echo oops >&2; exit 3", env=env(), timeout=10)
+
+
+def test_sigterm_stops_the_plugin_cleanly() -> None:
+    client = start("--wrapper", str(DATA / "echo"))
+    with client:
+        assert client.init({}) == 0
+        assert client.process is not None
+        os.kill(client.process.pid, signal.SIGTERM)
+        assert client.process.wait(5) == 0
+
+
+def test_a_port_range_with_no_free_port_is_a_clear_error() -> None:
+    with start("--wrapper", str(DATA / "echo"), PLUGIN_MIN_PORT="23470", PLUGIN_MAX_PORT="23470"):
+        with pytest.raises(PluginStartError, match="no free port in PLUGIN_MIN_PORT"):
+            start("--wrapper", str(DATA / "echo"), PLUGIN_MIN_PORT="23470", PLUGIN_MAX_PORT="23470")

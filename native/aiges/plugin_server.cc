@@ -1,0 +1,606 @@
+// The AIGES plugin's gRPC server in C++: `gf aiges serve --native` / `python -m server.aiges --native`.
+//
+// Why it exists: with the Python gRPC server, the gRPC machinery itself costs several
+// hundred microseconds of CPU per once-exec round trip, most of the plugin's time. Here the
+// whole transport (aiges.WrapperService, go-plugin's GRPCController and GRPCStdio, gRPC
+// health) is grpc++, and Python is entered only to run the hosted engine.
+//
+// Division of labour with Python (server/aiges/native.py):
+//   Python  checks the magic cookie, builds the engine, prints the handshake line, watches
+//           the parent process and signals, and stops the server;
+//   C++     binds the port, serves every rpc, and calls the engine through a small Python
+//           `Bridge` object whose methods take and return plain values (str, bytes, int,
+//           dict, tuples), never protobuf.
+//
+// Threading model (the same as the Python servicer's):
+//   - user code runs on a pool of `workers` threads; each keeps one Python thread state for
+//     its whole life and holds the GIL only while running a job;
+//   - wrapperOnceExec hands the request to the pool and acknowledges at once; the job always
+//     queues exactly one Response for the tag on the Outbox, whatever the user code does;
+//   - init, schema and session rpcs wait for their pool job; gRPC threads never take the GIL;
+//   - results (once exec and session frames pushed by user threads through `emit`) are
+//     written to the loader's `communicate` stream by that stream's handler thread.
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <netinet/in.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "aiges.grpc.pb.h"
+#include "plugin.grpc.pb.h"
+
+namespace py = pybind11;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int kInitFailed = 30001;  // engine not loaded / not initialised
+constexpr int kExecFailed = 30003;  // user exec raised, returned nothing, or failed
+constexpr auto kPoll = 500ms;       // how often blocked stream handlers re-check for shutdown
+
+// ---------------------------------------------------------------------------------------
+// Outbox: results waiting for the `communicate` stream.
+class Outbox {
+ public:
+  void put(aiges::Response&& response) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(response));
+    }
+    cv_.notify_one();
+  }
+
+  // Put back a response a stream could not deliver, so the next reader sends it first.
+  void put_front(aiges::Response&& response) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_front(std::move(response));
+    }
+    cv_.notify_one();
+  }
+
+  // 1: got one; 0: timed out; -1: closed.
+  int take(aiges::Response* out, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [this] { return closed_ || !queue_.empty(); })) return 0;
+    if (closed_) return -1;
+    *out = std::move(queue_.front());
+    queue_.pop_front();
+    return 1;
+  }
+
+  void close() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<aiges::Response> queue_;
+  bool closed_ = false;
+};
+
+// ---------------------------------------------------------------------------------------
+// UserPool: threads that run Python. Jobs are called with the GIL held.
+class UserPool {
+ public:
+  void start(int workers) {
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { loop(); });
+  }
+
+  // False when the pool is stopping (the job is not run).
+  bool submit(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return false;
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+    return true;
+  }
+
+  // Drop queued jobs, finish running ones, join. Call WITHOUT the GIL.
+  void stop() {
+    std::deque<std::function<void()>> dropped;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      dropped.swap(jobs_);
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    if (!dropped.empty()) {
+      py::gil_scoped_acquire gil;  // the jobs' captures may own Python objects
+      dropped.clear();
+    }
+  }
+
+ private:
+  void loop() {
+    py::gil_scoped_acquire own;   // this thread's Python state, kept for its whole life
+    py::gil_scoped_release idle;  // ... but the GIL is held only while a job runs
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        if (stopping_) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      py::gil_scoped_acquire gil;
+      job();
+      job = nullptr;  // release captured Python objects while the GIL is held
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  bool stopping_ = false;
+};
+
+// ---------------------------------------------------------------------------------------
+// Conversions between protobuf and the Bridge's plain values. All need the GIL.
+
+py::dict to_dict(const google::protobuf::Map<std::string, std::string>& map) {
+  py::dict d;
+  for (const auto& kv : map) d[py::str(kv.first)] = py::str(kv.second);
+  return d;
+}
+
+// RequestData list -> [(key, data, type, status, desc), ...]
+py::list to_items(const google::protobuf::RepeatedPtrField<aiges::RequestData>& list) {
+  py::list items(list.size());
+  for (int i = 0; i < list.size(); ++i) {
+    const auto& d = list.Get(i);
+    items[i] = py::make_tuple(py::str(d.key()), py::bytes(d.data()), d.type(), d.status(),
+                              to_dict(d.desc()));
+  }
+  return items;
+}
+
+// [(key, data, type, status, desc), ...] -> Response.list
+void fill_frames(aiges::Response* response, py::handle frames) {
+  for (py::handle frame : frames) {
+    auto t = frame.cast<py::tuple>();
+    auto* d = response->add_list();
+    d->set_key(t[0].cast<std::string>());
+    std::string data = t[1].cast<std::string>();
+    d->set_len(data.size());
+    d->set_data(std::move(data));
+    d->set_type(t[2].cast<uint32_t>());
+    d->set_status(t[3].cast<uint32_t>());
+    for (auto kv : t[4].cast<py::dict>()) {
+      (*d->mutable_desc())[kv.first.cast<std::string>()] = kv.second.cast<std::string>();
+    }
+  }
+}
+
+aiges::Response failure(const std::string& tag, int ret) {
+  aiges::Response r;
+  r.set_tag(tag);
+  r.set_ret(ret);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------
+// State shared by the services, the pool and the Python `emit` callback.
+struct State {
+  py::object bridge;  // touched only with the GIL held
+  Outbox outbox;
+  UserPool pool;
+  std::atomic<bool> stopping{false};
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool shutdown_requested = false;
+
+  // Log through the bridge (Python logging). Needs the GIL.
+  void log(const char* level, const std::string& message) {
+    try {
+      bridge.attr("log")(level, message);
+    } catch (py::error_already_set&) {
+      PyErr_Clear();
+    }
+  }
+
+  void log_current_exception(const std::string& what, py::error_already_set& e) {
+    log("error", what + ": " + e.what());
+  }
+
+  // Run `fn` on the user pool and wait for it; `fallback` when it cannot run or raises.
+  template <typename T>
+  T run_sync(const char* what, std::function<T()> fn, T fallback) {
+    auto promise = std::make_shared<std::promise<T>>();
+    auto future = promise->get_future();
+    bool queued = pool.submit([this, what, fn = std::move(fn), promise, fallback] {
+      try {
+        promise->set_value(fn());
+      } catch (py::error_already_set& e) {
+        log_current_exception(what, e);
+        promise->set_value(fallback);
+      } catch (std::exception& e) {
+        log("error", std::string(what) + ": " + e.what());
+        promise->set_value(fallback);
+      }
+    });
+    if (!queued) return fallback;
+    return future.get();
+  }
+
+  void request_shutdown() {
+    {
+      std::lock_guard<std::mutex> lock(stop_mu);
+      shutdown_requested = true;
+    }
+    stop_cv.notify_all();
+  }
+
+  // The once-exec job: always queues exactly one Response for the tag. Runs with the GIL.
+  void once_job(const aiges::Request& request) {
+    aiges::Response response;
+    response.set_tag(request.tag());
+    try {
+      py::tuple result =
+          bridge.attr("once")(to_dict(request.params()), to_items(request.list()), request.tag());
+      response.set_ret(result[0].cast<int>());
+      fill_frames(&response, result[1]);
+    } catch (py::error_already_set& e) {
+      log_current_exception("once exec (tag " + request.tag() + ")", e);
+      response = failure(request.tag(), kExecFailed);
+    } catch (std::exception& e) {
+      log("error", "once exec (tag " + request.tag() + "): " + e.what());
+      response = failure(request.tag(), kExecFailed);
+    }
+    outbox.put(std::move(response));
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// aiges.WrapperService
+class WrapperService final : public aiges::WrapperService::Service {
+ public:
+  explicit WrapperService(std::shared_ptr<State> state) : st_(std::move(state)) {}
+
+  grpc::Status wrapperInit(grpc::ServerContext*, const aiges::InitRequest* request,
+                           aiges::Ret* reply) override {
+    auto& st = *st_;
+    int ret = st.run_sync<int>(
+        "engine init",
+        [&st, request] { return st.bridge.attr("init")(to_dict(request->config())).cast<int>(); },
+        kInitFailed);
+    reply->set_ret(ret);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status wrapperSchema(grpc::ServerContext*, const aiges::SvcId* request,
+                             aiges::Schema* reply) override {
+    auto& st = *st_;
+    std::string error;
+    std::string data = st.run_sync<std::string>(
+        "wrapperSchema",
+        [&st, &error, request]() -> std::string {
+          try {
+            return st.bridge.attr("schema")(request->serviceid()).cast<std::string>();
+          } catch (py::error_already_set& e) {
+            error = e.what();
+            st.log_current_exception("wrapperSchema", e);
+            return std::string();
+          }
+        },
+        std::string());
+    if (data.empty()) {
+      return grpc::Status(grpc::StatusCode::INTERNAL,
+                          "cannot build the schema: " + (error.empty() ? "plugin stopping" : error));
+    }
+    reply->set_data(std::move(data));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status wrapperOnceExec(grpc::ServerContext*, const aiges::Request* request,
+                               aiges::Response* reply) override {
+    auto st = st_;
+    auto copy = std::make_shared<aiges::Request>(*request);
+    reply->set_tag(request->tag());
+    if (!st->pool.submit([st, copy] { st->once_job(*copy); })) {
+      st->outbox.put(failure(request->tag(), kExecFailed));
+      reply->set_ret(kExecFailed);
+      return grpc::Status::OK;
+    }
+    reply->set_ret(0);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status wrapperCreate(grpc::ServerContext*, const aiges::CreateRequest* request,
+                             aiges::Handle* reply) override {
+    auto& st = *st_;
+    using Pair = std::pair<std::string, int>;
+    Pair result = st.run_sync<Pair>(
+        "create",
+        [&st, request]() -> Pair {
+          py::tuple t = st.bridge.attr("create")(to_dict(request->params()), request->sid(),
+                                                 request->tag());
+          return {t[0].cast<std::string>(), t[1].cast<int>()};
+        },
+        Pair{std::string(), kExecFailed});
+    reply->set_handle(result.first);
+    reply->set_err_code(result.second);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status wrapperWrite(grpc::ServerContext*, const aiges::WriteMessage* request,
+                            aiges::Ret* reply) override {
+    auto& st = *st_;
+    int ret = st.run_sync<int>(
+        "write",
+        [&st, request] {
+          return st.bridge
+              .attr("write")(request->handle(), to_items(request->req().list()), request->sid())
+              .cast<int>();
+        },
+        kExecFailed);
+    reply->set_ret(ret);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status wrapperDestroy(grpc::ServerContext*, const aiges::Handle* request,
+                              aiges::Ret* reply) override {
+    auto& st = *st_;
+    int ret = st.run_sync<int>(
+        "destroy", [&st, request] { return st.bridge.attr("destroy")(request->handle()).cast<int>(); },
+        kExecFailed);
+    reply->set_ret(ret);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status communicate(grpc::ServerContext* context,
+                           grpc::ServerReaderWriter<aiges::Response, aiges::Request>* stream) override {
+    // The loader does not send on this stream; whatever it sends is read and dropped.
+    std::thread reader([stream] {
+      aiges::Request ignored;
+      while (stream->Read(&ignored)) {
+      }
+    });
+    auto& st = *st_;
+    while (!st.stopping.load()) {
+      aiges::Response response;
+      int got = st.outbox.take(&response, kPoll);
+      if (got < 0) break;
+      if (context->IsCancelled()) {
+        if (got > 0) st.outbox.put_front(std::move(response));
+        break;
+      }
+      if (got == 0) continue;
+      if (!stream->Write(response)) {
+        st.outbox.put_front(std::move(response));  // keep it for the next reader
+        break;
+      }
+    }
+    context->TryCancel();  // ends the reader's Read
+    reader.join();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status testStream(grpc::ServerContext*,
+                          grpc::ServerReaderWriter<aiges::Response, aiges::StreamRequest>* stream) override {
+    aiges::StreamRequest message;
+    for (int i = 0; stream->Read(&message); ++i) {
+      aiges::Response r;
+      r.set_tag(std::to_string(i));
+      auto* d = r.add_list();
+      d->set_key("data");
+      d->set_len(message.data().size());
+      d->set_data(message.data());
+      d->set_status(1);
+      if (!stream->Write(r)) break;
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::shared_ptr<State> st_;
+};
+
+// go-plugin's controller: Shutdown asks the plugin to exit.
+class Controller final : public plugin::GRPCController::Service {
+ public:
+  explicit Controller(std::shared_ptr<State> state) : st_(std::move(state)) {}
+  grpc::Status Shutdown(grpc::ServerContext*, const plugin::Empty*, plugin::Empty*) override {
+    st_->request_shutdown();
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::shared_ptr<State> st_;
+};
+
+// go-plugin's stdio stream. Our output reaches the loader through the process's pipes,
+// so the stream stays open and carries nothing.
+class Stdio final : public plugin::GRPCStdio::Service {
+ public:
+  explicit Stdio(std::shared_ptr<State> state) : st_(std::move(state)) {}
+  grpc::Status StreamStdio(grpc::ServerContext* context, const google::protobuf::Empty*,
+                           grpc::ServerWriter<plugin::StdioData>*) override {
+    std::unique_lock<std::mutex> lock(st_->stop_mu);
+    while (!context->IsCancelled() && !st_->stopping.load()) st_->stop_cv.wait_for(lock, kPoll);
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::shared_ptr<State> st_;
+};
+
+// True when nothing listens on host:port (a plain bind, no SO_REUSEADDR/SO_REUSEPORT).
+bool port_is_free(const std::string& host, int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    ::close(fd);
+    return true;  // not an IPv4 literal: let gRPC decide
+  }
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// ---------------------------------------------------------------------------------------
+// The server object Python drives.
+class NativeServer {
+ public:
+  NativeServer(py::object bridge, const std::string& host, int port_low, int port_high,
+               int workers)
+      : st_(std::make_shared<State>()) {
+    st_->bridge = std::move(bridge);
+    std::weak_ptr<State> weak = st_;
+    // Session results pushed by user threads: emit(tag, ret, frames).
+    st_->bridge.attr("bind")(py::cpp_function([weak](const std::string& tag, int ret, py::handle frames) {
+      auto st = weak.lock();
+      if (!st) return;
+      aiges::Response response;
+      response.set_tag(tag);
+      response.set_ret(ret);
+      fill_frames(&response, frames);
+      st->outbox.put(std::move(response));
+    }));
+    st_->pool.start(workers < 1 ? 1 : workers);
+
+    py::gil_scoped_release release;
+    grpc::EnableDefaultHealthCheckService(true);
+    std::string last_error;
+    if (port_low > 0 && port_high >= port_low) {
+      for (int port = port_low; port <= port_high && !server_; ++port) {
+        if (port_is_free(host, port)) build(host, port);
+      }
+      if (!server_) {
+        shutdown_pool();
+        throw std::runtime_error("no free port in PLUGIN_MIN_PORT..PLUGIN_MAX_PORT = " +
+                                 std::to_string(port_low) + ".." + std::to_string(port_high));
+      }
+    } else {
+      build(host, 0);
+      if (!server_) {
+        shutdown_pool();
+        throw std::runtime_error("cannot bind an ephemeral port on " + host);
+      }
+    }
+    auto* health = server_->GetHealthCheckService();
+    if (health != nullptr) {
+      health->SetServingStatus(true);
+      health->SetServingStatus("plugin", true);
+    }
+  }
+
+  ~NativeServer() {
+    if (server_) {
+      py::gil_scoped_release release;
+      stop_now(0.0);
+    }
+  }
+
+  int port() const { return port_; }
+
+  // Wait up to `timeout` seconds for the loader's Shutdown; true once it was requested.
+  bool wait_shutdown(double timeout) {
+    py::gil_scoped_release release;
+    std::unique_lock<std::mutex> lock(st_->stop_mu);
+    st_->stop_cv.wait_for(lock, std::chrono::duration<double>(timeout),
+                          [this] { return st_->shutdown_requested; });
+    return st_->shutdown_requested;
+  }
+
+  // Stop serving: refuse new work, cancel streams, wait up to `grace` seconds for calls.
+  void stop(double grace) {
+    py::gil_scoped_release release;
+    stop_now(grace);
+  }
+
+ private:
+  void build(const std::string& host, int port) {
+    std::vector<std::unique_ptr<grpc::Service>> services;
+    services.push_back(std::make_unique<WrapperService>(st_));
+    services.push_back(std::make_unique<Controller>(st_));
+    services.push_back(std::make_unique<Stdio>(st_));
+    grpc::ServerBuilder builder;
+    int selected = 0;
+    builder.AddListeningPort(host + ":" + std::to_string(port), grpc::InsecureServerCredentials(),
+                             &selected);
+    builder.SetMaxReceiveMessageSize(INT_MAX);
+    builder.SetMaxSendMessageSize(INT_MAX);
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    for (auto& s : services) builder.RegisterService(s.get());
+    auto server = builder.BuildAndStart();
+    if (server && selected > 0 && (port == 0 || selected == port)) {
+      server_ = std::move(server);
+      services_ = std::move(services);
+      port_ = selected;
+    } else if (server) {
+      server->Shutdown();
+      server->Wait();
+    }
+  }
+
+  void stop_now(double grace) {
+    if (!server_) return;
+    st_->stopping.store(true);
+    st_->outbox.close();
+    st_->stop_cv.notify_all();
+    if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(false);
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(static_cast<int64_t>(grace * 1000)));
+    server_->Wait();
+    server_.reset();
+    services_.clear();
+    shutdown_pool();
+  }
+
+  void shutdown_pool() {
+    st_->pool.stop();
+    py::gil_scoped_acquire gil;
+    st_->bridge = py::none();
+  }
+
+  std::shared_ptr<State> st_;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::unique_ptr<grpc::Service>> services_;
+  int port_ = 0;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+  m.doc() = "The AIGES plugin's gRPC server in C++ (see server/aiges/native.py).";
+  m.attr("grpc_version") = grpc::Version();
+  py::class_<NativeServer>(m, "NativeServer")
+      .def(py::init<py::object, const std::string&, int, int, int>(), py::arg("bridge"),
+           py::arg("host"), py::arg("port_low"), py::arg("port_high"), py::arg("workers"))
+      .def_property_readonly("port", &NativeServer::port)
+      .def("wait_shutdown", &NativeServer::wait_shutdown, py::arg("timeout"))
+      .def("stop", &NativeServer::stop, py::arg("grace") = 1.0);
+}

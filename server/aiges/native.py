@@ -1,0 +1,214 @@
+"""The AIGES plugin on the C++ gRPC server (``--native``): loading it and the Python it calls.
+
+The C++ extension ``server/aiges/_native*.so`` (source ``native/aiges/plugin_server.cc``,
+built by ``make native``) serves the whole protocol: ``aiges.WrapperService``, go-plugin's
+controller and stdio services, and gRPC health. It enters Python only to run the engine,
+through :class:`Bridge`, whose methods take and return plain values so the C++ side needs
+no protobuf in Python. The process rules are the Python plugin's
+(:mod:`server.aiges.plugin`): cookie, a port from ``PLUGIN_MIN_PORT``..``PLUGIN_MAX_PORT``
+or an ephemeral one, the handshake as the first stdout line, exit on Shutdown, on
+SIGTERM/SIGINT or when the parent dies.
+
+Nothing here imports grpc: grpcio carries its own copy of the gRPC core, and the two must
+not meet in one process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any, TextIO
+
+from server.aiges.engine import EXEC_FAILED, INIT_FAILED, Engine, Frame, Outcome
+from server.aiges.launch import COOKIE_MESSAGE, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, PluginError
+
+__all__ = ["Bridge", "load_native", "serve_native"]
+
+log = logging.getLogger(__name__)
+
+PARENT_POLL_SECONDS = 0.25
+STOP_GRACE_SECONDS = 1.0
+
+Item = tuple[str, bytes, int, int, dict[str, str]]
+"""A frame as the C++ server passes it: ``(key, data, type, status, desc)``."""
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+def load_native() -> ModuleType:
+    """The compiled server module, or :class:`PluginError` saying how to build it."""
+    try:
+        return importlib.import_module("server.aiges._native")
+    except ImportError as exc:
+        raise PluginError(
+            "the native AIGES server is not built or cannot load "
+            f"({exc}); build it with `make native` (it needs g++ and the grpc++/protobuf "
+            "development packages, which scripts/system-deps.sh installs), or serve "
+            "without --native"
+        ) from exc
+
+
+def _frames(items: list[Item]) -> list[Frame]:
+    return [Frame(key, data, type_, status, desc) for key, data, type_, status, desc in items]
+
+
+def _items(frames: list[Frame]) -> list[Item]:
+    return [
+        (f.key, f.data, f.type, f.status, {str(k): str(v) for k, v in f.desc.items()})
+        for f in frames
+    ]
+
+
+class Bridge:
+    """What the C++ server calls, on its user pool threads with the GIL held.
+
+    Every user-caused failure becomes a return code here (as in the Python servicer);
+    ``schema`` alone raises, which the server turns into an INTERNAL gRPC status.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def bind(self, emit: Callable[[str, int, list[Item]], None]) -> None:
+        """Route session results pushed by user threads to the server's ``emit``."""
+
+        def on_result(tag: str, outcome: Outcome) -> None:
+            if outcome.ret:
+                log.warning("result for tag %s: ret %s %s", tag, outcome.ret, outcome.message)
+            emit(tag, outcome.ret, _items(outcome.frames))
+
+        self.engine.bind(on_result)
+
+    def log(self, level: str, message: str) -> None:
+        log.log(_LEVELS.get(level, logging.ERROR), "%s", message)
+
+    def init(self, config: dict[str, str]) -> int:
+        log.info("wrapperInit with %d config keys", len(config))
+        try:
+            return int(self.engine.init(config))
+        except Exception:
+            log.exception("engine init failed")
+            return INIT_FAILED
+
+    def schema(self, service_id: str) -> str:
+        return json.dumps(self.engine.schema(service_id), ensure_ascii=False)
+
+    def once(self, params: dict[str, str], items: list[Item], tag: str) -> tuple[int, list[Item]]:
+        try:
+            outcome = self.engine.once(params, _frames(items), tag)
+        except Exception as exc:
+            log.exception("once exec failed (tag %s)", tag)
+            outcome = Outcome.failure(EXEC_FAILED, f"{type(exc).__name__}: {exc}")
+        if outcome.ret:
+            log.warning("result for tag %s: ret %s %s", tag, outcome.ret, outcome.message)
+        return outcome.ret, _items(outcome.frames)
+
+    def create(self, params: dict[str, str], sid: str, tag: str) -> tuple[str, int]:
+        try:
+            handle, code = self.engine.create(params, sid, tag)
+        except Exception:
+            log.exception("create failed (tag %s)", tag)
+            return "", EXEC_FAILED
+        return str(handle), int(code)
+
+    def write(self, handle: str, items: list[Item], sid: str) -> int:
+        try:
+            return int(self.engine.write(handle, _frames(items), sid))
+        except Exception:
+            log.exception("write failed (handle %s)", handle)
+            return EXEC_FAILED
+
+    def destroy(self, handle: str) -> int:
+        try:
+            return int(self.engine.destroy(handle))
+        except Exception:
+            log.exception("destroy failed (handle %s)", handle)
+            return EXEC_FAILED
+
+
+def _port_range(env: Mapping[str, str]) -> tuple[int, int]:
+    low, high = env.get("PLUGIN_MIN_PORT"), env.get("PLUGIN_MAX_PORT")
+    if not (low and high):
+        return 0, 0
+    try:
+        first, last = int(low), int(high)
+    except ValueError as exc:
+        raise PluginError(
+            f"PLUGIN_MIN_PORT/PLUGIN_MAX_PORT must be integers, got {low!r}/{high!r}"
+        ) from exc
+    if not 0 < first <= last <= 65535:
+        raise PluginError(f"PLUGIN_MIN_PORT..PLUGIN_MAX_PORT = {first}..{last} is not a port range")
+    return first, last
+
+
+def serve_native(
+    engine: Engine,
+    *,
+    workers: int = 4,
+    host: str = "127.0.0.1",
+    env: Mapping[str, str] | None = None,
+    require_cookie: bool = True,
+    handshake_out: TextIO | None = None,
+    watch_parent: bool = True,
+) -> int:
+    """Run the plugin on the C++ server until Shutdown, a signal or the parent's death."""
+    env = os.environ if env is None else env
+    if require_cookie and env.get(MAGIC_COOKIE_KEY) != MAGIC_COOKIE_VALUE:
+        print(COOKIE_MESSAGE, file=sys.stderr)
+        return 1
+    out = handshake_out or sys.stdout
+    real_stdout, sys.stdout = sys.stdout, sys.stderr  # nothing may precede the handshake
+    try:
+        native = load_native()
+        low, high = _port_range(env)
+        server = native.NativeServer(Bridge(engine), host, low, high, max(1, workers))
+    except (PluginError, RuntimeError) as exc:
+        sys.stdout = real_stdout
+        print(f"aiges plugin: {exc}", file=sys.stderr)
+        return 1
+    stopping: list[str] = []
+    previous: dict[int, Any] = {}
+    if _in_main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(
+                sig, lambda signum, _f: stopping.append(f"signal {signum}")
+            )
+    parent = os.getppid()
+    out.write(f"1|1|tcp|{host}:{server.port}|grpc\n")
+    out.flush()
+    sys.stdout = real_stdout
+    log.info(
+        "aiges plugin (native, grpc++ %s) serving on %s:%d with %d workers",
+        native.grpc_version,
+        host,
+        server.port,
+        workers,
+    )
+    try:
+        while not stopping:
+            if server.wait_shutdown(PARENT_POLL_SECONDS):
+                stopping.append("Shutdown requested by the loader")
+            elif watch_parent and os.getppid() != parent:
+                stopping.append(f"parent process {parent} is gone")
+        log.info("aiges plugin stopping: %s", stopping[0])
+    finally:
+        server.stop(STOP_GRACE_SECONDS)
+        try:
+            engine.fini()
+        except Exception:
+            log.exception("engine fini failed")
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
