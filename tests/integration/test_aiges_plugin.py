@@ -329,6 +329,9 @@ def test_sigterm_stops_the_plugin_cleanly() -> None:
 
 
 def test_a_port_range_with_no_free_port_is_a_clear_error() -> None:
-    with start("--wrapper", str(DATA / "echo"), PLUGIN_MIN_PORT="23470", PLUGIN_MAX_PORT="23470"):
-        with pytest.raises(PluginStartError, match="no free port in PLUGIN_MIN_PORT"):
-            start("--wrapper", str(DATA / "echo"), PLUGIN_MIN_PORT="23470", PLUGIN_MAX_PORT="23470")
+    only = {"PLUGIN_MIN_PORT": "23470", "PLUGIN_MAX_PORT": "23470"}
+    with (
+        start("--wrapper", str(DATA / "echo"), **only),
+        pytest.raises(PluginStartError, match="no free port in PLUGIN_MIN_PORT"),
+    ):
+        start("--wrapper", str(DATA / "echo"), **only)
