@@ -12,14 +12,15 @@
 //           `Bridge` object whose methods take and return plain values (str, bytes, int,
 //           dict, tuples), never protobuf.
 //
-// Threading model (the same as the Python servicer's):
+// Threading model (that of the Python servicer, with one hop less):
 //   - user code runs on a pool of `workers` threads; each keeps one Python thread state for
 //     its whole life and holds the GIL only while running a job;
 //   - wrapperOnceExec hands the request to the pool and acknowledges at once; the job always
-//     queues exactly one Response for the tag on the Outbox, whatever the user code does;
+//     produces exactly one Response for the tag, whatever the user code does;
 //   - init, schema and session rpcs wait for their pool job; gRPC threads never take the GIL;
-//   - results (once exec and session frames pushed by user threads through `emit`) are
-//     written to the loader's `communicate` stream by that stream's handler thread.
+//   - results (once exec, and session frames pushed by user threads through `emit`) go to
+//     the Outbox, which writes them to the loader's open `communicate` stream from the
+//     producing thread (GIL released), or queues them while no stream is open.
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -57,34 +58,57 @@ constexpr int kExecFailed = 30003;  // user exec raised, returned nothing, or fa
 constexpr auto kPoll = 500ms;       // how often blocked stream handlers re-check for shutdown
 
 // ---------------------------------------------------------------------------------------
-// Outbox: results waiting for the `communicate` stream.
+// Outbox: where results go. While a `communicate` stream is open and nothing is queued,
+// the thread that produced a result writes it to the stream itself (one thread hop less
+// per call); otherwise results queue here and the stream's handler drains them in order.
+// Call put() WITHOUT the GIL: a write can wait on the network.
+using Stream = grpc::ServerReaderWriter<aiges::Response, aiges::Request>;
+
 class Outbox {
  public:
   void put(aiges::Response&& response) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back(std::move(response));
-    }
-    cv_.notify_one();
-  }
-
-  // Put back a response a stream could not deliver, so the next reader sends it first.
-  void put_front(aiges::Response&& response) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_front(std::move(response));
-    }
-    cv_.notify_one();
-  }
-
-  // 1: got one; 0: timed out; -1: closed.
-  int take(aiges::Response* out, std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [this] { return closed_ || !queue_.empty(); })) return 0;
-    if (closed_) return -1;
-    *out = std::move(queue_.front());
-    queue_.pop_front();
-    return 1;
+    if (writer_ == nullptr || closed_ || !queue_.empty()) {
+      queue_.push_back(std::move(response));
+      lock.unlock();
+      cv_.notify_one();
+      return;
+    }
+    std::unique_lock<std::mutex> writing(write_mu_);  // lock order: mu_, then write_mu_
+    Stream* stream = writer_;
+    lock.unlock();
+    if (stream->Write(response)) return;
+    writing.unlock();
+    failed(stream, std::move(response));
+  }
+
+  // The handler of a `communicate` stream: become the direct writer, drain the queue, and
+  // return when the stream ends, fails or the outbox closes.
+  void serve(grpc::ServerContext* context, Stream* stream, const std::atomic<bool>& stopping) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writer_ = stream;
+    }
+    while (!stopping.load() && !context->IsCancelled()) {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, kPoll, [this] { return closed_ || !queue_.empty(); });
+      if (closed_) break;
+      if (queue_.empty()) continue;
+      aiges::Response response = std::move(queue_.front());
+      queue_.pop_front();
+      std::unique_lock<std::mutex> writing(write_mu_);
+      lock.unlock();
+      if (!stream->Write(response)) {
+        writing.unlock();
+        failed(stream, std::move(response));
+        break;
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (writer_ == stream) writer_ = nullptr;
+    }
+    std::lock_guard<std::mutex> wait_for_writers(write_mu_);  // no one still writes to it
   }
 
   void close() {
@@ -96,9 +120,21 @@ class Outbox {
   }
 
  private:
-  std::mutex mu_;
+  // A write failed (the stream is gone): keep the response for the next stream, first.
+  void failed(Stream* stream, aiges::Response&& response) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (writer_ == stream) writer_ = nullptr;
+      queue_.push_front(std::move(response));
+    }
+    cv_.notify_all();
+  }
+
+  std::mutex mu_;        // queue_, writer_, closed_
+  std::mutex write_mu_;  // one Write at a time
   std::condition_variable cv_;
   std::deque<aiges::Response> queue_;
+  Stream* writer_ = nullptr;
   bool closed_ = false;
 };
 
@@ -276,6 +312,7 @@ struct State {
       log("error", "once exec (tag " + request.tag() + "): " + e.what());
       response = failure(request.tag(), kExecFailed);
     }
+    py::gil_scoped_release nogil;
     outbox.put(std::move(response));
   }
 };
@@ -377,29 +414,14 @@ class WrapperService final : public aiges::WrapperService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status communicate(grpc::ServerContext* context,
-                           grpc::ServerReaderWriter<aiges::Response, aiges::Request>* stream) override {
+  grpc::Status communicate(grpc::ServerContext* context, Stream* stream) override {
     // The loader does not send on this stream; whatever it sends is read and dropped.
     std::thread reader([stream] {
       aiges::Request ignored;
       while (stream->Read(&ignored)) {
       }
     });
-    auto& st = *st_;
-    while (!st.stopping.load()) {
-      aiges::Response response;
-      int got = st.outbox.take(&response, kPoll);
-      if (got < 0) break;
-      if (context->IsCancelled()) {
-        if (got > 0) st.outbox.put_front(std::move(response));
-        break;
-      }
-      if (got == 0) continue;
-      if (!stream->Write(response)) {
-        st.outbox.put_front(std::move(response));  // keep it for the next reader
-        break;
-      }
-    }
+    st_->outbox.serve(context, stream, st_->stopping);
     context->TryCancel();  // ends the reader's Read
     reader.join();
     return grpc::Status::OK;
@@ -487,6 +509,7 @@ class NativeServer {
       response.set_tag(tag);
       response.set_ret(ret);
       fill_frames(&response, frames);
+      py::gil_scoped_release nogil;
       st->outbox.put(std::move(response));
     }));
     st_->pool.start(workers < 1 ? 1 : workers);

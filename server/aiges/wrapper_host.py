@@ -59,23 +59,55 @@ def load_wrapper_module(path: str | Path, module_name: str = "wrapper") -> Any:
     return import_file(module_name, file)
 
 
-def call_flexibly(method: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
-    """Call ``method`` with the leading ``args`` and the ``kwargs`` its signature accepts."""
+_Plan = tuple[int, frozenset[str] | None]
+"""How to call: how many leading positional args to pass, which keyword names (``None``: all)."""
+
+_plans: dict[tuple[Any, ...], _Plan] = {}
+_PLAN_CACHE_LIMIT = 4096
+
+
+def _call_plan(method: Callable[..., Any], nargs: int, kwnames: tuple[str, ...]) -> _Plan:
+    bound = getattr(method, "__self__", None) is not None
+    key = (getattr(method, "__func__", method), bound, nargs, kwnames)
+    try:
+        return _plans[key]
+    except (KeyError, TypeError):
+        pass
     try:
         params = list(inspect.signature(method).parameters.values())
     except (TypeError, ValueError):
-        return method(*args, **kwargs)
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        accepted_kw = dict(kwargs)
+        plan: _Plan = (nargs, None)
     else:
-        names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        accepted_kw = {k: v for k, v in kwargs.items() if k in names}
-    if not any(p.kind is p.VAR_POSITIONAL for p in params):
         positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        args = args[: len(positional)]
-        taken = {p.name for p in positional[: len(args)]}
-        accepted_kw = {k: v for k, v in accepted_kw.items() if k not in taken}
-    return method(*args, **accepted_kw)
+        if not any(p.kind is p.VAR_POSITIONAL for p in params):
+            nargs = min(nargs, len(positional))
+        taken = {p.name for p in positional[:nargs]}
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            names = {k for k in kwnames if k not in taken}
+        else:
+            accepted = {
+                p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            }
+            names = {k for k in kwnames if k in accepted and k not in taken}
+        plan = (nargs, frozenset(names))
+    try:
+        if len(_plans) >= _PLAN_CACHE_LIMIT:
+            _plans.clear()
+        _plans[key] = plan
+    except TypeError:  # an unhashable callable: no caching
+        pass
+    return plan
+
+
+def call_flexibly(method: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """Call ``method`` with the leading ``args`` and the ``kwargs`` its signature accepts.
+
+    The signature is read once per function and call shape (wrapper methods run per request).
+    """
+    nargs, names = _call_plan(method, len(args), tuple(kwargs))
+    if names is None:
+        return method(*args, **kwargs)
+    return method(*args[:nargs], **{k: v for k, v in kwargs.items() if k in names})
 
 
 def _to_bytes(data: Any) -> bytes:
