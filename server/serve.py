@@ -128,7 +128,8 @@ def serve(
     ``POST /<version>/private/<call name>`` and ``POST /v1/<call name>`` call the exposed
     registry functions through the same executor, and ``aiges_wrappers`` (wrapper dirs,
     ``wrapper.py`` files or ``gf aiges create`` projects) add wrapper.py services under their
-    ``serviceId``; those run inside each server process, loaded after any fork.
+    ``serviceId``, loaded after any fork: each in its own plugin process in isolated mode
+    (with the call timeout and memory cap), inside the server process in inline mode.
     """
     if mode not in MODES:
         raise ConfigError(f"mode {mode!r} is not one of {', '.join(MODES)}")
@@ -237,7 +238,14 @@ async def _run(
     )
     services: AseServices | None = None
     try:
-        services = AseServices(load_wrappers(aiges_wrappers))
+        services = AseServices(
+            load_wrappers(
+                aiges_wrappers,
+                isolated=mode == "isolated",
+                call_timeout=call_timeout,
+                memory_mb=memory_limit_mb,
+            )
+        )
         app = make_app(
             registry,
             executor,

@@ -26,10 +26,12 @@ Services, by service id:
   cap, a crash costs one worker). The JSON result is the text output ``result``, which the
   request must declare (checked before the call runs).
 - **wrapper.py services** (:func:`load_wrappers`): unchanged AIGES wrapper files, served
-  under their ``serviceId``. They run **in this process** on a thread pool (a wrapper
-  keeps models and sessions in memory, so it cannot live in a per-call worker): a wrapper
-  that crashes the interpreter takes the server with it. A wrapper service id shadows a
-  registry function of the same name.
+  under their ``serviceId``. A wrapper keeps models in memory, so it cannot live in a
+  per-call worker: in the server's isolated mode (the default) each wrapper runs in its
+  own long-lived plugin process (:mod:`server.aiges.process_engine`: call timeout,
+  memory cap, replaced when it hangs or dies, so the server survives it); in inline mode
+  it is imported into the server process. A wrapper service id shadows a registry
+  function of the same name.
 
 Errors: HTTP 500 with ``header.code`` the error's AIGES code (``aiges_code`` of its
 :mod:`globalfunc.errors` class, or the engine's ``ret``), except the access errors that
@@ -37,8 +39,7 @@ keep their status: unknown service 404, package not exposed 403, token 401, body
 413. The handlers subclass :class:`server.http.app.BaseHandler`, so token, body limit, CORS,
 metrics and the access log are the server's; only the error body takes the ase shape.
 
-What it does not do: sessions (``wrapperCreate``/``Write``) over HTTP, or hosting the
-gRPC plugin (``server.aiges.plugin``).
+What it does not do: sessions (``wrapperCreate``/``Write``) over HTTP.
 """
 
 from __future__ import annotations
@@ -479,21 +480,35 @@ def _wrapper_config(toml: Path | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in section.items()} if isinstance(section, dict) else {}
 
 
-def load_wrappers(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Engine]:
-    """Import and init each wrapper (dir, ``wrapper.py`` or project), keyed by its serviceId.
+def load_wrappers(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    isolated: bool = False,
+    call_timeout: float = 30.0,
+    memory_mb: int | None = None,
+) -> dict[str, Engine]:
+    """Load and init each wrapper (dir, ``wrapper.py`` or project), keyed by its serviceId.
 
-    ``wrapperInit`` gets the ``[wrapper]`` table of an ``aiges.toml`` next to the wrapper
-    or its project, as under the loader. Raises :class:`ConfigError` naming the wrapper
-    that failed to load or init, or a service id served twice; engines already
+    ``isolated`` runs each wrapper in its own plugin process
+    (:class:`~server.aiges.process_engine.ProcessEngine`: ``call_timeout``, a
+    ``memory_mb`` cap, replaced when it hangs or dies); otherwise it is imported into this
+    process. ``wrapperInit`` gets the ``[wrapper]`` table of an ``aiges.toml`` next to the
+    wrapper or its project, as under the loader. Raises :class:`ConfigError` naming the
+    wrapper that failed to load or init, or a service id served twice; engines already
     initialised are finalised first.
     """
+    from server.aiges.process_engine import ProcessEngine
     from server.aiges.wrapper_host import WrapperEngine
 
     engines: dict[str, Engine] = {}
     try:
         for raw in paths:
             file, toml = _wrapper_location(Path(raw))
-            engine = WrapperEngine(file)
+            engine: WrapperEngine | ProcessEngine = (
+                ProcessEngine(file, call_timeout=call_timeout, memory_mb=memory_mb)
+                if isolated
+                else WrapperEngine(file)
+            )
             if (ret := engine.init(_wrapper_config(toml))) != 0:
                 raise ConfigError(
                     f"wrapper {file} failed to init (code {ret}): "
@@ -506,7 +521,12 @@ def load_wrappers(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Engine]:
                     f"two wrappers serve the service id {svc!r}; the second is {file}"
                 )
             engines[svc] = engine
-            log.info("ase service %s from %s (in-process)", svc, file)
+            log.info(
+                "ase service %s from %s (%s)",
+                svc,
+                file,
+                "own process" if isolated else "in-process",
+            )
     except BaseException:
         for loaded in engines.values():
             loaded.fini()

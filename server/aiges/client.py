@@ -31,13 +31,18 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.aiges.proto import aiges_pb2, aiges_pb2_grpc, plugin_pb2, plugin_pb2_grpc
 
-__all__ = ["Handshake", "LoaderClient", "PluginStartError", "loader_env"]
+__all__ = ["Handshake", "LoaderClient", "PluginStartError", "StreamClosed", "loader_env"]
 
 MAX_MESSAGE = 2**31 - 1
 
 
 class PluginStartError(RuntimeError):
     """The plugin did not hand over a valid handshake line in time."""
+
+
+class StreamClosed(ConnectionError):
+    """The ``communicate`` stream ended (the plugin exited or the channel broke) before
+    the result arrived."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +107,8 @@ class LoaderClient:
             ],
         )
         self.stub = aiges_pb2_grpc.WrapperServiceStub(self.channel)
-        self._results: dict[str, queue.Queue[aiges_pb2.Response]] = {}
+        self._results: dict[str, queue.Queue[aiges_pb2.Response | None]] = {}
+        self.stream_closed: str | None = None  # why communicate ended, once it has
         self._results_lock = threading.Lock()
         self._outgoing: queue.Queue[aiges_pb2.Request | None] = queue.Queue()
         self._stream: Any = None
@@ -242,27 +248,43 @@ class LoaderClient:
         self._reader.start()
 
     def _read_results(self) -> None:
+        reason = "the plugin closed the communicate stream"
         try:
             for response in self._stream:
                 self._queue_for(response.tag).put(response)
-        except grpc.RpcError:
-            return
+        except grpc.RpcError as exc:
+            reason = f"communicate failed: {exc.code().name} {exc.details() or ''}".strip()
+        finally:
+            with self._results_lock:
+                self.stream_closed = reason
+                waiting = list(self._results.values())
+            for q in waiting:
+                q.put(None)  # wakes whoever waits for a result that will not come
 
-    def _queue_for(self, tag: str) -> queue.Queue[aiges_pb2.Response]:
+    def _queue_for(self, tag: str) -> queue.Queue[aiges_pb2.Response | None]:
         with self._results_lock:
             found = self._results.get(tag)
             if found is None:
                 found = self._results[tag] = queue.Queue()
+                if self.stream_closed is not None:
+                    found.put(None)
             return found
 
     def next_result(self, tag: str, timeout: float = 30.0) -> aiges_pb2.Response:
-        """The next ``Response`` that arrived on ``communicate`` for ``tag``."""
+        """The next ``Response`` that arrived on ``communicate`` for ``tag``.
+
+        Raises :class:`TimeoutError` after ``timeout`` seconds, :class:`StreamClosed` when
+        the stream ended first.
+        """
         try:
-            return self._queue_for(tag).get(timeout=timeout)
+            item = self._queue_for(tag).get(timeout=timeout)
         except queue.Empty:
             raise TimeoutError(
                 f"no result for tag {tag!r} on communicate within {timeout}s"
             ) from None
+        if item is None:
+            raise StreamClosed(self.stream_closed or "the communicate stream ended")
+        return item
 
     def pending(self, tag: str) -> int:
         return self._queue_for(tag).qsize()

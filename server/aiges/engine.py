@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
+    "ERROR_KEY",
     "EXEC_FAILED",
     "INIT_FAILED",
     "NOT_INITIALIZED",
@@ -21,6 +22,8 @@ __all__ = [
     "Engine",
     "Frame",
     "Outcome",
+    "split_error_detail",
+    "with_error_detail",
 ]
 
 INIT_FAILED = 30001
@@ -58,6 +61,33 @@ class Outcome:
     @classmethod
     def failure(cls, ret: int, message: str) -> Outcome:
         return cls(ret=ret or EXEC_FAILED, frames=[], message=message)
+
+
+ERROR_KEY = "gf.error"
+"""Key of the extra item carrying a failed call's message, with ``--error-details`` only.
+
+The AIGES protocol has no field for it; GlobalFunc's own server asks its wrapper
+processes for it (the loader never does)."""
+
+
+def with_error_detail(outcome: Outcome) -> Outcome:
+    """``outcome`` with its message as an ``ERROR_KEY`` item when it failed."""
+    if not outcome.ret or not outcome.message:
+        return outcome
+    detail = Frame(key=ERROR_KEY, data=outcome.message.encode("utf-8", "replace"))
+    return Outcome(ret=outcome.ret, frames=[*outcome.frames, detail], message=outcome.message)
+
+
+def split_error_detail(outcome: Outcome) -> Outcome:
+    """The inverse of :func:`with_error_detail`: the ``ERROR_KEY`` item back as the message."""
+    details = [f for f in outcome.frames if f.key == ERROR_KEY]
+    if not details:
+        return outcome
+    return Outcome(
+        ret=outcome.ret,
+        frames=[f for f in outcome.frames if f.key != ERROR_KEY],
+        message=details[-1].data.decode("utf-8", "replace"),
+    )
 
 
 Emit = Callable[[str, Outcome], None]

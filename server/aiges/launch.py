@@ -94,12 +94,20 @@ def run(args: argparse.Namespace) -> int:
         from server.aiges.native import serve_native
 
         return serve_native(
-            engine, workers=args.workers, host=args.host, require_cookie=not args.no_cookie
+            engine,
+            workers=args.workers,
+            host=args.host,
+            require_cookie=not args.no_cookie,
+            error_details=args.error_details,
         )
     from server.aiges.plugin import serve_plugin
 
     return serve_plugin(
-        engine, workers=args.workers, host=args.host, require_cookie=not args.no_cookie
+        engine,
+        workers=args.workers,
+        host=args.host,
+        require_cookie=not args.no_cookie,
+        error_details=args.error_details,
     )
 
 

@@ -25,7 +25,14 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any, TextIO
 
-from server.aiges.engine import EXEC_FAILED, INIT_FAILED, Engine, Frame, Outcome
+from server.aiges.engine import (
+    EXEC_FAILED,
+    INIT_FAILED,
+    Engine,
+    Frame,
+    Outcome,
+    with_error_detail,
+)
 from server.aiges.launch import COOKIE_MESSAGE, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, PluginError
 
 __all__ = ["Bridge", "load_native", "serve_native"]
@@ -72,15 +79,20 @@ class Bridge:
     ``schema`` alone raises, which the server turns into an INTERNAL gRPC status.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, error_details: bool = False) -> None:
         self.engine = engine
+        self.error_details = error_details
+
+    def _failed(self, tag: str, outcome: Outcome) -> Outcome:
+        log.warning("result for tag %s: ret %s %s", tag, outcome.ret, outcome.message)
+        return with_error_detail(outcome) if self.error_details else outcome
 
     def bind(self, emit: Callable[[str, int, list[Item]], None]) -> None:
         """Route session results pushed by user threads to the server's ``emit``."""
 
         def on_result(tag: str, outcome: Outcome) -> None:
             if outcome.ret:
-                log.warning("result for tag %s: ret %s %s", tag, outcome.ret, outcome.message)
+                outcome = self._failed(tag, outcome)
             emit(tag, outcome.ret, _items(outcome.frames))
 
         self.engine.bind(on_result)
@@ -106,7 +118,7 @@ class Bridge:
             log.exception("once exec failed (tag %s)", tag)
             outcome = Outcome.failure(EXEC_FAILED, f"{type(exc).__name__}: {exc}")
         if outcome.ret:
-            log.warning("result for tag %s: ret %s %s", tag, outcome.ret, outcome.message)
+            outcome = self._failed(tag, outcome)
         return outcome.ret, _items(outcome.frames)
 
     def create(self, params: dict[str, str], sid: str, tag: str) -> tuple[str, int]:
@@ -156,6 +168,7 @@ def serve_native(
     require_cookie: bool = True,
     handshake_out: TextIO | None = None,
     watch_parent: bool = True,
+    error_details: bool = False,
 ) -> int:
     """Run the plugin on the C++ server until Shutdown, a signal or the parent's death."""
     env = os.environ if env is None else env
@@ -167,7 +180,9 @@ def serve_native(
     try:
         native = load_native()
         low, high = _port_range(env)
-        server = native.NativeServer(Bridge(engine), host, low, high, max(1, workers))
+        server = native.NativeServer(
+            Bridge(engine, error_details=error_details), host, low, high, max(1, workers)
+        )
     except (PluginError, RuntimeError) as exc:
         sys.stdout = real_stdout
         print(f"aiges plugin: {exc}", file=sys.stderr)

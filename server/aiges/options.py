@@ -38,6 +38,12 @@ def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
         help="serve with the C++ gRPC server (built by `make native`); same behaviour, "
         "several times less CPU per call",
     )
+    p.add_argument(
+        "--error-details",
+        action="store_true",
+        help="add a failed call's message as an extra result item 'gf.error' (for "
+        "GlobalFunc's own server; the AIGES loader does not expect it)",
+    )
     p.add_argument("--log-file", default=None, help="log here instead of stderr")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)

@@ -120,6 +120,7 @@ def serve_plugin(
     handshake_out: TextIO | None = None,
     watch_parent: bool = True,
     switch_interval: float | None = SWITCH_INTERVAL,
+    error_details: bool = False,
 ) -> int:
     """Run the plugin until Shutdown, a signal or the parent's death; returns the exit code.
 
@@ -137,7 +138,7 @@ def serve_plugin(
     # handshake on stdout.
     real_stdout, sys.stdout = sys.stdout, sys.stderr
     stop = threading.Event()
-    servicer = WrapperServicer(engine, workers=workers)
+    servicer = WrapperServicer(engine, workers=workers, error_details=error_details)
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=max(16, 2 * workers + 8), thread_name_prefix="aiges-grpc"

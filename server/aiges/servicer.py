@@ -21,7 +21,14 @@ from typing import Any
 
 import grpc
 
-from server.aiges.engine import EXEC_FAILED, INIT_FAILED, Engine, Frame, Outcome
+from server.aiges.engine import (
+    EXEC_FAILED,
+    INIT_FAILED,
+    Engine,
+    Frame,
+    Outcome,
+    with_error_detail,
+)
 from server.aiges.proto import aiges_pb2, aiges_pb2_grpc
 
 __all__ = ["Outbox", "WrapperServicer", "response_message"]
@@ -89,8 +96,9 @@ class Outbox:
 class WrapperServicer(aiges_pb2_grpc.WrapperServiceServicer):
     """The WrapperService rpcs; see the module docstring for the threading model."""
 
-    def __init__(self, engine: Engine, workers: int = 4) -> None:
+    def __init__(self, engine: Engine, workers: int = 4, *, error_details: bool = False) -> None:
         self.engine = engine
+        self.error_details = error_details
         self.outbox = Outbox()
         self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="aiges-user")
         self.initialized = False
@@ -99,6 +107,8 @@ class WrapperServicer(aiges_pb2_grpc.WrapperServiceServicer):
     def _emit(self, tag: str, outcome: Outcome) -> None:
         if outcome.ret:
             log.warning("result for tag %s: ret %s %s", tag, outcome.ret, outcome.message)
+            if self.error_details:
+                outcome = with_error_detail(outcome)
         self.outbox.put(response_message(tag, outcome))
 
     def _run(self, fn: Any, *args: Any) -> Any:

@@ -1,7 +1,8 @@
 """The ase protocol on ``gf serve``: a real ``serve()`` process, real requests, both kinds of service.
 
 Registry functions (service id = call name) run through the server's isolated executor;
-wrapper.py services (``aiges_wrappers``) run in the server process. The token, body
+wrapper.py services (``aiges_wrappers``) run in their own plugin process in isolated mode
+(a hang, crash or memory hog costs one call) and in the server process in inline mode. The token, body
 limit, allow-list, metrics and access log are the server's. The protocol itself (shapes,
 codes) is the one of ``docs/aiges-compat.md`` section 4.
 """
@@ -472,3 +473,66 @@ def test_docs_page_lists_every_non_call_path(iso: ServerProcess) -> None:
     page = get(iso, "/docs").text
     # the page builds its endpoint table from /openapi.json: every path not under /call/
     assert 'fetch("openapi.json"' in page and 'path.startsWith("/call/")' in page
+
+
+# -- wrapper isolation -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fragile(tmp_path_factory: pytest.TempPathFactory, storage_url: str) -> Iterator[ServerProcess]:
+    """Isolated mode: the misbehaving wrapper runs in its own plugin process."""
+    server = _server(
+        tmp_path_factory.mktemp("fragile"),
+        storage_url,
+        mode="isolated",
+        workers=1,
+        memory_limit_mb=400,
+        call_timeout=2.0,
+        aiges_wrappers=[str(AIGES / "misbehave")],
+    )
+    yield server
+    server.stop()
+
+
+def _misbehave(server: ServerProcess, what: str) -> requests.Response:
+    return post(server, "/v1/private/misbehave", call("misbehave", {"do": what, "result": RESULT}))
+
+
+def _wrapper_pid(server: ServerProcess) -> int:
+    r = _misbehave(server, "pid")
+    assert r.status_code == 200, r.text
+    return int(r.json()["payload"]["result"]["text"])
+
+
+@pytest.mark.parametrize(("what", "code"), [("crash", 10910), ("segv", 10910)])
+def test_a_wrapper_that_dies_costs_one_call_not_the_server(
+    fragile: ServerProcess, what: str, code: int
+) -> None:
+    before = _wrapper_pid(fragile)
+    assert "died" in assert_error(_misbehave(fragile, what), 500, code)["message"]
+    after = _wrapper_pid(fragile)  # a fresh process, initialised again
+    assert after != before
+    assert get(fragile, "/healthz").status_code == 200
+
+
+def test_a_hanging_wrapper_times_out_and_is_replaced(fragile: ServerProcess) -> None:
+    before = _wrapper_pid(fragile)
+    began = time.monotonic()
+    body = assert_error(_misbehave(fragile, "hang"), 500, 10102)
+    assert time.monotonic() - began < 10
+    assert "2s" in body["message"]
+    assert _wrapper_pid(fragile) != before
+
+
+def test_a_memory_hog_wrapper_hits_the_cap_not_the_machine(fragile: ServerProcess) -> None:
+    r = _misbehave(fragile, "hog")
+    assert r.status_code == 500
+    assert r.json()["header"]["code"] in (30003, 10910)  # MemoryError, or killed outright
+    _wrapper_pid(fragile)  # still served
+
+
+def test_wrapper_processes_do_not_see_the_servers_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.aiges.process_engine import ProcessEngine
+
+    monkeypatch.setenv("GF_TOKEN", "secret-token")
+    env = ProcessEngine(AIGES / "echo")._env()
+    assert not [k for k in env if k.startswith("GF_")]
+    assert env["BASIC_PLUGIN"] == "hello"
