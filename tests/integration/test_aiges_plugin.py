@@ -177,6 +177,20 @@ def test_failing_wrappers_still_answer_on_communicate(mode: str, ret: int, keys:
         assert (ok.ret, ok.list[0].data) == (0, b"ok")
 
 
+def test_error_details_only_when_asked() -> None:
+    with start("--wrapper", str(DATA / "failing"), "--error-details") as client:
+        assert client.init() == 0
+        reply = client.once({"fail": "raise"}, [client.text("text", "x")], timeout=10)
+        assert reply.ret == 30003
+        assert [(d.key, d.data) for d in reply.list] == [
+            ("gf.error", b"wrapperOnceExec raised RuntimeError: the model fell over")
+        ]
+        code = client.once({"fail": "code"}, [client.text("text", "x")], timeout=10)
+        assert [d.key for d in code.list] == ["partial", "gf.error"]
+        ok = client.once({}, [client.text("text", "x")], timeout=10)
+        assert [d.key for d in ok.list] == ["result"]
+
+
 def test_type_and_desc_are_carried_and_the_tag_reaches_usrtag() -> None:
     with start("--wrapper", str(DATA / "failing")) as client:
         assert client.init() == 0
