@@ -285,7 +285,11 @@ struct State {
       }
     });
     if (!queued) return fallback;
-    return future.get();
+    try {
+      return future.get();
+    } catch (std::future_error&) {  // the pool stopped and dropped the job
+      return fallback;
+    }
   }
 
   void request_shutdown() {
