@@ -53,7 +53,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from server.aiges.client import LoaderClient, loader_env  # noqa: E402
+from server.aiges.client import LoaderClient, PluginStartError, loader_env  # noqa: E402
 
 WORK = REPO / "bench" / ".work"
 REF_VENV = WORK / "ref-venv"
@@ -72,7 +72,8 @@ WARM_LINE = "aiges-bench-client: warm-up done"
 SIDES = ("ours", "native", "reference")
 CLIENTS = ("cpp", "python")
 CLIENT_TITLES = {
-    "cpp": "cpp client (`native/aiges/bench_client.cc`, the primary measurement)",
+    "cpp": "cpp client (`native/aiges/bench_client.cc`: the callers are state machines on one "
+    "thread and one gRPC completion queue; the primary measurement)",
     "python": "python client (`server.aiges.client.LoaderClient`)",
 }
 
@@ -491,14 +492,18 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[str, str, int], list[Run]] = {
         (c, s, f): [] for c in clients for s in sides for f in FLIGHTS
     }
-    for repeat in range(1, args.repeats + 1):
-        # Interleaved, alternating which side goes first, so drift in machine load hits all.
-        order = sides if repeat % 2 else sides[::-1]
-        for client_name in clients:
-            for side in order:
-                runs = bench_side(client_name, side, commands[side], args.calls, repeat)
-                for flight, run in runs.items():
-                    results[client_name, side, flight].append(run)
+    try:
+        for repeat in range(1, args.repeats + 1):
+            # Interleaved, alternating which side goes first, so drift in machine load hits all.
+            order = sides if repeat % 2 else sides[::-1]
+            for client_name in clients:
+                for side in order:
+                    runs = bench_side(client_name, side, commands[side], args.calls, repeat)
+                    for flight, run in runs.items():
+                        results[client_name, side, flight].append(run)
+    except (RuntimeError, PluginStartError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     medians = {key: median_run(runs) for key, runs in results.items()}
 
     command = (

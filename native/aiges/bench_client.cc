@@ -18,10 +18,11 @@
 // has arrived on `communicate` and its unary reply is in (the result usually comes last).
 //
 // The K callers are state machines driven by one thread from one gRPC completion queue,
-// which also reads `communicate`. With one OS thread per caller (sync unary calls plus a
-// reader thread handing results over) the client cost 2-3x more CPU per call and, with
-// 8 in flight against the C++ plugin, capped the rate at about 60% of what this design
-// reaches; on a 2-core machine shared with the plugin that would distort the comparison.
+// which also reads `communicate`. A first version with one OS thread per caller (sync
+// unary calls plus a reader thread handing results over) cost 1.3-2.5x more CPU per call
+// (the most with 8 in flight) and, with 8 in flight against the C++ plugin, capped the
+// rate at about 60% of what this design reaches; on a 2-core machine shared with the
+// plugin that would distort the comparison.
 //
 // Output: one JSON line on stdout,
 //
