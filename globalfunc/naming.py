@@ -264,7 +264,8 @@ def key_text(tier1: str, package: str, branch: str, func: str) -> str:
 
 @lru_cache(maxsize=1 << 16)
 def _key_text(tier1: str, package: str, branch: str, func: str) -> str:
-    return str(make_storage_key(CallName(parse_package(package), func), branch, tier1))
+    call = CallName(parse_package(package), check_identifier(func, "function name"))
+    return str(make_storage_key(call, branch, tier1))
 
 
 def parse_storage_key(key: str) -> StorageKey:

@@ -11,6 +11,7 @@ from globalfunc.naming import (
     CallName,
     decode_tier2,
     encode_tier2,
+    key_text,
     make_storage_key,
     parse_call_name,
     parse_scan_key,
@@ -145,3 +146,18 @@ def test_invalid_storage_keys(key: str) -> None:
 def test_scan_key_must_be_a_py_file() -> None:
     with pytest.raises(InvalidName):
         parse_scan_key("Base.to_pickle")
+
+
+def test_key_text_validates_every_part() -> None:
+    assert key_text("sp_GlobalFunc", "Base", "master", "to_pickle") == (
+        "sp_GlobalFunc.Base_master.to_pickle"
+    )
+    for parts in [
+        ("sp_GlobalFunc", "Base", "master", "__init__"),
+        ("sp_GlobalFunc", "Base", "master", "class"),
+        ("sp_GlobalFunc", "_Base", "master", "f"),
+        ("sp_GlobalFunc", "Base", "bad..branch", "f"),
+        ("1sp", "Base", "master", "f"),
+    ]:
+        with pytest.raises(InvalidName):
+            key_text(*parts)
