@@ -10,7 +10,7 @@ stores the same shape. This module does no I/O.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from globalfunc.errors import IntegrityError, StorageError
@@ -98,8 +98,11 @@ class FunctionRecord(FunctionInfo):
         branch: str = "master",
         commit: str | None = None,
     ) -> FunctionRecord:
-        values = {name: getattr(info, name) for name in _INFO_FIELDS}
-        record = cls(**values, tier1=tier1, branch=branch, commit=commit)
+        if cls is FunctionRecord:  # the common case, without the dataclass constructor
+            record = _record_from_info(info, tier1, branch, commit)
+        else:
+            values = {name: getattr(info, name) for name in _INFO_FIELDS}
+            record = cls(**values, tier1=tier1, branch=branch, commit=commit)
         record.key  # validates the names  # noqa: B018
         return record
 
@@ -153,6 +156,49 @@ class FunctionRecord(FunctionInfo):
 _INFO_FIELDS = tuple(f.name for f in fields(FunctionInfo))
 _RECORD_FIELDS = tuple(f.name for f in fields(FunctionRecord))
 _RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
+
+
+def _slot_setters(cls: type) -> dict[str, Any]:
+    """Each slot of ``cls`` (and its bases) by name: its descriptor's ``__set__``."""
+    setters: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        for name in getattr(klass, "__slots__", ()):
+            setters[name] = klass.__dict__[name].__set__
+    return setters
+
+
+def _compile_from_info() -> Any:
+    """``FunctionRecord.from_info`` without the dataclass ``__init__``, for batch saves.
+
+    A frozen dataclass's ``__init__`` sets each of the 23 fields through
+    ``object.__setattr__``: about 7.5 us a record here. Setting the slots through their
+    descriptors, in a function generated from the field list, takes about 2 us. The
+    result is the same object: every field set, the same defaults (checked by the tests).
+    """
+    setters = _slot_setters(FunctionRecord)
+    own = {"tier1": "tier1", "branch": "branch", "commit": "commit"}
+    lines = ["def from_info(info, tier1, branch, commit):", "    record = new(FunctionRecord)"]
+    scope: dict[str, Any] = {"new": object.__new__, "FunctionRecord": FunctionRecord}
+    for i, f in enumerate(fields(FunctionRecord)):
+        scope[f"set{i}"] = setters[f.name]
+        if f.name in _INFO_FIELDS:
+            value = f"info.{f.name}"
+        elif f.name in own:
+            value = own[f.name]
+        elif f.default_factory is not MISSING:
+            scope[f"make{i}"] = f.default_factory
+            value = f"make{i}()"
+        else:
+            scope[f"default{i}"] = f.default
+            value = f"default{i}"
+        lines.append(f"    set{i}(record, {value})")
+    lines.append("    return record")
+    assert set(setters) == _RECORD_FIELD_SET, "every slot is a field"
+    exec("\n".join(lines), scope)  # the source is built above from the field names
+    return scope["from_info"]
+
+
+_record_from_info = _compile_from_info()
 
 
 def content_hashes(data: bytes) -> tuple[str, str]:

@@ -70,15 +70,6 @@ class Registry:
         """The storage key of a call name on a branch (default: the registry's branch)."""
         return str(make_storage_key(name, branch or self.branch, self.tier1))
 
-    def _record(
-        self, item: FunctionInfo | FunctionRecord, branch: str | None, commit: str | None
-    ) -> FunctionRecord:
-        if isinstance(item, FunctionRecord):
-            return item
-        return FunctionRecord.from_info(
-            item, tier1=self.tier1, branch=branch or self.branch, commit=commit
-        )
-
     # -- writing -------------------------------------------------------------------------
     def save(
         self,
@@ -98,7 +89,13 @@ class Registry:
         commit: str | None = None,
     ) -> list[SaveResult]:
         """Save many functions in one storage transaction (all or none where the store can)."""
-        records = [self._record(item, branch, commit) for item in items]
+        tier1, branch = self.tier1, branch or self.branch
+        records = [
+            item
+            if isinstance(item, FunctionRecord)
+            else FunctionRecord.from_info(item, tier1=tier1, branch=branch, commit=commit)
+            for item in items
+        ]
         added = self.storage.put(records)
         return [SaveResult(r.key, r.sha256, a) for r, a in zip(records, added, strict=True)]
 
