@@ -334,99 +334,152 @@ class SqliteStorage:
 
     # -- Storage -----------------------------------------------------------------------
     def put(self, records: Sequence[FunctionRecord]) -> builtins.list[bool]:
+        # Decide first, then write: the rows are built as each statement consumes them
+        # (generators), so a batch keeps no tuples alive per record, which would set off
+        # rounds of garbage collection over the whole process's objects.
         if not records:
             return []
         now = time.time()
-        keyed = [(record.key, record) for record in records]
+        keys = [record.key for record in records]
+        shas = [record.sha256 for record in records]
         with self._write() as db:
-            known = self._known_keys(db, [key for key, _ in keyed])
+            known = self._known_keys(db, keys)
             latest = {key: sha for key, (sha, deleted, _) in known.items() if not deleted}
-            stored = self._stored_blobs(
-                db, [r.sha256 for key, r in keyed if latest.get(key) != r.sha256]
-            )
+            packed = {  # the contents that may be new, as stored (see _pack)
+                sha: _pack(sha)
+                for key, sha in zip(keys, shas, strict=True)
+                if latest.get(key) != sha
+            }
+            blob_ids: dict[str, int] = {}
+            blob_metas: dict[str, str] = {}
+            self._stored_blobs(db, builtins.list(packed.values()), blob_ids, blob_metas)
             version_id, key_id, blob_id = db.execute(
                 "SELECT (SELECT coalesce(max(id), 0) FROM versions), "
                 "(SELECT coalesce(max(id), 0) FROM keys), (SELECT coalesce(max(id), 0) FROM blobs)"
             ).fetchone()
             key_ids = {key: row[2] for key, row in known.items()}
             added: builtins.list[bool] = []
-            blobs: builtins.list[tuple[Any, ...]] = []
-            versions: builtins.list[tuple[Any, ...]] = []
-            keys: dict[str, tuple[Any, ...]] = {}  # the last version of each key wins
-            fts: dict[str, tuple[Any, ...]] = {}
-            for key, record in keyed:
-                sha = record.sha256
+            new_blobs: builtins.list[int] = []  # index of the record that brings the content
+            saved: builtins.list[int] = []  # index of the record of each new version
+            own_metas: builtins.list[str | int] = []  # its own content metadata, or 0
+            last: dict[str, int] = {}  # key -> its last new version (its row and index entry)
+            for i, (key, sha) in enumerate(zip(keys, shas, strict=True)):
                 if latest.get(key) == sha:
                     added.append(False)
                     continue
                 latest[key] = sha
-                meta = _content_meta(record)
-                blob = stored.get(sha)
-                if blob is None:
+                meta = _content_meta(records[i])
+                stored_meta = blob_metas.get(sha)
+                if stored_meta is None and sha not in packed:
+                    # A content passed over above as its key's latest, back after a change
+                    # earlier in this batch (put([v1, v2, v1]) with v1 stored): it is stored.
+                    packed[sha] = _pack(sha)
+                    self._stored_blobs(db, [packed[sha]], blob_ids, blob_metas)
+                    stored_meta = blob_metas.get(sha)
+                if stored_meta is None:
                     blob_id += 1
-                    blob = stored[sha] = (blob_id, meta, _pack(sha))
-                    blobs.append((blob_id, blob[2], record.code, meta))
+                    blob_ids[sha] = blob_id
+                    blob_metas[sha] = stored_meta = meta
+                    new_blobs.append(i)
                 if key not in key_ids:
                     key_id += 1
                     key_ids[key] = key_id
-                version_id += 1
-                versions.append(
+                saved.append(i)
+                own_metas.append(0 if stored_meta == meta else meta)
+                last[key] = len(saved)
+                added.append(True)
+            # Unindex replaced versions while the keys still point at them.
+            self._unindex(db, [known[key][2] for key in last if key in known and not known[key][1]])
+            db.executemany(
+                "INSERT INTO blobs VALUES (?, ?, ?, ?)",
+                (
+                    (blob_ids[shas[i]], packed[shas[i]], records[i].code, blob_metas[shas[i]])
+                    for i in new_blobs
+                ),
+            )
+            db.executemany(
+                "INSERT INTO versions VALUES (?, ?, ?, ?, 0, nullif(?, 0), ?, ?, ?, "
+                "nullif(?, 0), nullif(?, 0))",
+                (
                     (
-                        version_id,
-                        key_ids[key],
-                        blob[0],
+                        version_id + n,
+                        key_ids[keys[i]],
+                        blob_ids[shas[i]],
                         record.saved_at or now,
                         0 if record.commit is None else record.commit,  # 0: see _pack
                         record.mtime_ns,
                         record.modified_time,
                         record.file_name,
                         orjson.dumps(record.extra).decode() if record.extra else 0,
-                        0 if blob[1] == meta else meta,
+                        own_meta,
                     )
-                )
-                keys[key] = (version_id, blob[2], record.tier1, record.package, record.branch)
-                fts[key] = (record.name, record.docstring or "", record.signature, record.code)
-                added.append(True)
-            # Unindex replaced versions while the keys still point at them.
-            self._unindex(db, [known[key][2] for key in fts if key in known and not known[key][1]])
-            db.executemany("INSERT INTO blobs VALUES (?, ?, ?, ?)", blobs)
-            db.executemany(
-                "INSERT INTO versions VALUES (?, ?, ?, ?, 0, nullif(?, 0), ?, ?, ?, "
-                "nullif(?, 0), nullif(?, 0))",
-                versions,
+                    for n, (i, own_meta) in enumerate(zip(saved, own_metas, strict=True), 1)
+                    for record in (records[i],)
+                ),
             )
             db.executemany(
                 "INSERT INTO keys (version_id, sha256, tier1, package, branch, id, key, deleted) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
-                [(*row, key_ids[key], key) for key, row in keys.items() if key not in known],
+                (
+                    (
+                        version_id + n,
+                        packed[record.sha256],
+                        record.tier1,
+                        record.package,
+                        record.branch,
+                        key_ids[key],
+                        key,
+                    )
+                    for key, n in last.items()
+                    if key not in known
+                    for record in (records[saved[n - 1]],)
+                ),
             )
             db.executemany(
                 "UPDATE keys SET version_id = ?, sha256 = ?, deleted = 0 WHERE id = ?",
-                [(*row[:2], key_ids[key]) for key, row in keys.items() if key in known],
+                (
+                    (version_id + n, packed[shas[saved[n - 1]]], key_ids[key])
+                    for key, n in last.items()
+                    if key in known
+                ),
             )
             # The key's row id is its row in the full-text index (explicit rowids are ~3x
             # faster for FTS5 than INSERT ... SELECT).
             db.executemany(
                 "INSERT INTO fts (rowid, name, docstring, signature, code) VALUES (?, ?, ?, ?, ?)",
-                [(key_ids[key], *row) for key, row in fts.items()],
+                (
+                    (
+                        key_ids[key],
+                        record.name,
+                        record.docstring or "",
+                        record.signature,
+                        record.code,
+                    )
+                    for key, n in last.items()
+                    for record in (records[saved[n - 1]],)
+                ),
             )
         return added
 
     @staticmethod
     def _stored_blobs(
-        db: sqlite3.Connection, shas: builtins.list[str]
-    ) -> dict[str, tuple[int, str, bytes | bytearray | str]]:
-        """``sha256 -> (blob id, content metadata, stored hash)`` for the stored contents."""
-        found: dict[str, tuple[int, str, bytes | bytearray | str]] = {}
-        unique = [_pack(sha) for sha in dict.fromkeys(shas)]
-        for i in range(0, len(unique), _CHUNK):
-            chunk = unique[i : i + _CHUNK]
+        db: sqlite3.Connection,
+        packed: builtins.list[bytearray | str],
+        ids: dict[str, int],
+        metas: dict[str, str],
+    ) -> None:
+        """Fill ``ids`` and ``metas`` (by hex sha256) for the stored ones of ``packed``.
+
+        ``packed``: distinct hashes as stored (see :func:`_pack`).
+        """
+        for i in range(0, len(packed), _CHUNK):
+            chunk = packed[i : i + _CHUNK]
             marks = ",".join("?" * len(chunk))
             for sha, blob_id, meta in db.execute(
                 f"SELECT sha256, id, meta FROM blobs WHERE sha256 IN ({marks})", chunk
             ):
-                found[_unpack(sha)] = (blob_id, meta, sha)
-        return found
+                ids[_unpack(sha)] = blob_id
+                metas[_unpack(sha)] = meta
 
     def _unindex(self, db: sqlite3.Connection, key_ids: builtins.list[int]) -> None:
         """Remove live keys from the contentless index, which needs the text it indexed."""

@@ -79,6 +79,16 @@ def test_put_many_same_key_twice_in_one_batch(storage: Storage) -> None:
     assert [h.sha256 for h in storage.history(KEY)] == [v2.sha256, v1.sha256]
 
 
+def test_put_many_back_to_the_stored_content_in_one_batch(storage: Storage) -> None:
+    v1 = make_record(code="def to_pickle():\n    return 1\n")
+    v2 = make_record(code="def to_pickle():\n    return 2\n")
+    assert storage.put([v1]) == [True]
+    assert storage.put([v1, v2, v1]) == [False, True, True]
+    assert [h.sha256 for h in storage.history(KEY)] == [v1.sha256, v2.sha256, v1.sha256]
+    latest = storage.get(KEY)
+    assert latest is not None and latest.code == v1.code
+
+
 def test_list_filters_by_package_and_branch(storage: Storage) -> None:
     storage.put(
         [
