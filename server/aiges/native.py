@@ -19,11 +19,10 @@ import importlib
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any, TextIO
+from typing import TextIO
 
 from server.aiges.engine import (
     EXEC_FAILED,
@@ -33,7 +32,14 @@ from server.aiges.engine import (
     Outcome,
     with_error_detail,
 )
-from server.aiges.launch import COOKIE_MESSAGE, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, PluginError
+from server.aiges.launch import (
+    PluginError,
+    cookie_missing,
+    fini_quietly,
+    handshake,
+    on_stop_signals,
+    port_range,
+)
 
 __all__ = ["Bridge", "load_native", "serve_native"]
 
@@ -144,21 +150,6 @@ class Bridge:
             return EXEC_FAILED
 
 
-def _port_range(env: Mapping[str, str]) -> tuple[int, int]:
-    low, high = env.get("PLUGIN_MIN_PORT"), env.get("PLUGIN_MAX_PORT")
-    if not (low and high):
-        return 0, 0
-    try:
-        first, last = int(low), int(high)
-    except ValueError as exc:
-        raise PluginError(
-            f"PLUGIN_MIN_PORT/PLUGIN_MAX_PORT must be integers, got {low!r}/{high!r}"
-        ) from exc
-    if not 0 < first <= last <= 65535:
-        raise PluginError(f"PLUGIN_MIN_PORT..PLUGIN_MAX_PORT = {first}..{last} is not a port range")
-    return first, last
-
-
 def serve_native(
     engine: Engine,
     *,
@@ -172,58 +163,37 @@ def serve_native(
 ) -> int:
     """Run the plugin on the C++ server until Shutdown, a signal or the parent's death."""
     env = os.environ if env is None else env
-    if require_cookie and env.get(MAGIC_COOKIE_KEY) != MAGIC_COOKIE_VALUE:
-        print(COOKIE_MESSAGE, file=sys.stderr)
-        return 1
-    out = handshake_out or sys.stdout
-    real_stdout, sys.stdout = sys.stdout, sys.stderr  # nothing may precede the handshake
-    try:
-        native = load_native()
-        low, high = _port_range(env)
-        server = native.NativeServer(
-            Bridge(engine, error_details=error_details), host, low, high, max(1, workers)
-        )
-    except (PluginError, RuntimeError) as exc:
-        sys.stdout = real_stdout
-        print(f"aiges plugin: {exc}", file=sys.stderr)
+    if cookie_missing(env, require_cookie):
         return 1
     stopping: list[str] = []
-    previous: dict[int, Any] = {}
-    if _in_main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(
-                sig, lambda signum, _f: stopping.append(f"signal {signum}")
-            )
-    parent = os.getppid()
-    out.write(f"1|1|tcp|{host}:{server.port}|grpc\n")
-    out.flush()
-    sys.stdout = real_stdout
-    log.info(
-        "aiges plugin (native, grpc++ %s) serving on %s:%d with %d workers",
-        native.grpc_version,
-        host,
-        server.port,
-        workers,
-    )
-    try:
-        while not stopping:
-            if server.wait_shutdown(PARENT_POLL_SECONDS):
-                stopping.append("Shutdown requested by the loader")
-            elif watch_parent and os.getppid() != parent:
-                stopping.append(f"parent process {parent} is gone")
-        log.info("aiges plugin stopping: %s", stopping[0])
-    finally:
-        server.stop(STOP_GRACE_SECONDS)
+    with on_stop_signals(stopping.append):
+        with handshake(handshake_out) as announce:
+            try:
+                native = load_native()
+                low, high = port_range(env) or (0, 0)
+                server = native.NativeServer(
+                    Bridge(engine, error_details=error_details), host, low, high, max(1, workers)
+                )
+            except (PluginError, RuntimeError) as exc:
+                print(f"aiges plugin: {exc}", file=sys.stderr)
+                return 1
+            parent = os.getppid()
+            announce(host, server.port)
+        log.info(
+            "aiges plugin (native, grpc++ %s) serving on %s:%d with %d workers",
+            native.grpc_version,
+            host,
+            server.port,
+            workers,
+        )
         try:
-            engine.fini()
-        except Exception:
-            log.exception("engine fini failed")
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            while not stopping:
+                if server.wait_shutdown(PARENT_POLL_SECONDS):
+                    stopping.append("Shutdown requested by the loader")
+                elif watch_parent and os.getppid() != parent:
+                    stopping.append(f"parent process {parent} is gone")
+            log.info("aiges plugin stopping: %s", stopping[0])
+        finally:
+            server.stop(STOP_GRACE_SECONDS)
+            fini_quietly(engine)
     return 0
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()

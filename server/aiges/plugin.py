@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -28,10 +27,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from server.aiges.engine import Engine
 from server.aiges.launch import (
-    COOKIE_MESSAGE,
-    MAGIC_COOKIE_KEY,
-    MAGIC_COOKIE_VALUE,
     PluginError,
+    cookie_missing,
+    fini_quietly,
+    handshake,
+    on_stop_signals,
+    port_range,
 )
 from server.aiges.proto import aiges_pb2_grpc, plugin_pb2, plugin_pb2_grpc
 from server.aiges.servicer import WrapperServicer
@@ -40,8 +41,6 @@ __all__ = ["bind_port", "serve_plugin"]
 
 log = logging.getLogger(__name__)
 
-CORE_PROTOCOL = 1
-APP_PROTOCOL = 1
 MAX_MESSAGE = 2**31 - 1
 PARENT_POLL_SECONDS = 0.25
 SWITCH_INTERVAL = 0.001
@@ -81,14 +80,9 @@ class _Stdio(plugin_pb2_grpc.GRPCStdioServicer):
 
 def bind_port(server: grpc.Server, host: str, env: Mapping[str, str]) -> int:
     """Bind ``server`` to the first free port of the env's range, else an ephemeral port."""
-    low, high = env.get("PLUGIN_MIN_PORT"), env.get("PLUGIN_MAX_PORT")
-    if low and high:
-        try:
-            first, last = int(low), int(high)
-        except ValueError as exc:
-            raise PluginError(
-                f"PLUGIN_MIN_PORT/PLUGIN_MAX_PORT must be integers, got {low!r}/{high!r}"
-            ) from exc
+    ports = port_range(env)
+    if ports is not None:
+        first, last = ports
         for port in range(first, last + 1):
             try:
                 if server.add_insecure_port(f"{host}:{port}") == port:
@@ -128,64 +122,52 @@ def serve_plugin(
     only the handshake line.
     """
     env = os.environ if env is None else env
-    if require_cookie and env.get(MAGIC_COOKIE_KEY) != MAGIC_COOKIE_VALUE:
-        print(COOKIE_MESSAGE, file=sys.stderr)
+    if cookie_missing(env, require_cookie):
         return 1
-    out = handshake_out or sys.stdout
     if switch_interval:
         sys.setswitchinterval(switch_interval)
-    # Anything printed while we start (user imports, SDK banners) must not precede the
-    # handshake on stdout.
-    real_stdout, sys.stdout = sys.stdout, sys.stderr
     stop = threading.Event()
-    servicer = WrapperServicer(engine, workers=workers, error_details=error_details)
-    server = grpc.server(
-        futures.ThreadPoolExecutor(
-            max_workers=max(16, 2 * workers + 8), thread_name_prefix="aiges-grpc"
-        ),
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE),
-            ("grpc.max_send_message_length", MAX_MESSAGE),
-            ("grpc.so_reuseport", 0),
-        ],
-    )
-    aiges_pb2_grpc.add_WrapperServiceServicer_to_server(servicer, server)
-    health_servicer = health.HealthServicer()
-    health_servicer.set("plugin", health_pb2.HealthCheckResponse.SERVING)
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    plugin_pb2_grpc.add_GRPCControllerServicer_to_server(_Controller(stop), server)
-    plugin_pb2_grpc.add_GRPCStdioServicer_to_server(_Stdio(stop), server)
-    try:
-        port = bind_port(server, host, env)
-    except PluginError as exc:
-        sys.stdout = real_stdout
-        print(f"aiges plugin: {exc}", file=sys.stderr)
-        return 1
-    server.start()
-    if watch_parent:
-        threading.Thread(
-            target=_watch_parent, args=(stop, os.getppid()), name="aiges-parent-watch", daemon=True
-        ).start()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
-    out.write(f"{CORE_PROTOCOL}|{APP_PROTOCOL}|tcp|{host}:{port}|grpc\n")
-    out.flush()
-    sys.stdout = real_stdout
-    log.info("aiges plugin serving on %s:%d with %d workers", host, port, workers)
-    try:
-        stop.wait()
-    finally:
-        log.info("aiges plugin stopping")
-        health_servicer.enter_graceful_shutdown()
-        servicer.close()
-        server.stop(grace=1).wait(2)
+    with on_stop_signals(lambda _reason: stop.set()):
+        with handshake(handshake_out) as announce:
+            servicer = WrapperServicer(engine, workers=workers, error_details=error_details)
+            server = grpc.server(
+                futures.ThreadPoolExecutor(
+                    max_workers=max(16, 2 * workers + 8), thread_name_prefix="aiges-grpc"
+                ),
+                options=[
+                    ("grpc.max_receive_message_length", MAX_MESSAGE),
+                    ("grpc.max_send_message_length", MAX_MESSAGE),
+                    ("grpc.so_reuseport", 0),
+                ],
+            )
+            aiges_pb2_grpc.add_WrapperServiceServicer_to_server(servicer, server)
+            health_servicer = health.HealthServicer()
+            health_servicer.set("plugin", health_pb2.HealthCheckResponse.SERVING)
+            health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+            plugin_pb2_grpc.add_GRPCControllerServicer_to_server(_Controller(stop), server)
+            plugin_pb2_grpc.add_GRPCStdioServicer_to_server(_Stdio(stop), server)
+            try:
+                port = bind_port(server, host, env)
+            except PluginError as exc:
+                print(f"aiges plugin: {exc}", file=sys.stderr)
+                return 1
+            server.start()
+            if watch_parent:
+                threading.Thread(
+                    target=_watch_parent,
+                    args=(stop, os.getppid()),
+                    name="aiges-parent-watch",
+                    daemon=True,
+                ).start()
+            announce(host, port)
+        log.info("aiges plugin serving on %s:%d with %d workers", host, port, workers)
         try:
-            engine.fini()
-        except Exception:
-            log.exception("engine fini failed")
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            stop.wait()
+        finally:
+            log.info("aiges plugin stopping")
+            health_servicer.enter_graceful_shutdown()
+            servicer.close()
+            server.stop(grace=1).wait(2)
+            fini_quietly(engine)
     return 0
