@@ -4,8 +4,8 @@ A round trip is ``wrapperOnceExec`` sent -> its result received on ``communicate
 the same trivial wrapper (``tests/data/aiges/echo``), sequentially and with 8 calls in
 flight. Sides:
 
-- ``ours``: ``python -m server.aiges`` (the grpcio server);
-- ``native``: the same command with ``--native`` (the C++ gRPC server);
+- ``ours``: ``python -m server.aiges --server python`` (the grpcio server);
+- ``native``: the same command with ``--server native`` (the C++ gRPC server);
 - ``reference``: ``python -m aiges.serve`` from its own venv under ``bench/.work/``
   (created on first use with ``aiges==0.16.0 'pydantic<2.11' 'setuptools<81'``).
 
@@ -139,7 +139,7 @@ def ensure_reference() -> Path:
 
 def ours_command(workers: int, native: bool = False) -> tuple[str, dict[str, str]]:
     cmd = (
-        f"{shlex.quote(sys.executable)} -m server.aiges{' --native' if native else ''} "
+        f"{shlex.quote(sys.executable)} -m server.aiges --server {'native' if native else 'python'} "
         f"--wrapper {shlex.quote(str(WRAPPER))} --workers {workers} --log-level WARNING"
     )
     return cmd, loader_env(PYTHONPATH=str(REPO))

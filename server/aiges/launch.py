@@ -3,8 +3,8 @@
 ``python -m server.aiges`` and ``gf aiges serve`` come here. The environment is read here,
 at the edge. Nothing in this module imports grpc: the Python server
 (:mod:`server.aiges.plugin`, grpcio) is imported only when it is chosen, and the C++
-server (``--native``, :mod:`server.aiges.native`) must not share its process with
-grpcio's own copy of the gRPC core.
+server (:mod:`server.aiges.native`, chosen by ``--server auto`` whenever it is built)
+must not share its process with grpcio's own copy of the gRPC core.
 """
 
 from __future__ import annotations
@@ -148,19 +148,36 @@ def _configure_logging(log_file: str | None, level: str) -> None:
     root.setLevel(level.upper())
 
 
+def choose_server(choice: str) -> str:
+    """``native`` or ``python`` for ``--server``; ``auto`` is native when its module loads.
+
+    Checked before user code loads, so ``--server native`` without the module built fails
+    at once with how to build it.
+    """
+    if choice == "python":
+        return choice
+    from server.aiges.native import load_native
+
+    try:
+        load_native()
+    except PluginError as exc:
+        if choice == "native":
+            raise
+        log.info("serving on the Python gRPC server: %s", exc)
+        return "python"
+    return "native"
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the plugin for parsed options (shared by ``main`` and the ``gf`` CLI)."""
     _configure_logging(args.log_file, args.log_level)
     if cookie_missing(os.environ, not args.no_cookie):
         return 1
-    if args.native:
-        from server.aiges.native import load_native
-
-        try:
-            load_native()  # fail before loading user code when the module is not built
-        except PluginError as exc:
-            print(f"aiges plugin: {exc}", file=sys.stderr)
-            return 1
+    try:
+        server = choose_server(args.server)
+    except PluginError as exc:
+        print(f"aiges plugin: {exc}", file=sys.stderr)
+        return 1
     try:
         engine = build_engine(args.wrapper, args.function, args.root, args.service_id)
     except Exception as exc:
@@ -172,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         "require_cookie": not args.no_cookie,
         "error_details": args.error_details,
     }
-    if args.native:
+    if server == "native":
         from server.aiges.native import serve_native
 
         return serve_native(engine, **options)

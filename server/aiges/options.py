@@ -33,10 +33,19 @@ def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     )
     p.add_argument("--workers", type=int, default=4, help="threads running user code (default 4)")
     p.add_argument(
+        "--server",
+        choices=("auto", "native", "python"),
+        default="auto",
+        help="the gRPC server: native = GlobalFunc's C++ server (built by `make native`; "
+        "several times less CPU per call), python = grpcio; auto (default) = native when "
+        "it is built, else python",
+    )
+    p.add_argument(
         "--native",
-        action="store_true",
-        help="serve with the C++ gRPC server (built by `make native`); same behaviour, "
-        "several times less CPU per call",
+        dest="server",
+        action="store_const",
+        const="native",
+        help="the same as --server native",
     )
     p.add_argument(
         "--error-details",

@@ -80,8 +80,7 @@ class ProcessEngine:
     def _command(self) -> str:
         parts = [sys.executable, "-m", "server.aiges", "--wrapper", str(self.wrapper)]
         parts += ["--workers", str(self.workers), "--log-level", "WARNING", "--error-details"]
-        if self.native:
-            parts.append("--native")
+        parts += ["--server", "native" if self.native else "python"]
         command = " ".join(map(shlex.quote, parts))
         if self.memory_mb:
             command = f"ulimit -v {int(self.memory_mb) * 1024} && exec {command}"

@@ -84,8 +84,8 @@ class Wrapper(WrapperBase):
 TOML_TEMPLATE = """# AIGES loader configuration for {name}.
 [aiges]
 # How the loader (AIGES_PLUGIN_MODE=python) starts the Python plugin: GlobalFunc's.
-# Add --native to serve on GlobalFunc's C++ gRPC server (built by `make native`): the same
-# protocol at a fraction of the CPU per call.
+# It serves on GlobalFunc's C++ gRPC server when that is built (`make native`; the same
+# protocol at a fraction of the CPU per call), else on grpcio; --server python|native decides.
 pythonPluginCmd = "python -m server.aiges --wrapper ./wrapper --log-file ./log/plugin.log"
 sessMode = false
 headerPass = []
@@ -103,7 +103,7 @@ An AIGES inference service written as a Python wrapper (`wrapper/wrapper.py`).
 - Serve it to an AIGES loader: set `AIGES_PLUGIN_MODE=python` and start the loader with
   `aiges.toml` (its `pythonPluginCmd` runs `python -m server.aiges --wrapper ./wrapper`).
 - Serve it by hand for debugging: `python -m server.aiges --wrapper wrapper --no-cookie`.
-- For throughput, add `--native` (GlobalFunc's C++ gRPC server; `make native` builds it).
+- It runs on GlobalFunc's C++ gRPC server when `make native` has built it, else on grpcio.
 
 Test inputs live in `wrapper/test_data/`, one file per payload key (`text.txt` feeds `text`).
 """

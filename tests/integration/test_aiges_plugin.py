@@ -31,7 +31,10 @@ DATA = REPO / "tests" / "data" / "aiges"
 SERVING = 1
 
 
-FLAVOURS: dict[str, tuple[str, ...]] = {"python": (), "native": ("--native",)}
+FLAVOURS: dict[str, tuple[str, ...]] = {
+    "python": ("--server", "python"),
+    "native": ("--server", "native"),
+}
 _flavour: tuple[str, ...] = ()
 
 
@@ -331,6 +334,14 @@ def _alive(pid: int) -> bool:
 def test_a_plugin_that_never_shakes_hands_is_reported() -> None:
     with pytest.raises(PluginStartError, match="exited with 3"):
         LoaderClient.start("echo oops >&2; exit 3", env=env(), timeout=10)
+
+
+def test_auto_serves_on_the_native_server_when_it_is_built() -> None:
+    global _flavour
+    _flavour = ()  # no --server option: auto
+    with start("--wrapper", str(DATA / "echo"), "--log-level", "INFO") as client:
+        assert client.init({}) == 0
+        assert wait_until(lambda: "aiges plugin (native, grpc++" in client.stderr_text(), 5)
 
 
 def test_sigterm_stops_the_plugin_cleanly() -> None:
