@@ -146,7 +146,9 @@ class FunctionRecord(FunctionInfo):
     def from_dict(cls, data: dict[str, Any]) -> FunctionRecord:
         try:
             values = dict(data)
-            values["params"] = tuple(Param(**p) for p in values.get("params", ()))
+            values["params"] = tuple(
+                p if isinstance(p, Param) else Param(**p) for p in values.get("params", ())
+            )
             values["imports"] = tuple(values.get("imports", ()))
             return cls(**{k: v for k, v in values.items() if k in _RECORD_FIELD_SET})
         except (TypeError, KeyError) as exc:

@@ -6,8 +6,11 @@ import json
 import sqlite3
 from pathlib import Path
 
-from globalfunc.record import FunctionRecord
-from globalfunc.storage.sqlite import SqliteStorage
+import pytest
+
+from globalfunc.errors import StorageError
+from globalfunc.record import FunctionRecord, Param
+from globalfunc.storage.sqlite import LAYOUT, SqliteStorage
 from tests.factories import make_record
 
 
@@ -139,7 +142,7 @@ def test_earlier_layout_is_migrated_on_open(tmp_path: Path) -> None:
 
     store = SqliteStorage(db)
     con = sqlite3.connect(db)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert con.execute("PRAGMA user_version").fetchone()[0] == LAYOUT
     tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master")}
     assert not {t for t in tables if t.startswith("v1_")}
     con.close()
@@ -184,4 +187,93 @@ def test_versions_keep_metadata_that_differs_from_their_contents(tmp_path: Path)
         1,
     )
     con.close()
+    store.close()
+
+
+def _as_layout_2(meta: str | None) -> str | None:
+    """Content metadata as layout 2 stored it: a JSON object, params as objects."""
+    if meta is None:
+        return None
+    values = dict(zip(_FIELDS, json.loads(meta), strict=True))
+    values["params"] = [dict(zip(_PARAM, p, strict=True)) for p in values["params"]]
+    return json.dumps(values)
+
+
+_FIELDS = ("md5", "size", "line_count", "signature", "params", "returns", "docstring")
+_FIELDS += ("imports", "lineno", "is_async")
+_PARAM = ("name", "kind", "default", "annotation")
+
+
+def test_layout_2_is_migrated_on_open(tmp_path: Path) -> None:
+    db = tmp_path / "registry.db"
+    store = SqliteStorage(db)
+    first = make_record("f", doc="First reading.").with_(
+        params=(Param("x", "positional_or_keyword", "None", "int"), Param("k", "keyword_only")),
+        imports=("os", "json"),
+        returns="int",
+        is_async=True,
+    )
+    second = make_record("g", code=first.code, doc="Second reading.")  # keeps its own_meta
+    assert store.put([first, second]) == [True, True]
+    store.delete(second.key)
+    before = {r.key: store.history(r.key) for r in (first, second)}
+    store.close()
+    con = sqlite3.connect(db)  # back to layout 2: the metadata as JSON objects
+    con.create_function("as_layout_2", 1, _as_layout_2)
+    con.execute("UPDATE blobs SET meta = as_layout_2(meta)")
+    con.execute("UPDATE versions SET own_meta = as_layout_2(own_meta)")
+    con.execute("PRAGMA user_version = 2")
+    con.commit()
+    assert json.loads(con.execute("SELECT meta FROM blobs").fetchone()[0])["imports"] == [
+        "os",
+        "json",
+    ]
+    con.close()
+
+    store = SqliteStorage(db)
+    assert {key: store.history(key) for key in before} == before
+    assert [r.name for r in store.search("sp_GlobalFunc", "first")] == ["f"]
+    assert store.search("sp_GlobalFunc", "second") == []
+    assert store.put([first]) == [False]
+    assert store.put([second]) == [True]  # revived, and unindexed again cleanly below
+    assert [r.name for r in store.search("sp_GlobalFunc", "second")] == ["g"]
+    store.close()
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == LAYOUT
+    metas = [row[0] for row in con.execute("SELECT meta FROM blobs")]
+    metas += [row[0] for row in con.execute("SELECT own_meta FROM versions") if row[0]]
+    assert len(metas) >= 2 and all(isinstance(json.loads(m), list) for m in metas)
+    con.close()
+
+
+def test_metadata_written_as_objects_by_an_older_process_still_reads(tmp_path: Path) -> None:
+    db = tmp_path / "registry.db"
+    store = SqliteStorage(db)
+    rec = make_record("f", doc="Some words.")
+    store.put([rec])
+    con = sqlite3.connect(db)  # as a process still running the layout-2 code writes it
+    con.create_function("as_layout_2", 1, _as_layout_2)
+    con.execute("UPDATE blobs SET meta = as_layout_2(meta)")
+    con.commit()
+    con.close()
+    got = store.get(rec.key)
+    assert got is not None and got.with_(saved_at=0.0) == rec
+    changed = rec.with_(code="def f():\n    return 2\n", sha256="d" * 64, docstring="Other.")
+    assert store.put([changed]) == [True]
+    assert store.search("sp_GlobalFunc", "some") == []  # the old entry was unindexed
+    assert store.search("sp_GlobalFunc", "other") == [store.get(rec.key)]
+    store.close()
+
+
+def test_malformed_content_metadata_is_a_storage_error(tmp_path: Path) -> None:
+    db = tmp_path / "registry.db"
+    store = SqliteStorage(db)
+    rec = make_record("f")
+    store.put([rec])
+    con = sqlite3.connect(db)
+    con.execute("UPDATE blobs SET meta = '[1, 2]'")
+    con.commit()
+    con.close()
+    with pytest.raises(StorageError):
+        store.get(rec.key)
     store.close()
