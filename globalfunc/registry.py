@@ -20,6 +20,7 @@ from globalfunc.naming import (
     CallName,
     check_branch,
     check_tier1,
+    key_text,
     make_storage_key,
     parse_call_name,
     parse_package,
@@ -106,6 +107,16 @@ class Registry:
     ) -> list[SaveResult]:
         """Save many functions in one storage transaction (all or none where the store can)."""
         tier1, branch = self.tier1, branch or self.branch
+        items = builtins.list(items)
+        put_infos = getattr(self.storage, "put_infos", None)
+        if put_infos is not None and not any(isinstance(i, FunctionRecord) for i in items):
+            # Scanned functions straight to a store that takes them without their records.
+            keys = [key_text(tier1, info.package, branch, info.name) for info in items]
+            added = put_infos(items, keys, tier1=tier1, branch=branch, commit=commit)
+            return [
+                _result(key, info.sha256, a)
+                for key, info, a in zip(keys, items, added, strict=True)
+            ]
         records = [
             item
             if isinstance(item, FunctionRecord)

@@ -105,7 +105,7 @@ _CONTENT_FIELDS = (
 _CONTENT_DEFAULTS = {f.name: f.default for f in fields(FunctionInfo) if f.name in _CONTENT_FIELDS}
 
 
-def _content_meta(record: FunctionRecord) -> str:
+def _content_meta(record: FunctionInfo) -> str:
     """The record's content metadata as stored: a JSON array in ``_CONTENT_FIELDS`` order.
 
     An array of tuples, not an object of dicts: 456 bytes instead of 666 for a typical
@@ -380,14 +380,63 @@ class SqliteStorage:
 
     # -- Storage -----------------------------------------------------------------------
     def put(self, records: Sequence[FunctionRecord]) -> builtins.list[bool]:
-        # Decide first, then write: the rows are built as each statement consumes them
-        # (generators), so a batch keeps no tuples alive per record, which would set off
-        # rounds of garbage collection over the whole process's objects.
         if not records:
             return []
         now = time.time()
-        keys = [record.key for record in records]
-        shas = [record.sha256 for record in records]
+        return self._put(
+            records,
+            [record.key for record in records],
+            [record.tier1 for record in records],
+            [record.branch for record in records],
+            [0 if record.commit is None else record.commit for record in records],  # see _pack
+            [record.saved_at or now for record in records],
+            [orjson.dumps(record.extra).decode() if record.extra else 0 for record in records],
+        )
+
+    def put_infos(
+        self,
+        infos: Sequence[FunctionInfo],
+        keys: Sequence[str],
+        *,
+        tier1: str,
+        branch: str,
+        commit: str | None,
+    ) -> builtins.list[bool]:
+        """``put`` of ``FunctionRecord.from_info(info, tier1=, branch=, commit=)`` for each
+        info, without building the records (a third of a batch's Python work).
+
+        ``keys`` are the infos' storage keys, already validated (``FunctionRecord.key``).
+        """
+        if not infos:
+            return []
+        count = len(infos)
+        return self._put(
+            infos,
+            keys,
+            [tier1] * count,
+            [branch] * count,
+            [0 if commit is None else commit] * count,
+            [time.time()] * count,
+            [0] * count,
+        )
+
+    def _put(
+        self,
+        items: Sequence[FunctionInfo],
+        keys: Sequence[str],
+        tier1s: Sequence[str],
+        branches: Sequence[str],
+        commits: Sequence[str | int],
+        saved_ats: Sequence[float],
+        extras: Sequence[str | int],
+    ) -> builtins.list[bool]:
+        """Store versions: ``items`` (their content and file facts) placed by the parallel
+        sequences: key, tier1, branch, git commit (0: none), saved_at, extra (JSON; 0: none).
+        """
+        # Decide first, then write: the rows are built as each statement consumes them
+        # (generators), so a batch keeps no tuples alive per record, which would set off
+        # rounds of garbage collection over the whole process's objects.
+        shas = [item.sha256 for item in items]
         with self._write() as db:
             known = self._known_keys(db, keys)
             latest = {key: sha for key, (sha, deleted, _) in known.items() if not deleted}
@@ -414,7 +463,7 @@ class SqliteStorage:
                     added.append(False)
                     continue
                 latest[key] = sha
-                meta = _content_meta(records[i])
+                meta = _content_meta(items[i])
                 stored_meta = blob_metas.get(sha)
                 if stored_meta is None and sha not in packed:
                     # A content passed over above as its key's latest, back after a change
@@ -439,7 +488,7 @@ class SqliteStorage:
             db.executemany(
                 "INSERT INTO blobs VALUES (?, ?, ?, ?)",
                 (
-                    (blob_ids[shas[i]], packed[shas[i]], records[i].code, blob_metas[shas[i]])
+                    (blob_ids[shas[i]], packed[shas[i]], items[i].code, blob_metas[shas[i]])
                     for i in new_blobs
                 ),
             )
@@ -451,16 +500,16 @@ class SqliteStorage:
                         version_id + n,
                         key_ids[keys[i]],
                         blob_ids[shas[i]],
-                        record.saved_at or now,
-                        0 if record.commit is None else record.commit,  # 0: see _pack
-                        record.mtime_ns,
-                        record.modified_time,
-                        record.file_name,
-                        orjson.dumps(record.extra).decode() if record.extra else 0,
+                        saved_ats[i],
+                        commits[i],
+                        item.mtime_ns,
+                        item.modified_time,
+                        item.file_name,
+                        extras[i],
                         own_meta,
                     )
                     for n, (i, own_meta) in enumerate(zip(saved, own_metas, strict=True), 1)
-                    for record in (records[i],)
+                    for item in (items[i],)
                 ),
             )
             db.executemany(
@@ -469,16 +518,16 @@ class SqliteStorage:
                 (
                     (
                         version_id + n,
-                        packed[record.sha256],
-                        record.tier1,
-                        record.package,
-                        record.branch,
+                        packed[shas[i]],
+                        tier1s[i],
+                        items[i].package,
+                        branches[i],
                         key_ids[key],
                         key,
                     )
                     for key, n in last.items()
                     if key not in known
-                    for record in (records[saved[n - 1]],)
+                    for i in (saved[n - 1],)
                 ),
             )
             db.executemany(
@@ -496,13 +545,13 @@ class SqliteStorage:
                 (
                     (
                         key_ids[key],
-                        record.name,
-                        record.docstring or "",
-                        record.signature,
-                        record.code,
+                        item.name,
+                        item.docstring or "",
+                        item.signature,
+                        item.code,
                     )
                     for key, n in last.items()
-                    for record in (records[saved[n - 1]],)
+                    for item in (items[saved[n - 1]],)
                 ),
             )
         return added
@@ -540,7 +589,7 @@ class SqliteStorage:
             )
 
     def _known_keys(
-        self, db: sqlite3.Connection, keys: builtins.list[str]
+        self, db: sqlite3.Connection, keys: Sequence[str]
     ) -> dict[str, tuple[str, int, int]]:
         """``key -> (latest sha256, deleted, key row id)`` for the keys that exist.
 
@@ -552,7 +601,7 @@ class SqliteStorage:
             for key, sha, deleted, key_id in db.execute(
                 "SELECT k.key, k.sha256, k.deleted, k.id FROM json_each(?) j "
                 "CROSS JOIN keys k ON k.key = j.value",
-                (orjson.dumps(keys).decode(),),
+                (orjson.dumps(builtins.list(keys)).decode(),),
             )
         }
 

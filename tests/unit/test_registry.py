@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import multiprocessing
 import sqlite3
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from globalfunc.errors import FunctionNotFound, IntegrityError, InvalidName, PathEscape
+from globalfunc.record import FunctionInfo, FunctionRecord, Param
 from globalfunc.registry import Registry, SaveResult
+from globalfunc.storage.sqlite import SqliteStorage
 from tests.factories import make_record
 
 
@@ -133,6 +136,91 @@ def _save_versions(db: str, tag: str, n: int) -> None:
     with Registry.open(f"sqlite://{db}") as reg:
         for i in range(n):
             reg.save(make_record(code=f"def to_pickle():\n    return '{tag}{i}'\n"))
+
+
+def _info(name: str, code: str | None = None, **changes: object) -> FunctionInfo:
+    record = make_record(name, code, doc=f"About {name}.")
+    values = {f.name: getattr(record, f.name) for f in dataclasses.fields(FunctionInfo)}
+    values.update(changes)
+    return FunctionInfo(**values)  # type: ignore[arg-type]
+
+
+def _infos(tag: str) -> list[FunctionInfo]:
+    return [
+        _info("a", mtime_ns=5, imports=("os",), is_async=True),
+        _info(
+            "b",
+            params=(Param("x", "positional_only"), Param("y", "var_keyword", None, "Any")),
+            returns="int",
+            package="Pkg.sub",
+        ),
+        _info("c", code=f"def c():\n    return {tag!r}\n"),
+        _info("a", code="def a():\n    return 2\n"),  # a second version in the same batch
+    ]
+
+
+def test_save_many_of_infos_stores_what_their_records_would(tmp_path: Path) -> None:
+    fast = Registry(SqliteStorage(tmp_path / "fast.db"), branch="dev")
+    slow = Registry(SqliteStorage(tmp_path / "slow.db"), branch="dev")
+    assert hasattr(fast.storage, "put_infos")
+    for tag in ("one", "two"):
+        infos = _infos(tag)
+        records = [FunctionRecord.from_info(i, branch="feat/x", commit="c0ffee") for i in infos]
+        got = fast.save_many(infos, branch="feat/x", commit="c0ffee")
+        assert got == slow.save_many(records)
+        # the second batch: "a" goes back to its first version and on again, "c" changes
+        assert [r.added for r in got] == ([True] * 4 if tag == "one" else [True, False, True, True])
+    for name in ("Base.a", "Pkg.sub.b", "Base.c"):
+        history = fast.history(name, branch="feat/x")
+        assert [r.with_(saved_at=0.0) for r in history] == [
+            r.with_(saved_at=0.0) for r in slow.history(name, branch="feat/x")
+        ]
+        assert all(r.saved_at > 0 and r.commit == "c0ffee" for r in history)
+    assert [r.name for r in fast.search("about")] == [r.name for r in slow.search("about")]
+    assert fast.save_many([]) == []
+    fast.close()
+    slow.close()
+
+
+def test_save_many_of_infos_validates_every_name_before_writing(registry: Registry) -> None:
+    with pytest.raises(InvalidName):
+        registry.save_many([_info("a"), _info("__init__")])
+    with pytest.raises(InvalidName):
+        registry.save_many([_info("a")], branch="bad..branch")
+    assert registry.list() == []
+
+
+def test_save_many_mixed_infos_and_records(registry: Registry) -> None:
+    record = make_record("r").with_(branch="other")
+    got = registry.save_many([_info("a"), record])
+    assert [r.key for r in got] == [
+        "sp_GlobalFunc.Base_master.a",
+        "sp_GlobalFunc.Base_other.r",
+    ]
+    assert registry.get("Base.r", branch="other").code == record.code
+
+
+def _save_infos(db: str, tag: str, n: int) -> None:
+    with Registry.open(f"sqlite://{db}") as reg:
+        for i in range(n):
+            reg.save_many([_info("f", code=f"def f():\n    return '{tag}{i}'\n"), _info(tag)])
+
+
+def test_two_processes_saving_scanned_functions_lose_nothing(tmp_path: Path) -> None:
+    db = str(tmp_path / "reg.db")
+    Registry.open(f"sqlite://{db}").close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_save_infos, args=(db, tag, 25)) for tag in "ab"]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    with Registry.open(f"sqlite://{db}") as reg:
+        codes = {h.code for h in reg.history("Base.f")}
+        assert {r.name for r in reg.list()} == {"a", "b", "f"}
+    expected = {f"def f():\n    return '{t}{i}'\n" for t in "ab" for i in range(25)}
+    assert codes == expected
 
 
 def test_two_processes_saving_the_same_function_lose_nothing(tmp_path: Path) -> None:
