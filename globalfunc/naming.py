@@ -230,6 +230,16 @@ def _encode_tier2(package: str, branch: str) -> str:
     return package.replace("_", "__").replace(".", "-") + "_" + _encode_branch(branch)
 
 
+def key_prefix(tier1: str, package: str | None = None) -> str:
+    """What every storage key in ``tier1`` (of ``package``, on any branch) starts with.
+
+    No validation: a name that could not be in a key gives a prefix no key has.
+    """
+    if package is None:
+        return f"{tier1}."
+    return f"{tier1}.{package.replace('_', '__').replace('.', '-')}_"
+
+
 def decode_tier2(tier2: str) -> tuple[str, str]:
     """Split a tier2 back into ``(package, branch)``; the inverse of :func:`encode_tier2`."""
     i = 0

@@ -14,15 +14,18 @@ Layout (``PRAGMA user_version`` 3):
   ``extra`` (JSON, NULL when empty). ``own_meta`` is NULL unless this version's content
   metadata differs from the one stored with the content (e.g. saved by a scanner that
   read the code differently); then it holds this version's own copy.
-- ``keys``: one row per key (its parts as columns) pointing at its newest version; its
-  rowid is the key's ``key_id`` and its row in the ``fts`` full-text index. The index is
+- ``keys``: one row per key (its parts as columns) pointing at its newest version, found
+  by its key (unique index; ``list`` reads a range of it, as keys start with their tier1
+  and package, so there is no second index to keep up on every save); its rowid is the
+  key's ``key_id`` and its row in the ``fts`` full-text index. The index is
   contentless (tokens only, no second copy of every file): removing a key's entry hands
   FTS5 the indexed text again, read back from ``versions`` and ``blobs``.
 
 A record is put back together from its key row (tier1, package, branch, and the name as
 the key's last part), its version row and its content row. Files of earlier layouts are
 migrated on open, in one transaction: user_version 2 (the content metadata as JSON
-objects, a third larger and twice as slow to write) and 0 (text hashes, the whole record
+objects, a third larger and twice as slow to write; an index of keys by tier1, package
+and branch) and 0 (text hashes, the whole record
 as JSON in every version row). An index of the earlier kind is rebuilt.
 
 Writes take SQLite's write lock up front (``BEGIN IMMEDIATE``) and wait up to the busy
@@ -47,6 +50,7 @@ from typing import Any
 import orjson
 
 from globalfunc.errors import StorageError, StorageUnavailable
+from globalfunc.naming import key_prefix
 from globalfunc.record import FunctionInfo, FunctionRecord, Param
 from globalfunc.storage.base import query_terms
 
@@ -69,7 +73,6 @@ CREATE TABLE keys (
     sha256 BLOB NOT NULL,
     deleted INTEGER NOT NULL
 );
-CREATE INDEX keys_by_space ON keys (tier1, package, branch);
 CREATE TABLE versions (
     id INTEGER PRIMARY KEY,
     key_id INTEGER NOT NULL,
@@ -251,7 +254,9 @@ class SqliteStorage:
 
     @staticmethod
     def _migrate_v2(db: sqlite3.Connection) -> None:
-        """Rewrite layout 2's content metadata (JSON objects) as arrays; nothing else moves."""
+        """Layout 2 to 3: content metadata (JSON objects) rewritten as arrays, the keys by
+        space index dropped; nothing else moves."""
+        db.execute("DROP INDEX IF EXISTS keys_by_space")  # list() reads a range of keys
         db.create_function("gf_compact_meta", 1, _compact_meta, deterministic=True)
         db.execute("UPDATE blobs SET meta = gf_compact_meta(meta)")
         db.execute(
@@ -665,8 +670,11 @@ class SqliteStorage:
     def list(
         self, tier1: str, package: str | None = None, branch: str | None = None
     ) -> builtins.list[FunctionRecord]:
-        where = ["k.tier1 = ?", "k.deleted = 0"]
-        args: builtins.list[Any] = [tier1]
+        # A range of the key index (keys start with their tier1 and package): no index of
+        # its own to keep up on every save, and the rows come in key order.
+        prefix = key_prefix(tier1, package)
+        where = ["k.key >= ?", "k.key < ?", "k.tier1 = ?", "k.deleted = 0"]
+        args: builtins.list[Any] = [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1), tier1]
         if package is not None:
             where.append("k.package = ?")
             args.append(package)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from globalfunc.record import FunctionRecord
 from globalfunc.storage import Storage
 from tests.factories import make_record
 
@@ -87,6 +88,36 @@ def test_put_many_back_to_the_stored_content_in_one_batch(storage: Storage) -> N
     assert [h.sha256 for h in storage.history(KEY)] == [v1.sha256, v2.sha256, v1.sha256]
     latest = storage.get(KEY)
     assert latest is not None and latest.code == v1.code
+
+
+def names(records: list[FunctionRecord]) -> list[str]:
+    return sorted(r.name for r in records)
+
+
+def test_list_keeps_look_alike_spaces_apart(storage: Storage) -> None:
+    # names whose keys share a prefix: a / a_b / a.b / ab, tier1 sp / sp-2 / sp_2
+    storage.put(
+        [
+            make_record("f", package="a"),
+            make_record("g", package="a_b"),
+            make_record("h", package="a.b"),
+            make_record("i", package="ab"),
+            make_record("j", package="a", branch="a/b.c"),
+            make_record("k", package="a", tier1="sp"),
+            make_record("l", package="a", tier1="sp-2"),
+            make_record("m", package="a", tier1="sp_2"),
+        ]
+    )
+    assert names(storage.list("sp_GlobalFunc", package="a")) == ["f", "j"]
+    assert names(storage.list("sp_GlobalFunc", package="a_b")) == ["g"]
+    assert names(storage.list("sp_GlobalFunc", package="a.b")) == ["h"]
+    assert names(storage.list("sp_GlobalFunc", package="a", branch="master")) == ["f"]
+    assert names(storage.list("sp_GlobalFunc", package="a", branch="a/b.c")) == ["j"]
+    assert names(storage.list("sp_GlobalFunc", branch="a/b.c")) == ["j"]
+    assert names(storage.list("sp_GlobalFunc")) == ["f", "g", "h", "i", "j"]
+    assert [names(storage.list(t)) for t in ("sp", "sp-2", "sp_2")] == [["k"], ["l"], ["m"]]
+    assert storage.list("sp_GlobalFunc", package="a_") == []
+    assert storage.list("sp_GlobalFunc", package="") == []
 
 
 def test_list_filters_by_package_and_branch(storage: Storage) -> None:

@@ -11,6 +11,7 @@ from globalfunc.naming import (
     CallName,
     decode_tier2,
     encode_tier2,
+    key_prefix,
     key_text,
     make_storage_key,
     parse_call_name,
@@ -64,6 +65,22 @@ def test_tier2_round_trip_property(package: str, branch: str) -> None:
         return  # keywords, '//' and friends are refused up front
     assert "." not in tier2
     assert decode_tier2(tier2) == (package, branch)
+
+
+@given(
+    package=st.from_regex(
+        r"[A-Za-z][A-Za-z0-9_]{0,8}(\.[A-Za-z][A-Za-z0-9_]{0,8}){0,2}", fullmatch=True
+    ),
+    branch=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_\-/+=%]{0,20}[A-Za-z0-9]", fullmatch=True),
+)
+def test_keys_start_with_their_prefix_property(package: str, branch: str) -> None:
+    try:
+        key = key_text("sp_GlobalFunc", package, branch, "f")
+    except InvalidName:
+        return
+    assert key.startswith(key_prefix("sp_GlobalFunc", package))
+    assert key.startswith(key_prefix("sp_GlobalFunc"))
+    assert not key.startswith(key_prefix("sp_GlobalFunc", package + "_x"))
 
 
 def test_distinct_pairs_never_collide() -> None:

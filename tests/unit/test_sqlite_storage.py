@@ -222,6 +222,7 @@ def test_layout_2_is_migrated_on_open(tmp_path: Path) -> None:
     con.create_function("as_layout_2", 1, _as_layout_2)
     con.execute("UPDATE blobs SET meta = as_layout_2(meta)")
     con.execute("UPDATE versions SET own_meta = as_layout_2(own_meta)")
+    con.execute("CREATE INDEX keys_by_space ON keys (tier1, package, branch)")
     con.execute("PRAGMA user_version = 2")
     con.commit()
     assert json.loads(con.execute("SELECT meta FROM blobs").fetchone()[0])["imports"] == [
@@ -240,6 +241,8 @@ def test_layout_2_is_migrated_on_open(tmp_path: Path) -> None:
     store.close()
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA user_version").fetchone()[0] == LAYOUT
+    indexes = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "keys_by_space" not in indexes
     metas = [row[0] for row in con.execute("SELECT meta FROM blobs")]
     metas += [row[0] for row in con.execute("SELECT own_meta FROM versions") if row[0]]
     assert len(metas) >= 2 and all(isinstance(json.loads(m), list) for m in metas)
