@@ -12,6 +12,8 @@
     gf commit -m MSG                    commit (and push) the packages root
     gf call NAME k=v ...                call a function in-process (or --url a server)
     gf serve                            the HTTP server
+    gf worker                           the HTTP server on a free port, registered in Redis
+    gf workers                          the live workers
 
 Settings come from ``GF_*`` environment variables (see :mod:`globalfunc.settings`) and the
 global options. A user error prints one line and exits 1; a usage error exits 2; a
@@ -294,35 +296,201 @@ def _timeouts(value: str | None) -> dict[str, float]:
         raise ConfigError(str(exc)) from exc
 
 
-def cmd_serve(ctx: Context) -> int:
-    from server.serve import serve
-
+def _serve_options(ctx: Context) -> dict[str, Any]:
+    """Save every function under the root, then the keyword arguments of ``server.serve.serve``
+    that ``gf serve`` and ``gf worker`` share (everything but where to listen)."""
     s = ctx.settings
     gfb = ctx.gfbase
     _, result = gfb.save_all(progress=ctx.progress)
     for problem in result.problems:
         log.warning("not served: %s", problem)
+    return {
+        "root": gfb.project_path,
+        "storage_url": ctx.storage_url(),
+        "tier1": ctx.tier1,
+        "workers": ctx.args.workers or s.workers,
+        "mode": ctx.args.mode or s.mode,
+        "token": s.token.get_secret_value() if s.token else None,
+        "allow_packages": Settings.split(s.allow_packages),
+        "max_body": s.max_body,
+        "call_timeout": s.call_timeout,
+        "cors_origins": Settings.split(s.cors_origins),
+        "memory_limit_mb": s.memory_mb or None,
+        "timeouts": _timeouts(s.timeouts),
+        "cache_dir": Path(s.cache_dir) if s.cache_dir else None,
+        "branch": gfb.registry.branch,
+        "aiges_wrappers": ctx.args.aiges_wrapper or (),
+        "debug": ctx.args.debug,
+    }
+
+
+def cmd_serve(ctx: Context) -> int:
+    from server.serve import serve
+
+    s = ctx.settings
+    options = _serve_options(ctx)
     serve(
-        gfb.project_path,
-        storage_url=ctx.storage_url(),
-        tier1=ctx.tier1,
+        options.pop("root"),
         host=ctx.args.host or s.host,
         port=ctx.args.port if ctx.args.port is not None else s.port,
         processes=ctx.args.processes or s.processes,
-        workers=ctx.args.workers or s.workers,
-        mode=ctx.args.mode or s.mode,
-        token=s.token.get_secret_value() if s.token else None,
-        allow_packages=Settings.split(s.allow_packages),
-        max_body=s.max_body,
-        call_timeout=s.call_timeout,
-        cors_origins=Settings.split(s.cors_origins),
-        memory_limit_mb=s.memory_mb or None,
-        timeouts=_timeouts(s.timeouts),
-        cache_dir=Path(s.cache_dir) if s.cache_dir else None,
-        branch=gfb.registry.branch,
-        aiges_wrappers=ctx.args.aiges_wrapper or (),
-        debug=ctx.args.debug,
+        **options,
     )
+    return EXIT_OK
+
+
+# -- workers --------------------------------------------------------------------------------
+def _worker_redis_url(ctx: Context) -> str:
+    url = ctx.args.redis or ctx.settings.worker_redis_url or ctx.settings.cache_url
+    if not url:
+        raise ConfigError(
+            "workers register in Redis, and none is configured: set GF_WORKER_REDIS_URL "
+            "(or GF_CACHE_URL, which it defaults to), or pass --redis redis://host:6379/0"
+        )
+    return url
+
+
+def _worker_memory_gb(ctx: Context, mode: str, cap_mb: int | None) -> int:
+    """What the name's memory part says: ``--memory-gb``, else the memory one call may use:
+    the per-call cap of the isolated mode (GF_MEMORY_MB) if the machine or container has
+    that much, else the container's (cgroup) limit or the machine's RAM."""
+    from globalfunc.workers import machine_memory_mb, memory_gb
+
+    if ctx.args.memory_gb is not None:
+        return int(ctx.args.memory_gb)
+    machine = machine_memory_mb()
+    if mode == "isolated" and cap_mb:
+        return memory_gb(min(cap_mb, machine) if machine else cap_mb)
+    return memory_gb(machine)
+
+
+def _advertised_url(url: str, advertise: str | None) -> str:
+    """The URL clients use: ``url`` with its host replaced by ``advertise``, or by this
+    machine's name when the server listens on a wildcard address."""
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    host = advertise
+    if host is None and parts.hostname in (None, "", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    if host is None:
+        return url
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{host}:{parts.port}"))
+
+
+def _address_in_use(exc: ConfigError) -> bool:
+    import errno
+
+    cause = exc.__cause__
+    return isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE
+
+
+def cmd_worker(ctx: Context) -> int:
+    import globalfunc
+    from globalfunc.workers import (
+        Heartbeat,
+        WorkerDirectory,
+        WorkerInfo,
+        parse_port_range,
+        pick_port,
+        worker_name,
+    )
+    from server.serve import serve
+
+    s = ctx.settings
+    first, last = parse_port_range(ctx.args.ports or s.worker_ports)
+    redis_url = _worker_redis_url(ctx)
+    host = ctx.args.host or s.host
+    interval = s.worker_heartbeat
+    host_label = ctx.args.host_label or _hostname()
+    version_label = ctx.args.version_label or f"v{globalfunc.__version__}"
+    memory = _worker_memory_gb(ctx, ctx.args.mode or s.mode, s.memory_mb or None)
+    worker_name(host_label, version_label, memory, ctx.args.gpu_gb, first)  # labels fail fast
+    directory = WorkerDirectory(redis_url, timeout=s.storage_timeout)
+    heartbeat: Heartbeat | None = None
+    try:
+        directory.ping()  # before saving anything or taking a port
+        port = pick_port(host, first, last)
+        options = _serve_options(ctx)
+        root = options.pop("root")
+
+        def describe(port: int, url: str) -> WorkerInfo:
+            return WorkerInfo.new(
+                host=host_label,
+                version=version_label,
+                memory_gb=memory,
+                gpu_gb=ctx.args.gpu_gb,
+                port=port,
+                url=url,
+                root=str(root),
+                branch=options["branch"],
+                packages=options["allow_packages"],
+            )
+
+        def ready(url: str) -> None:
+            nonlocal heartbeat
+            port = int(url.rstrip("/").rsplit(":", 1)[1])
+            info = describe(port, _advertised_url(url, ctx.args.advertise))
+            heartbeat = Heartbeat(directory, info, interval=interval).start()
+            _out(
+                f"GlobalFunc worker {info.name} at {info.url} (registered in {directory.url}, "
+                f"heartbeat every {interval:g}s)"
+            )
+            sys.stdout.flush()
+
+        def stopping() -> None:
+            nonlocal heartbeat
+            if heartbeat is not None:
+                heartbeat.stop()
+                log.info("worker %s deregistered", heartbeat.name)
+                heartbeat = None
+
+        while True:
+            try:
+                serve(
+                    root,
+                    host=host,
+                    port=port,
+                    processes=1,
+                    on_ready=ready,
+                    on_stop=stopping,
+                    **options,
+                )
+                return EXIT_OK
+            except ConfigError as exc:
+                # another process took the port between the probe and the bind
+                if not _address_in_use(exc) or port >= last:
+                    raise
+                port = pick_port(host, port + 1, last)
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop()
+        directory.close()
+
+
+def _hostname() -> str:
+    """This machine's short host name (the default host label of a worker)."""
+    import socket
+
+    return socket.gethostname().split(".")[0] or "localhost"
+
+
+def cmd_workers(ctx: Context) -> int:
+    from globalfunc.workers import WorkerDirectory
+
+    with WorkerDirectory(_worker_redis_url(ctx), timeout=ctx.settings.storage_timeout) as d:
+        live = d.live()
+        where = d.url
+    if ctx.args.json:
+        body = [{**w.__dict__, "age": round(w.age(), 3)} for w in live]
+        _out(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+        return EXIT_OK
+    for w in live:
+        _out(f"{w.name}  {w.url}  heartbeat {w.age():.1f}s ago")
+    if not live:
+        _out(f"no live workers in {where}; start one with: gf worker")
     return EXIT_OK
 
 
@@ -398,6 +566,43 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--host")
     sp.add_argument("--port", type=int)
     sp.add_argument("--processes", type=int, help="server processes sharing the port")
+    _add_serve_options(sp)
+
+    sp = add(
+        "worker",
+        cmd_worker,
+        "serve like 'gf serve' on the first free port of a range, registered in Redis",
+    )
+    sp.add_argument("--host", help="address to listen on (default: $GF_HOST or 127.0.0.1)")
+    sp.add_argument(
+        "--ports", metavar="FIRST-LAST", help="default: $GF_WORKER_PORTS or 26000-27000"
+    )
+    sp.add_argument("--redis", metavar="URL", help="default: $GF_WORKER_REDIS_URL, $GF_CACHE_URL")
+    sp.add_argument(
+        "--advertise",
+        metavar="HOST",
+        help="host clients reach this worker at (default: --host; the machine's name for 0.0.0.0)",
+    )
+    sp.add_argument("--host-label", help="name's host part (default: this machine's host name)")
+    sp.add_argument("--version-label", help="name's version part (default: v<GlobalFunc version>)")
+    sp.add_argument(
+        "--memory-gb",
+        type=int,
+        help="name's memory part (default: the memory a call may use, see the README)",
+    )
+    sp.add_argument("--gpu-gb", type=int, default=0, help="name's GPU memory part (default 0)")
+    _add_serve_options(sp)
+
+    sp = add("workers", cmd_workers, "list the live workers registered in Redis")
+    sp.add_argument("--redis", metavar="URL", help="default: $GF_WORKER_REDIS_URL, $GF_CACHE_URL")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+
+    _add_aiges(sub)
+    return p
+
+
+def _add_serve_options(sp: argparse.ArgumentParser) -> None:
+    """How functions are run: the options ``gf serve`` and ``gf worker`` share."""
     sp.add_argument("--workers", type=int, help="isolated worker processes per server")
     sp.add_argument("--mode", choices=["inline", "isolated"])
     sp.add_argument(
@@ -406,9 +611,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also serve an AIGES wrapper.py project over the ase HTTP protocol (repeatable)",
     )
-
-    _add_aiges(sub)
-    return p
 
 
 def cmd_aiges_serve(ctx: Context) -> int:

@@ -54,6 +54,16 @@ class Settings(BaseSettings):
         None, description="where registry functions are materialized for import"
     )
 
+    worker_ports: str = Field(
+        "26000-27000", description="ports `gf worker` picks the first free one from: FIRST-LAST"
+    )
+    worker_redis_url: str | None = Field(
+        None, description="Redis where workers register and clients find them (default cache_url)"
+    )
+    worker_heartbeat: float = Field(
+        5.0, gt=0, description="seconds between a worker's heartbeats; its entry lives 3 of them"
+    )
+
     @staticmethod
     def parse_timeouts(value: str | None) -> dict[str, float]:
         """``"Base.popen=60,Base.slug=1"`` as ``{"Base.popen": 60.0, ...}``."""

@@ -117,6 +117,7 @@ def serve(
     extra_routes: Sequence[tuple[Any, ...]] = (),
     aiges_wrappers: Sequence[str | os.PathLike[str]] = (),
     on_ready: Callable[[str], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> None:
     """Serve the registered functions of ``root`` over HTTP until SIGINT or SIGTERM.
 
@@ -130,6 +131,9 @@ def serve(
     ``wrapper.py`` files or ``gf aiges create`` projects) add wrapper.py services under their
     ``serviceId``, loaded after any fork: each in its own plugin process in isolated mode
     (with the call timeout and memory cap), inside the server process in inline mode.
+
+    ``on_ready(url)`` runs in each server process once it listens; ``on_stop()`` when a
+    stop signal arrives, before the server stops accepting (``gf worker`` deregisters).
     """
     if mode not in MODES:
         raise ConfigError(f"mode {mode!r} is not one of {', '.join(MODES)}")
@@ -196,6 +200,7 @@ def serve(
             announce=banner if task in (None, 0) else None,
             url=url,
             on_ready=on_ready,
+            on_stop=on_stop,
         )
     )
 
@@ -223,6 +228,7 @@ async def _run(
     announce: str | None,
     url: str,
     on_ready: Callable[[str], None] | None,
+    on_stop: Callable[[], None] | None,
 ) -> None:
     registry = Registry.open(storage_url, tier1=tier1, branch=branch)
     executor = build_executor(
@@ -273,6 +279,8 @@ async def _run(
         if on_ready is not None:
             on_ready(url)
         await stop.wait()
+        if on_stop is not None:
+            on_stop()
         log.info("stopping: no new connections, closing open ones")
         server.stop()
         with contextlib.suppress(TimeoutError):

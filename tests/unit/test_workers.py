@@ -159,3 +159,13 @@ def test_pick_port_skips_busy_ports_and_says_when_the_range_is_full(
     finally:
         for sock in busy:
             sock.close()
+
+
+def test_the_advertised_url() -> None:
+    from globalfunc.cli import _advertised_url
+
+    assert _advertised_url("http://127.0.0.1:26000/", None) == "http://127.0.0.1:26000/"
+    assert _advertised_url("http://0.0.0.0:26000/", "m7") == "http://m7:26000/"
+    assert _advertised_url("http://[::]:26001/", "fe80::1") == "http://[fe80::1]:26001/"
+    wildcard = _advertised_url("http://0.0.0.0:26002/", None)
+    assert wildcard.endswith(":26002/") and "0.0.0.0" not in wildcard
