@@ -176,8 +176,10 @@ def main() -> int:
         f"full scan, new process+cache{t_touched * 1e3:9.1f} ms  ({t_touched * per:6.1f} us/file)"
     )
     print(f"rescan, nothing changed     {t_rescan * 1e3:9.1f} ms  ({t_rescan * per:6.1f} us/file)")
-    print(f"save-many, one transaction  {t_many * 1e3:9.1f} ms")
-    print(f"save one at a time          {t_single * 1e3:9.1f} ms")
+    print(f"save-many, one transaction  {t_many * 1e3:9.1f} ms  ({t_many * per:6.1f} us/record)")
+    print(
+        f"save one at a time          {t_single * 1e3:9.1f} ms  ({t_single * per:6.1f} us/record)"
+    )
     print(f"ratio full_scan_cold_vs_baseline {t_full / t_base:.2f} (target <= 2.0)")
     print(f"ratio full_scan_known_content_vs_baseline {t_full_known / t_base:.2f} (target <= 2.0)")
     print(
