@@ -4,7 +4,7 @@ A round trip is ``wrapperOnceExec`` sent -> its result received on ``communicate
 the same trivial wrapper (``tests/data/aiges/echo``), sequentially and with 8 calls in
 flight. Sides:
 
-- ``ours``: ``python -m server.aiges --server python`` (the grpcio server);
+- ``grpcio``: ``python -m server.aiges --server python`` (our plugin on the grpcio server);
 - ``native``: the same command with ``--server native`` (the C++ gRPC server);
 - ``reference``: ``python -m aiges.serve`` from its own venv under ``bench/.work/``
   (created on first use with ``aiges==0.16.0 'pydantic<2.11' 'setuptools<81'``).
@@ -20,7 +20,7 @@ Every side is driven by the same clients:
   stream keeps one of its two threads until a result arrives for it).
 - ``python`` (secondary): :class:`server.aiges.client.LoaderClient`, ~500 us of CPU per call.
 
-    .venv/bin/python bench/bench_aiges.py [--sides ours,native,reference] [--clients cpp,python]
+    .venv/bin/python bench/bench_aiges.py [--sides grpcio,native,reference] [--clients cpp,python]
                                           [--calls 2000] [--repeats 5] [--workers 4] [--write]
 
 The native pieces are built first (``make -C native``). Each repeat starts fresh plugin
@@ -69,7 +69,7 @@ FLIGHTS = (1, IN_FLIGHT)
 WARMUP = 200
 TEXT, EXPECT = "hello benchmark", "HELLO BENCHMARK"
 WARM_LINE = "aiges-bench-client: warm-up done"
-SIDES = ("ours", "native", "reference")
+SIDES = ("grpcio", "native", "reference")
 CLIENTS = ("cpp", "python")
 CLIENT_TITLES = {
     "cpp": "cpp client (`native/aiges/bench_client.cc`: the callers are state machines on one "
@@ -356,7 +356,7 @@ def median_run(runs: list[Run]) -> Run:
 def machine_line(sides: list[str], clients: list[str], load: float) -> str:
     parts = [
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-        f"grpcio {importlib.metadata.version('grpcio')} (ours, python client)",
+        f"grpcio {importlib.metadata.version('grpcio')} (grpcio side, python client)",
     ]
     if "reference" in sides:
         ref = subprocess.run(
@@ -518,9 +518,10 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{command}`",
         machine_line(sides, clients, load),
         "Round trip = `wrapperOnceExec` sent -> its result received on `communicate`; same "
-        "wrapper (`tests/data/aiges/echo`) and the same client for every side; ours = "
-        "`python -m server.aiges` (grpcio), native = the same with `--native` (C++ gRPC "
-        f"server), reference = `python -m aiges.serve` from `aiges==0.16.0` (pydantic<2.11, "
+        "wrapper (`tests/data/aiges/echo`) and the same client for every side; grpcio = "
+        "`python -m server.aiges --server python` (our plugin on grpcio), native = the same "
+        "with `--server native` (our C++ gRPC server, what the plugin serves on by default "
+        f"when it is built), reference = `python -m aiges.serve` from `aiges==0.16.0` (pydantic<2.11, "
         f"setuptools<81). {args.calls} calls per run after {WARMUP} warm-up calls, "
         f"sequentially and with {IN_FLIGHT} in flight; each run with the cpp client and each "
         "repeat with the python client on a fresh plugin process; sides interleaved, "
