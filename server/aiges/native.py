@@ -62,8 +62,8 @@ def load_native() -> ModuleType:
         raise PluginError(
             "the native AIGES server is not built or cannot load "
             f"({exc}); build it with `make native` (it needs g++ and the grpc++/protobuf "
-            "development packages, which scripts/system-deps.sh installs), or serve "
-            "without --native"
+            "development packages, which scripts/system-deps.sh installs), or serve on grpcio "
+            "with --server python"
         ) from exc
 
 
