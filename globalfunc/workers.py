@@ -38,8 +38,6 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,8 +47,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from globalfunc.errors import ConfigError, InvalidName, StorageError, StorageUnavailable
+from globalfunc.errors import ConfigError, InvalidName, StorageError
 from globalfunc.storage.base import redact_url
+from globalfunc.storage.redis import redis_errors
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -346,21 +345,8 @@ class WorkerDirectory:
         """The Redis key holding worker ``name``'s entry."""
         return f"{self.prefix}worker:{name}"
 
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StorageUnavailable(
-                f"Redis at {self.url} (the worker directory) is unreachable while trying to "
-                f"{what}: {exc}; check that redis-server is running and the URL is right",
-                url=self.url,
-            ) from exc
-        except redis.RedisError as exc:
-            raise StorageError(
-                f"Redis at {self.url} (the worker directory) failed to {what}: {exc}",
-                url=self.url,
-            ) from exc
+    def _errors(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return redis_errors(self.url, what, role="the worker directory")
 
     @staticmethod
     def _ms(ttl: float) -> int:

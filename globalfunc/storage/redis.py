@@ -170,6 +170,23 @@ def decode_latest(value: bytes, source: str | None = None) -> FunctionRecord:
         ) from exc
 
 
+@contextmanager
+def redis_errors(url: str, what: str, role: str = "") -> Iterator[None]:
+    """Turn redis-py's errors inside into ours: :class:`StorageUnavailable` when Redis cannot
+    be reached, :class:`StorageError` otherwise; ``role`` says what this Redis is for."""
+    where = f"Redis at {url}{f' ({role})' if role else ''}"
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StorageUnavailable(
+            f"{where} is unreachable while trying to {what}: {exc}; "
+            "check that redis-server is running and the URL is right",
+            url=url,
+        ) from exc
+    except redis.RedisError as exc:
+        raise StorageError(f"{where} failed to {what}: {exc}", url=url) from exc
+
+
 class RedisStorage:
     """``Storage`` on a Redis server; safe to share between threads (one connection pool).
 
@@ -226,20 +243,8 @@ class RedisStorage:
     def _space(self, tier1: str) -> str:
         return f"{self.prefix}space:{tier1}"
 
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StorageUnavailable(
-                f"Redis at {self.url} is unreachable while trying to {what}: {exc}; "
-                "check that redis-server is running and the URL is right",
-                url=self.url,
-            ) from exc
-        except redis.RedisError as exc:
-            raise StorageError(
-                f"Redis at {self.url} failed to {what}: {exc}", url=self.url
-            ) from exc
+    def _errors(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return redis_errors(self.url, what)
 
     # -- Storage -----------------------------------------------------------------------
     def put(self, records: Sequence[FunctionRecord]) -> list[bool]:
