@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from globalfunc.errors import ExecutionTimeout, WorkerCrashed
+from server.aiges.client import LoaderClient, PluginStartError, loader_env
 from server.aiges.engine import (
     EXEC_FAILED,
     INIT_FAILED,
@@ -36,6 +37,7 @@ from server.aiges.engine import (
     Outcome,
     split_error_detail,
 )
+from server.aiges.proto import aiges_pb2
 
 __all__ = ["ProcessEngine", "native_built"]
 
@@ -72,7 +74,7 @@ class ProcessEngine:
         self.load_error = ""
         self._config: dict[str, str] = {}
         self._schemas: dict[str, dict[str, Any]] = {}
-        self._client: Any = None  # LoaderClient of the running child, if any
+        self._client: LoaderClient | None = None  # the running child's client
         self._lock = threading.Lock()
         self.restarts = 0
 
@@ -89,8 +91,6 @@ class ProcessEngine:
         return command
 
     def _env(self) -> dict[str, str]:
-        from server.aiges.client import loader_env
-
         base = {k: v for k, v in os.environ.items() if not k.startswith("GF_")}
         path = os.pathsep.join(p for p in (str(_IMPORT_ROOT), base.get("PYTHONPATH")) if p)
         extra = {"PYTHONPATH": path}
@@ -100,10 +100,8 @@ class ProcessEngine:
             extra.setdefault("MALLOC_ARENA_MAX", base.get("MALLOC_ARENA_MAX", "2"))
         return loader_env(base, **extra)
 
-    def _start(self) -> Any:
+    def _start(self) -> LoaderClient:
         """Start and init a child; returns its client or raises RuntimeError with why."""
-        from server.aiges.client import LoaderClient, PluginStartError
-
         try:
             client = LoaderClient.start(self._command(), env=self._env(), timeout=START_TIMEOUT)
         except (PluginStartError, OSError) as exc:
@@ -122,10 +120,10 @@ class ProcessEngine:
             raise RuntimeError(f"the wrapper process failed to init: {exc}") from exc
         return client
 
-    def _running(self) -> Any:
+    def _running(self) -> LoaderClient:
         with self._lock:
             client = self._client
-            if client is not None and client.process.poll() is None and not client.stream_closed:
+            if client is not None and _exit_code(client) is None and not client.stream_closed:
                 return client
             if client is not None:
                 self._retire(client, "it exited")
@@ -133,9 +131,9 @@ class ProcessEngine:
             self.restarts += 1
             return self._client
 
-    def _retire(self, client: Any, why: str) -> None:
+    def _retire(self, client: LoaderClient, why: str) -> None:
         """Drop ``client``'s child (killed if still running). Call with the lock held."""
-        code = client.process.poll()
+        code = _exit_code(client)
         log.warning(
             "wrapper %s: replacing its process (%s%s)",
             self.wrapper,
@@ -146,7 +144,7 @@ class ProcessEngine:
         if self._client is client:
             self._client = None
 
-    def _replace(self, client: Any, why: str) -> None:
+    def _replace(self, client: LoaderClient, why: str) -> None:
         with self._lock:
             if self._client is client:
                 self._retire(client, why)
@@ -171,8 +169,6 @@ class ProcessEngine:
         return self._schemas[service_id]
 
     def once(self, params: dict[str, str], frames: list[Frame], tag: str) -> Outcome:
-        from server.aiges.proto import aiges_pb2
-
         try:
             client = self._running()
         except RuntimeError as exc:
@@ -194,7 +190,7 @@ class ProcessEngine:
                 "its process was replaced",
             )
         except Exception as exc:  # StreamClosed, or the unary failed: the child is gone
-            code = client.process.poll()
+            code = _exit_code(client)
             self._replace(client, f"{type(exc).__name__}: {exc}")
             return Outcome.failure(
                 WorkerCrashed.aiges_code,
@@ -226,6 +222,11 @@ class ProcessEngine:
             client.shutdown(timeout=5)
             client.close()
         return 0
+
+
+def _exit_code(client: LoaderClient) -> int | None:
+    """The child's exit code; ``None`` while it runs."""
+    return None if client.process is None else client.process.poll()
 
 
 def _tail(text: str, lines: int = 20) -> str:

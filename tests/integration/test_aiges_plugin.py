@@ -337,9 +337,11 @@ def test_a_plugin_that_never_shakes_hands_is_reported() -> None:
 
 
 def test_auto_serves_on_the_native_server_when_it_is_built() -> None:
-    global _flavour
-    _flavour = ()  # no --server option: auto
-    with start("--wrapper", str(DATA / "echo"), "--log-level", "INFO") as client:
+    command = " ".join(
+        shlex.quote(part)
+        for part in (sys.executable, "-m", "server.aiges", "--wrapper", str(DATA / "echo"))
+    )  # no --server option: auto
+    with LoaderClient.start(command + " --log-level INFO", env=env(), cwd=REPO) as client:
         assert client.init({}) == 0
         assert wait_until(lambda: "aiges plugin (native, grpc++" in client.stderr_text(), 5)
 
