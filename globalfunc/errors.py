@@ -7,7 +7,7 @@ the AIGES error code the edges use, so a handler never needs a mapping table::
     GlobalFuncError                     500  base of everything below
     +-- InvalidName                     400  a call name, scan key, storage key or branch is malformed
     +-- InvalidRequest                  400  a request body or argument is malformed
-    |   +-- BadArguments                400  kwargs do not fit the function's signature
+    |   +-- BadArguments                400  kwargs do not fit the function's signature (also a TypeError)
     |   +-- RequestTooLarge             413  body over the configured limit
     +-- Unauthorized                    401  missing or wrong bearer token
     +-- Forbidden                       403  the package is not on the allow-list
@@ -21,6 +21,7 @@ the AIGES error code the edges use, so a handler never needs a mapping table::
     +-- StorageError                    500  a storage backend failed
     |   +-- StorageUnavailable          503  the backend cannot be reached
     +-- ExecutionError                  500  the called function raised (its exception is ``__cause__``)
+    |   +-- ExecutionError(ValueError)  500  (client side) a remote built-in exception, see below
     |   +-- ExecutionTimeout            504  the call ran past its time limit
     |   +-- WorkerCrashed               500  the worker process died (crash, ``os._exit``, memory cap)
     |   +-- ResultNotSerializable       500  the result cannot be turned into JSON
@@ -28,10 +29,21 @@ the AIGES error code the edges use, so a handler never needs a mapping table::
     +-- ServerUnavailable               503  (client side) the server cannot be reached or gave no answer
 
 An error message says what was wrong, with the offending value, and what to do next.
+
+One ``except`` clause works for a local call and a remote one: :class:`BadArguments` is
+also a :class:`TypeError` (what calling a function with wrong arguments raises locally),
+and when a remote function raised a built-in exception (``ValueError``, ``KeyError``,
+``ZeroDivisionError``, ...; the server's error body names it in ``details.exc_type``)
+:func:`error_from_dict` raises an instance of a class that is both
+:class:`ExecutionError` and that built-in type, made once per type
+(:func:`remote_error_class`), as Ray does with task errors. Exceptions of other types
+(a user's own classes) stay plain :class:`ExecutionError`: the client cannot import them.
 """
 
 from __future__ import annotations
 
+import builtins
+import threading
 from typing import Any, ClassVar
 
 __all__ = [
@@ -58,6 +70,7 @@ __all__ = [
     "WorkerCrashed",
     "WorkspaceError",
     "error_from_dict",
+    "remote_error_class",
 ]
 
 
@@ -74,7 +87,8 @@ class GlobalFuncError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         """The error as the JSON body the HTTP edge returns."""
-        body: dict[str, Any] = {"error": type(self).__name__, "message": self.message}
+        name = getattr(type(self), "_wire_name", type(self).__name__)
+        body: dict[str, Any] = {"error": name, "message": self.message}
         if self.details:
             body["details"] = self.details
         return body
@@ -94,8 +108,12 @@ class InvalidRequest(GlobalFuncError):
     aiges_code = 10106
 
 
-class BadArguments(InvalidRequest):
-    """The kwargs do not fit the function's signature."""
+class BadArguments(InvalidRequest, TypeError):
+    """The kwargs do not fit the function's signature.
+
+    Also a :class:`TypeError`, so ``except TypeError`` catches a bad call whether it ran
+    here (Python's own ``TypeError``) or on a server (this class, rebuilt by the client).
+    """
 
 
 class RequestTooLarge(InvalidRequest):
@@ -207,10 +225,84 @@ _BY_NAME: dict[str, type[GlobalFuncError]] = {
 }
 
 
+_REMOTE: dict[type[Exception], type[ExecutionError]] = {}
+_REMOTE_LOCK = threading.Lock()
+
+
+def _builtin_exception(name: object) -> type[Exception] | None:
+    """The built-in exception class called ``name`` (``"ValueError"``), if it is one."""
+    if not isinstance(name, str) or not name.isidentifier():
+        return None
+    cls = getattr(builtins, name, None)
+    if not isinstance(cls, type) or not issubclass(cls, Exception):
+        return None  # BaseException-only types (SystemExit, KeyboardInterrupt) are not mixed
+    if issubclass(cls, BaseExceptionGroup):
+        return None
+    return cls
+
+
+def _remote_str(self: GlobalFuncError) -> str:
+    return self.message  # KeyError's own __str__ would repr the message
+
+
+def _remote_reduce(self: GlobalFuncError) -> tuple[Any, ...]:
+    base: type[Exception] = getattr(type(self), "_remote_base", Exception)
+    return (_rebuild_remote, (base.__name__, self.message, self.details))
+
+
+def _rebuild_remote(type_name: str, message: str, details: dict[str, Any]) -> ExecutionError:
+    base = _builtin_exception(type_name)
+    cls = remote_error_class(base) if base is not None else ExecutionError
+    return cls(message, **details)
+
+
+def remote_error_class(base: type[Exception]) -> type[ExecutionError]:
+    """The class that is both :class:`ExecutionError` and the built-in ``base``, made once.
+
+    Its name is ``ExecutionError(ValueError)``; ``except ValueError`` and ``except
+    ExecutionError`` both catch it. Built-ins whose constructor needs more than a message
+    (``UnicodeDecodeError``, ...) or whose layout cannot be mixed get plain
+    :class:`ExecutionError`.
+    """
+    with _REMOTE_LOCK:
+        cls = _REMOTE.get(base)
+    if cls is not None:
+        return cls
+    name = f"ExecutionError({base.__name__})"
+    try:
+        made = type(
+            name,
+            (ExecutionError, base),
+            {
+                "__module__": __name__,
+                "__qualname__": name,
+                "__doc__": f"A remote function raised {base.__name__}.",
+                "__str__": _remote_str,
+                "__reduce__": _remote_reduce,
+                "_remote_base": base,
+                "_wire_name": ExecutionError.__name__,
+            },
+        )
+        made("probe")  # a constructor that needs more than a message fails here
+    except TypeError:
+        made = ExecutionError
+    with _REMOTE_LOCK:
+        return _REMOTE.setdefault(base, made)
+
+
 def error_from_dict(body: dict[str, Any], status: int = 500) -> GlobalFuncError:
-    """Rebuild the error an HTTP edge sent (``to_dict`` form), for clients."""
+    """Rebuild the error an HTTP edge sent (``to_dict`` form), for clients.
+
+    An ``ExecutionError`` whose ``details.exc_type`` names a built-in exception comes back
+    as :func:`remote_error_class` of that type.
+    """
     cls = _BY_NAME.get(str(body.get("error", "")), GlobalFuncError)
     message = str(body.get("message", f"server answered HTTP {status}"))
     details = body.get("details") or {}
-    err = cls(message, **details) if isinstance(details, dict) else cls(message)
-    return err
+    if not isinstance(details, dict):
+        return cls(message)
+    if cls is ExecutionError:
+        base = _builtin_exception(details.get("exc_type"))
+        if base is not None:
+            cls = remote_error_class(base)
+    return cls(message, **details)

@@ -67,8 +67,10 @@ def query_terms(query: str) -> builtins.list[str]:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, for logs and error messages."""
-    return re.sub(r"(?<=://)([^:/@]*):[^@/]*@", r"\1:***@", url)
+    """The URL with any password replaced by ``***``, for logs and error messages: the
+    one in the netloc (``redis://:pw@host``) and a ``password=`` query parameter."""
+    url = re.sub(r"(?<=://)([^:/@]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"(?i)([?&]password=)[^&#|]*", r"\1***", url)
 
 
 def combine_urls(storage_url: str, cache_url: str | None = None) -> str:
