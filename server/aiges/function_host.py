@@ -29,7 +29,7 @@ from globalfunc.errors import BadArguments, ExecutionError, GlobalFuncError, Res
 from globalfunc.naming import parse_call_name
 from globalfunc.record import Param
 from server.aiges.engine import EXEC_FAILED, INIT_FAILED, NOT_INITIALIZED, Emit, Frame, Outcome
-from server.aiges.schema import function_schema
+from server.aiges.schema import DEFAULT_KEYWORD, function_schema
 
 __all__ = [
     "FunctionEngine",
@@ -206,7 +206,7 @@ class FunctionEngine:
                 try:
                     default = ast.literal_eval(p.default)
                     if isinstance(default, str | int | float | bool):
-                        prop["default"] = default
+                        prop[DEFAULT_KEYWORD] = default
                 except (ValueError, SyntaxError):
                     pass
             props[p.name] = prop

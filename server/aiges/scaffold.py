@@ -18,7 +18,7 @@ from typing import Any
 
 from globalfunc.errors import InvalidName, InvalidRequest
 from server.aiges.engine import Frame
-from server.aiges.schema import field_descriptors
+from server.aiges.schema import dialect_violations, field_descriptors
 from server.aiges.wrapper_host import WrapperEngine, call_flexibly, data_list
 
 __all__ = ["check_project", "create_project"]
@@ -254,9 +254,14 @@ def check_project(project_dir: str | Path) -> list[str]:
         return [*problems, f"{file}: the wrapper {what}{detail}"]
     instance = engine.instance
     try:
-        json.dumps(engine.schema(""))
+        schema = engine.schema("")
+        json.dumps(schema)
     except Exception as exc:
         problems.append(f"cannot build the schema from requestCls/responseCls: {exc}")
+    else:
+        problems += [
+            f"the schema would stop the AIGES loader: {p}" for p in dialect_violations(schema)
+        ]
     params, frames, data_problems = _test_request(instance, file.parent / "test_data")
     problems += data_problems
     declared = {f.key for f in field_descriptors(getattr(instance, "responseCls", None))}

@@ -8,6 +8,14 @@ schemas describe the ase HTTP body. Two sources feed it:
   descriptors (ours from :mod:`server.aiges.compat.sdk` or the real SDK's; read by
   attribute, duck-typed);
 - :func:`function_schema`: a registry function's signature (see ``function_host``).
+
+The loader parses ``schemainput`` at start-up with a JSON-schema library of its own
+dialect and exits on a keyword that does not fit it (a plain ``default`` is a ``switch``
+branch there). Everything here emits only :data:`DIALECT_KEYWORDS` (``defaultVal`` for a
+default); :func:`dialect_violations` checks a document against that list, and
+:func:`standard_json_schema` turns a dialect schema back into ordinary JSON Schema (for
+OpenAPI). This module does not validate requests: the loader's validation is off, the
+schema's jobs are the route and the documentation.
 """
 
 from __future__ import annotations
@@ -17,11 +25,37 @@ from typing import Any
 
 __all__ = [
     "DATA_TYPE_NAMES",
+    "DIALECT_KEYWORDS",
+    "dialect_violations",
     "document",
     "field_descriptors",
     "function_schema",
+    "standard_json_schema",
     "wrapper_schema",
 ]
+
+DIALECT_KEYWORDS = frozenset(
+    {
+        "type",
+        "properties",
+        "required",
+        "enum",
+        "items",
+        "minimum",
+        "maximum",
+        "minLength",
+        "maxLength",
+        "title",
+        "description",
+        "examples",
+        "$schema",
+        "oneOf",
+        "defaultVal",
+    }
+)
+"""The schema keywords the AIGES loader accepts (docs/aiges-compat.md section 6)."""
+DEFAULT_KEYWORD = "defaultVal"
+"""The dialect's keyword for a default value (a plain ``default`` is fatal to the loader)."""
 
 DATA_TYPE_NAMES = {0: "text", 1: "audio", 2: "image", 3: "video", 4: "per"}
 _HEADER_KEYS = (
@@ -211,7 +245,7 @@ def _param_property(f: Any) -> dict[str, Any]:
         prop["enum"] = list(enums)
     default = getattr(f, "default", None) if json_type == "boolean" else getattr(f, "value", None)
     if default is not None and default != "":
-        prop["default"] = default
+        prop[DEFAULT_KEYWORD] = default
     for attr in ("title", "description"):
         text = getattr(f, attr, "")
         if text:
@@ -274,3 +308,61 @@ def function_schema(
         inputs={"kwargs": (0, payload_schema(0, "utf8", "json"))},
         accepts={"result": (0, payload_schema(0, "utf8", "json"))},
     )
+
+
+def dialect_violations(doc: dict[str, Any]) -> list[str]:
+    """One sentence per keyword of ``schemainput``/``schemaoutput`` the loader would refuse."""
+    problems: list[str] = []
+    for part in ("schemainput", "schemaoutput"):
+        if part in doc:
+            _check_node(doc[part], part, problems)
+    return problems
+
+
+def _check_node(node: Any, path: str, problems: list[str]) -> None:
+    if not isinstance(node, dict):
+        problems.append(f"{path}: a schema must be a JSON object, not {type(node).__name__}")
+        return
+    for key, value in node.items():
+        where = f"{path}.{key}"
+        if key not in DIALECT_KEYWORDS:
+            hint = f"; use {DEFAULT_KEYWORD!r}" if key == "default" else ""
+            problems.append(f"{where}: keyword {key!r} is not in the AIGES loader's dialect{hint}")
+        elif key == "properties":
+            if not isinstance(value, dict):
+                problems.append(f"{where}: must map property names to schemas")
+                continue
+            for name, sub in value.items():
+                _check_node(sub, f"{where}.{name}", problems)
+        elif key == "items":
+            for i, sub in enumerate(value if isinstance(value, list) else [value]):
+                _check_node(sub, f"{where}[{i}]" if isinstance(value, list) else where, problems)
+        elif key == "oneOf":
+            if not isinstance(value, list):
+                problems.append(f"{where}: must be a list of schemas")
+                continue
+            for i, sub in enumerate(value):
+                _check_node(sub, f"{where}[{i}]", problems)
+        elif key in ("required", "enum", "examples") and not isinstance(value, list):
+            problems.append(f"{where}: must be a list, not {type(value).__name__}")
+        elif key == "type" and not isinstance(value, str):
+            problems.append(f"{where}: must be one type name, not {value!r}")
+
+
+def standard_json_schema(node: Any) -> Any:
+    """A copy of a dialect schema as ordinary JSON Schema (``defaultVal`` becomes ``default``)."""
+    if isinstance(node, list):
+        return [standard_json_schema(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == DEFAULT_KEYWORD:
+            out["default"] = value
+        elif key == "properties" and isinstance(value, dict):
+            out[key] = {name: standard_json_schema(sub) for name, sub in value.items()}
+        elif key in ("items", "oneOf"):
+            out[key] = standard_json_schema(value)
+        else:
+            out[key] = value
+    return out

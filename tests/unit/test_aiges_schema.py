@@ -69,10 +69,13 @@ def test_parameters_carry_types_limits_defaults_and_required() -> None:
         "minLength": 0,
         "maxLength": 1024,
         "enum": ["a", "b"],
-        "default": "a",
+        "defaultVal": "a",
     }
-    assert props["n"] == {"type": "integer", "minimum": 1, "maximum": 5, "default": 2}
-    assert props["x"]["type"] == "number" and props["flag"] == {"type": "boolean", "default": True}
+    assert props["n"] == {"type": "integer", "minimum": 1, "maximum": 5, "defaultVal": 2}
+    assert props["x"]["type"] == "number" and props["flag"] == {
+        "type": "boolean",
+        "defaultVal": True,
+    }
     assert params["required"] == ["mode"]
     assert (
         props["out"]["type"] == "object" and "json" in props["out"]["properties"]["format"]["enum"]
