@@ -8,10 +8,14 @@ Three spellings of one function, from the user's design:
 
 ``tier2`` is ``<package>_<branch>``. To keep that split unambiguous for every package and
 branch, the package part doubles its underscores and writes nested dots as ``-``, and the
-branch part writes ``/`` as ``+``, ``.`` as ``=``, and anything outside ``[A-Za-z0-9_-]``
-as ``%HH`` (UTF-8 bytes). So ``Base``/``master`` stays ``Base_master`` (the seed's key),
-``my_pkg``/``feature/x`` becomes ``my__pkg_feature+x``, and decoding gives back exactly
-the package and branch that went in.
+branch part writes ``/`` as ``+``, ``.`` as ``=``, a leading ``_`` as ``%5F``, and
+anything else outside ``[A-Za-z0-9_-]`` as ``%HH`` (UTF-8 bytes). So ``Base``/``master``
+stays ``Base_master`` (the seed's key), ``my_pkg``/``feature/x`` becomes
+``my__pkg_feature+x``, ``Base``/``_x_y`` becomes ``Base_%5Fx_y`` (unescaped it would read
+as ``Base_x``/``y``), and decoding gives back exactly the package and branch that went
+in: the encoding is one-to-one for every branch name git accepts. Only the canonical
+spelling decodes (``Base_%6Daster`` is refused, not read as ``master``), so one function
+never has two keys.
 
 Every invalid name raises :class:`~globalfunc.errors.InvalidName` saying what was wrong.
 This module does no I/O.
@@ -34,8 +38,9 @@ MAX_BRANCH = 200
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _TIER1 = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
 _BRANCH_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-# git check-ref-format: no control chars, space, ~ ^ : ? * [ \ , no "..", no "@{".
-_BRANCH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+# git check-ref-format: no control chars, space, ~ ^ : ? * [ \ , no "..", no "@{", no
+# empty component, no component starting with "." or ending with ".lock".
+_BRANCH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|/\.|\.lock/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +182,10 @@ def _check_branch(branch: str) -> str:
 
 def _encode_branch(branch: str) -> str:
     out: list[str] = []
-    for ch in branch:
-        if ch in _BRANCH_SAFE:
+    for i, ch in enumerate(branch):
+        if ch == "_" and i == 0:
+            out.append("%5F")  # "_" right after the separator would join the package part
+        elif ch in _BRANCH_SAFE:
             out.append(ch)
         elif ch == "/":
             out.append("+")
@@ -250,8 +257,11 @@ def decode_tier2(tier2: str) -> tuple[str, str]:
                 continue
             package = tier2[:i].replace("-", ".").replace("__", "_")
             branch = _decode_branch(tier2[i + 1 :])
-            parse_package(package)
-            check_branch(branch)
+            if _encode_tier2(package, branch) != tier2:
+                raise InvalidName(
+                    f"tier2 {tier2!r} is not the canonical spelling of package {package!r} "
+                    f"and branch {branch!r} ({_encode_tier2(package, branch)!r})"
+                )
             return package, branch
         i += 1
     raise InvalidName(f"tier2 {tier2!r} has no '_' between package and branch (e.g. 'Base_master')")

@@ -178,3 +178,90 @@ def test_key_text_validates_every_part() -> None:
     ]:
         with pytest.raises(InvalidName):
             key_text(*parts)
+
+
+# -- branch names by git's own rules (git help check-ref-format) ----------------------------
+
+_GIT_FORBIDDEN_CHARS = set("~^:?*[\\ ") | {chr(c) for c in range(0x20)} | {"\x7f"}
+
+
+def _git_accepts_branch(name: str) -> bool:
+    """git check-ref-format --branch, written from its documented rules (not from ours)."""
+    if not name or name == "@" or name.startswith("-") or name.endswith((".", "/")):
+        return False
+    if ".." in name or "@{" in name or any(ch in _GIT_FORBIDDEN_CHARS for ch in name):
+        return False
+    components = name.split("/")
+    return all(c and not c.startswith(".") and not c.endswith(".lock") for c in components)
+
+
+_component = st.text(
+    alphabet=st.one_of(
+        st.sampled_from("_-./+=%@{}!#$&'()<>,;\"|`ab_AZ09"),
+        st.characters(min_codepoint=0x21, max_codepoint=0x2FFF, exclude_categories=("Cs",)),
+    ),
+    min_size=1,
+    max_size=12,
+)
+git_branch_names = (
+    st.lists(_component, min_size=1, max_size=4)
+    .map("/".join)
+    .filter(lambda n: len(n.encode()) <= 60)
+    .filter(_git_accepts_branch)
+)
+_package = st.from_regex(
+    r"[A-Za-z][A-Za-z0-9_]{0,6}_?(\.[A-Za-z][A-Za-z0-9_]{0,6}){0,2}", fullmatch=True
+).filter(lambda p: all(not keyword_like(part) for part in p.split(".")))
+
+
+def keyword_like(part: str) -> bool:
+    import keyword
+
+    return keyword.iskeyword(part) or keyword.issoftkeyword(part)
+
+
+def test_generator_agrees_with_git(tmp_path: object) -> None:
+    """The rules above are git's: check a sample of names, leading '_' included, with git."""
+    import shutil
+    import subprocess
+
+    git = shutil.which("git")
+    assert git is not None, "git is not installed: apt-get install git"
+    names = ["_x_y", "_", "a/_b", "__", "feature/x", "a.b-c", "x@y", "ü/€", "a+b=c%d"]
+    bad = ["-x", "a..b", "a/.b", "a.lock", "a/", "a b", "a@{b", "a.", ".a", "a//b"]
+    for name in names + bad:
+        ok = subprocess.run([git, "check-ref-format", "--branch", name], capture_output=True)
+        assert (ok.returncode == 0) == _git_accepts_branch(name), name
+
+
+@given(git_branch_names | git_branch_names.map(lambda n: "_" + n).filter(_git_accepts_branch))
+def test_every_git_branch_name_round_trips(branch: str) -> None:
+    for package in ("Base", "Base_x", "a_", "pkg.sub"):
+        tier2 = encode_tier2(package, branch)
+        assert "." not in tier2
+        assert decode_tier2(tier2) == (package, branch)
+        key = key_text("sp_GlobalFunc", package, branch, "f")
+        assert parse_storage_key(key).branch == branch
+
+
+_branch_or_underscored = git_branch_names | git_branch_names.map(lambda n: "_" + n)
+
+
+@given(_package, _branch_or_underscored, _package, _branch_or_underscored)
+def test_encoding_is_one_to_one_for_git_branch_names(
+    package_a: str, branch_a: str, package_b: str, branch_b: str
+) -> None:
+    if (package_a, branch_a) != (package_b, branch_b):
+        assert encode_tier2(package_a, branch_a) != encode_tier2(package_b, branch_b)
+
+
+def test_leading_underscore_branch_no_longer_collides() -> None:
+    assert encode_tier2("Base", "_x_y") != encode_tier2("Base_x", "y")
+    assert decode_tier2(encode_tier2("Base", "_x_y")) == ("Base", "_x_y")
+    assert decode_tier2("Base__x_y") == ("Base_x", "y")  # what that key always meant
+    assert encode_tier2("Base", "master") == "Base_master"  # ordinary names unchanged
+
+
+def test_non_canonical_tier2_is_refused() -> None:
+    with pytest.raises(InvalidName, match="canonical"):
+        decode_tier2("Base_%6Daster")
