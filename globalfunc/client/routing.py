@@ -1,0 +1,235 @@
+"""Which server a client request goes to: one fixed URL, or the live workers in Redis.
+
+A route yields candidate :class:`~globalfunc.client.transport.Endpoint` objects in the
+order to try them, hears which could not be reached (:meth:`failed`), and words the
+error when none took the request (:meth:`unavailable`).
+
+:class:`Workers` reads the live workers of a :class:`~globalfunc.workers.WorkerDirectory`
+and orders them round robin: preferred workers first, then the others, then those that
+could not be reached during the last ``refresh`` seconds. The list is reloaded every
+``refresh`` seconds and once more when every worker failed (a new worker may have come).
+
+Not here: sending (:mod:`globalfunc.client.transport`) and the retry rule
+(:mod:`globalfunc.client.api`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from globalfunc.client.transport import Endpoint
+from globalfunc.errors import InvalidRequest, ServerUnavailable, StorageError
+
+if TYPE_CHECKING:
+    from globalfunc.workers import WorkerDirectory, WorkerInfo
+
+__all__ = ["Fixed", "Prefer", "Workers"]
+
+log = logging.getLogger(__name__)
+
+#: a worker preference: an fnmatch pattern on the worker name, or a predicate
+Prefer = str | Callable[["WorkerInfo"], bool] | None
+
+_NOT_SENT = "; the call was not sent"
+_MAY_HAVE_RUN = "; the call may have run, so it is not sent again"
+
+
+class Fixed:
+    """One server, always."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    def candidates(self) -> Iterator[Endpoint]:
+        yield self.endpoint
+
+    def failed(self, endpoint: Endpoint, reason: str) -> None:
+        pass
+
+    def workers(self) -> list[WorkerInfo]:
+        return []
+
+    def unavailable(
+        self,
+        method: str,
+        path: str,
+        tried: list[Endpoint],
+        reasons: list[str],
+        *,
+        safe: bool,
+        sent: bool,
+    ) -> ServerUnavailable:
+        url = self.endpoint.url
+        last = reasons[-1].removeprefix(f"{url}: ") if reasons else ""
+        if sent:
+            return ServerUnavailable(
+                f"the connection to the GlobalFunc server at {url} failed after {method} {path} "
+                f"was sent: {last}{_MAY_HAVE_RUN}",
+                url=url,
+            )
+        return ServerUnavailable(
+            f"cannot reach the GlobalFunc server at {url} ({method} {path}): {last}"
+            + ("" if safe else _NOT_SENT),
+            url=url,
+        )
+
+    def close(self) -> None:
+        self.endpoint.close()
+
+
+def _preference(prefer: Prefer) -> Callable[[WorkerInfo], bool]:
+    if prefer is None:
+        return lambda info: False
+    if isinstance(prefer, str):
+        pattern = prefer
+        return lambda info: fnmatch.fnmatchcase(info.name, pattern)
+    return prefer
+
+
+class Workers:
+    """The live workers of a directory, in round-robin order, reloaded every ``refresh`` s."""
+
+    def __init__(
+        self, directory: WorkerDirectory, *, prefer: Prefer, refresh: float, owned: bool
+    ) -> None:
+        self.directory = directory
+        self.refresh = refresh
+        self._prefer = _preference(prefer)
+        self._owned = owned
+        self._lock = threading.Lock()
+        self._endpoints: list[Endpoint] = []
+        self._loaded = -math.inf
+        self._turn = 0
+        self._down: dict[str, float] = {}  # url -> when it could not be reached (monotonic)
+        self._load(initial=True)
+
+    def _load(self, *, initial: bool = False) -> None:
+        try:
+            infos = self.directory.live()  # I/O: before taking the lock
+        except StorageError as exc:
+            if initial:
+                raise
+            log.warning(
+                "cannot refresh the worker list from %s, keeping the last one (%d workers): %s",
+                self.directory.url,
+                len(self._endpoints),
+                exc.message,
+            )
+            with self._lock:
+                self._loaded = time.monotonic()  # ask again next period, not every call
+            return
+        with self._lock:
+            known = {e.url: e for e in self._endpoints}
+        fresh: dict[str, Endpoint] = {}
+        for info in infos:
+            if info.url in known:
+                continue
+            try:
+                fresh[info.url] = Endpoint(info.url, info)
+            except InvalidRequest as exc:
+                log.warning("skipping worker %s: %s", info.name, exc.message)
+        with self._lock:
+            known = {e.url: e for e in self._endpoints}
+            endpoints = []
+            for info in infos:
+                endpoint = known.get(info.url) or fresh.get(info.url)
+                if endpoint is None:
+                    continue
+                endpoint.info = info
+                endpoints.append(endpoint)
+            live = {e.url for e in endpoints}
+            gone = [e for url, e in known.items() if url not in live]
+            self._endpoints = endpoints
+            self._loaded = now = time.monotonic()
+            self._down = {
+                u: t for u, t in self._down.items() if u in live and now - t < self.refresh
+            }
+        for endpoint in gone:
+            endpoint.close()
+
+    def _order(self) -> list[Endpoint]:
+        with self._lock:
+            turn = self._turn
+            self._turn += 1
+            now = time.monotonic()
+            down = {u for u, t in self._down.items() if now - t < self.refresh}
+            groups: tuple[list[Endpoint], list[Endpoint], list[Endpoint]] = ([], [], [])
+            for e in self._endpoints:
+                info = e.info
+                preferred = info is not None and self._prefer(info)
+                groups[2 if e.url in down else 0 if preferred else 1].append(e)
+        order: list[Endpoint] = []
+        for group in groups:
+            k = turn % len(group) if group else 0
+            order += group[k:] + group[:k]
+        return order
+
+    def candidates(self) -> Iterator[Endpoint]:
+        if time.monotonic() - self._loaded >= self.refresh:
+            self._load()
+        seen = set()
+        for endpoint in self._order():
+            seen.add(endpoint.url)
+            yield endpoint
+        self._load()  # every worker failed, or none was live: look again
+        for endpoint in self._order():
+            if endpoint.url not in seen:
+                yield endpoint
+
+    def failed(self, endpoint: Endpoint, reason: str) -> None:
+        with self._lock:
+            fresh = endpoint.url not in self._down
+            self._down[endpoint.url] = time.monotonic()
+        if fresh:
+            log.warning("worker unreachable, trying the next: %s", reason)
+
+    def workers(self) -> list[WorkerInfo]:
+        if time.monotonic() - self._loaded >= self.refresh:
+            self._load()
+        with self._lock:
+            return [e.info for e in self._endpoints if e.info is not None]
+
+    def unavailable(
+        self,
+        method: str,
+        path: str,
+        tried: list[Endpoint],
+        reasons: list[str],
+        *,
+        safe: bool,
+        sent: bool,
+    ) -> ServerUnavailable:
+        names = list(dict.fromkeys(e.info.name if e.info else e.url for e in tried))
+        if not tried:
+            return ServerUnavailable(
+                f"no live GlobalFunc workers are registered in {self.directory.url}; "
+                "start one with 'gf worker'",
+                url=self.directory.url,
+                tried=[],
+            )
+        if sent:
+            return ServerUnavailable(
+                f"worker {reasons[-1]} after {method} {path} was sent{_MAY_HAVE_RUN} "
+                "to another worker",
+                url=tried[-1].url,
+                tried=names,
+            )
+        return ServerUnavailable(
+            f"no GlobalFunc worker took {method} {path}; tried {len(names)} ({'; '.join(reasons)})",
+            url=self.directory.url,
+            tried=names,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            endpoints = list(self._endpoints)
+        for endpoint in endpoints:
+            endpoint.close()
+        if self._owned:
+            self.directory.close()
