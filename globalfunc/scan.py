@@ -10,8 +10,14 @@ For each file the scanner records the seed's md5 and a sha256 content address, s
 count and modification time, and, by parsing with :mod:`ast`, the function's signature
 (defaults and annotations as source text), docstring and imported modules. A file that
 cannot be registered (syntax error, no function of the file's name, not UTF-8, too big,
-a folder that is not a valid package name) becomes a :class:`ScanProblem` with file and
-line; scanning never stops on one bad file.
+a folder that is not a valid package name, a symlink to a folder, a symlinked file that
+points outside the root) becomes a :class:`ScanProblem` with file and line; scanning
+never stops on one bad file.
+
+Files are parsed as Python reads them: without a UTF-8 byte-order mark, and with
+``\r\n`` and old-Mac ``\r`` line endings as line breaks, so signatures and line numbers
+match what the interpreter sees and never hold a ``\r``. The stored code is the file's
+text unchanged (its hash is the file's).
 
 Rescans are incremental: a :class:`Scanner` remembers each file's size, ``mtime_ns`` and
 inode and reuses its previous result while all three are unchanged. Parsing is also
@@ -97,7 +103,8 @@ class Scanner:
         self._packages: dict[tuple[str, ...], str | None] = {}
 
     def iter_files(self) -> Iterator[tuple[str, os.DirEntry[str], tuple[str, ...]]]:
-        """Yield ``(relpath, entry, package_parts)`` for every candidate function file."""
+        """Yield ``(relpath, entry, package_parts)`` for every candidate function file,
+        symlinks included (:meth:`scan` turns the ones it will not follow into problems)."""
         stack: list[tuple[str, tuple[str, ...]]] = [(str(self.root), ())]
         while stack:
             folder, parts = stack.pop()
@@ -111,6 +118,8 @@ class Scanner:
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, (*parts, name)))
+                elif entry.is_symlink() and entry.is_dir():
+                    yield "/".join((*parts, name)), entry, parts  # a problem, see scan()
                 elif parts and name.endswith(".py") and entry.is_file():
                     yield "/".join((*parts, name)), entry, parts
 
@@ -133,6 +142,13 @@ class Scanner:
             bar = tqdm(total=len(files), desc="scan", unit="file", leave=False)
         cache: dict[str, _Entry] = {}
         for rel, entry, parts in files:
+            if entry.is_symlink():
+                problem = self._symlink_problem(rel, entry)
+                if problem is not None:
+                    result.problems.append(problem)
+                    if bar is not None:
+                        bar.update()
+                    continue
             st = entry.stat()
             old = self._cache.get(rel)
             if not full and old is not None and old[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
@@ -194,16 +210,37 @@ class Scanner:
         except OSError as exc:
             log.warning("cannot write scan cache %s: %s", self.cache_file, exc)
 
+    def _symlink_problem(self, rel: str, entry: os.DirEntry[str]) -> ScanProblem | None:
+        """Why a symlink is not scanned: a link to a folder is never followed (as a
+        package could then appear twice, or loop), a file link only within the root."""
+        if entry.is_dir():
+            return ScanProblem(
+                rel, None, "is a symlink to a folder; packages are not followed through symlinks"
+            )
+        try:
+            target = Path(entry.path).resolve(strict=True)
+        except (OSError, RuntimeError):
+            return ScanProblem(rel, None, "is a broken symlink")
+        if not target.is_relative_to(self.root.resolve()):
+            return ScanProblem(
+                rel,
+                None,
+                f"is a symlink to {str(target)!r}, outside the packages root; "
+                "copy the file into the root instead",
+            )
+        return None
+
     def scan_file(self, path: str | os.PathLike[str]) -> FunctionInfo:
         """Scan one file under the root; raise :class:`ScanError` if it cannot be registered."""
         full = Path(path)
         if not full.is_absolute():
             full = self.root / full
-        try:
+        try:  # resolved: a symlink that points outside the root is refused here
             rel_parts = full.resolve().relative_to(self.root.resolve()).parts
         except ValueError:
             raise ScanError(
-                f"{str(full)!r} is not under the packages root {str(self.root)!r}"
+                f"{str(full)!r} is not under the packages root {str(self.root)!r} "
+                "(a symlink to a file outside it is not scanned)"
             ) from None
         if len(rel_parts) < 2 or not full.is_file():
             raise ScanError(f"{str(full)!r} is not a function file inside a package folder")
@@ -261,8 +298,17 @@ class Scanner:
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
             return ScanProblem(rel, line, f"file is not UTF-8 (byte 0x{data[exc.start]:02x})")
+        # Parse what Python reads: without a byte-order mark, and with \r\n and a lone \r
+        # as line breaks (as ast counts lines). The stored code stays the file's bytes, so
+        # its hash holds and materializing writes the same file back.
+        text, source = code, data
+        if code.startswith("\ufeff"):
+            text, source = code[1:], data[3:]
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+            source = text.encode("utf-8")
         try:
-            tree = ast.parse(code, filename=rel)
+            tree = ast.parse(text, filename=rel)
         except SyntaxError as exc:
             return ScanProblem(rel, exc.lineno, f"syntax error: {exc.msg}")
         except ValueError as exc:  # e.g. null bytes
@@ -284,7 +330,10 @@ class Scanner:
                     "rename the file or the function so they match",
                 )
             return ScanProblem(rel, None, f"defines no function; expected 'def {stem}(...)'")
-        params, signature, returns = _signature(func, _Source(data))
+        try:
+            params, signature, returns = _signature(func, _Source(source))
+        except (IndexError, ValueError) as exc:  # a source we could not slice: say so
+            return ScanProblem(rel, func.lineno, f"cannot read the signature: {exc!r}")
         info = FunctionInfo(
             package=".".join(parts),
             name=stem,
@@ -292,7 +341,7 @@ class Scanner:
             md5=md5,
             sha256=sha256,
             size=st.st_size,
-            line_count=data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0),
+            line_count=text.count("\n") + (1 if text and not text.endswith("\n") else 0),
             modified_time=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.st_mtime)),
             mtime_ns=st.st_mtime_ns,
             file_name=f"{stem}.py",

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from globalfunc.errors import ScanError
 from globalfunc.scan import Scanner
@@ -177,3 +179,119 @@ def test_cache_file_survives_processes_and_reuses_content(tmp_path: Path) -> Non
     # a corrupt cache is ignored, not fatal
     cache.write_text("{not json")
     assert len(Scanner(root, cache_file=cache).scan().functions) == 4
+
+
+# -- odd files: line endings, byte-order marks, symlinks -------------------------------------
+
+_MULTILINE = (
+    "def f(a,\n"
+    "      b={'x': 1,\n"
+    "         'y': 2},\n"
+    "      *, c: 'dict[str, int]' = {\n"
+    "          'z': 3}) -> int:\n"
+    '    """Doc\n    string."""\n'
+    "    return a\n"
+)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_line_endings_give_the_same_signature(tmp_path: Path, newline: str) -> None:
+    path = tmp_path / "Base" / "f.py"
+    path.parent.mkdir(parents=True)
+    data = _MULTILINE.replace("\n", newline).encode()
+    path.write_bytes(data)
+    result = Scanner(tmp_path).scan()
+    assert result.problems == []
+    info = result.functions["Base.f.py"]
+    assert info.signature == (
+        "(a, b={'x': 1,\n         'y': 2}, *, c: 'dict[str, int]' = {\n          'z': 3}) -> int"
+    )
+    assert "\r" not in info.signature and all("\r" not in (p.default or "") for p in info.params)
+    assert info.docstring == "Doc\nstring."
+    assert info.line_count == 8
+    assert info.code.encode() == data  # stored as the file is: its hash is the file's
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_byte_order_mark_is_read_as_python_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "Base" / "f.py"
+    path.parent.mkdir(parents=True)
+    data = b"\xef\xbb\xbf" + "def f(x='é', y=2):\n    return x\n".encode()
+    path.write_bytes(data)
+    result = Scanner(tmp_path).scan()
+    assert result.problems == []
+    info = result.functions["Base.f.py"]
+    assert info.signature == "(x='é', y=2)"
+    assert info.code.encode() == data
+    namespace: dict[str, object] = {}
+    exec(compile(data, str(path), "exec"), namespace)  # what Python itself makes of the file
+    assert namespace["f"].__defaults__ == ("é", 2)  # type: ignore[attr-defined]
+
+
+def test_symlinked_file_outside_the_root_is_a_problem(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write_function(root, "Base", "fine")
+    outside = tmp_path / "elsewhere" / "leak.py"
+    outside.parent.mkdir()
+    outside.write_text("def leak():\n    return open('/etc/passwd').read()\n")
+    (root / "Base" / "leak.py").symlink_to(outside)
+    result = Scanner(root).scan()
+    assert set(result.functions) == {"Base.fine.py"}
+    [problem] = result.problems
+    assert problem.path == "Base/leak.py" and "outside the packages root" in problem.message
+    with pytest.raises(ScanError, match="not under the packages root"):
+        Scanner(root).scan_file(root / "Base" / "leak.py")
+
+
+def test_symlinked_file_inside_the_root_is_scanned(tmp_path: Path) -> None:
+    write_function(tmp_path, "Base", "real")
+    (tmp_path / "Other").mkdir()
+    (tmp_path / "Other" / "real.py").symlink_to(tmp_path / "Base" / "real.py")
+    result = Scanner(tmp_path).scan()
+    assert set(result.functions) == {"Base.real.py", "Other.real.py"}
+    assert result.problems == []
+
+
+def test_symlinked_folder_is_a_problem(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write_function(root, "Base", "fine")
+    write_function(tmp_path / "elsewhere", "Pkg", "g")
+    (root / "Linked").symlink_to(tmp_path / "elsewhere" / "Pkg", target_is_directory=True)
+    result = Scanner(root).scan()
+    assert set(result.functions) == {"Base.fine.py"}
+    [problem] = result.problems
+    assert problem.path == "Linked" and "symlink to a folder" in problem.message
+
+
+_default = st.sampled_from(["1", "'a\\\\b'", "{'k': [1,\n 2]}", "(\n3,\n)", "None", "lambda q: q"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    defaults=st.lists(_default, min_size=1, max_size=4),
+    newline=st.sampled_from(["\n", "\r\n", "\r"]),
+    bom=st.booleans(),
+    noise=st.sampled_from(["", "# é ü\n", "x = '''\n\n'''\n", "\f\n"]),
+)
+def test_every_odd_file_is_scanned_correctly_or_a_problem(
+    tmp_path_factory: pytest.TempPathFactory,
+    defaults: list[str],
+    newline: str,
+    bom: bool,
+    noise: str,
+) -> None:
+    import ast
+
+    params = ", ".join(f"p{i}={d}" for i, d in enumerate(defaults))
+    text = f"{noise}def f(\n{params}):\n    return 1\n"
+    data = (b"\xef\xbb\xbf" if bom else b"") + text.replace("\n", newline).encode()
+    root = tmp_path_factory.mktemp("odd")
+    (root / "Base").mkdir()
+    (root / "Base" / "f.py").write_bytes(data)
+    result = Scanner(root).scan()  # never raises
+    expected = ast.parse(data).body[-1]
+    assert isinstance(expected, ast.FunctionDef)
+    info = result.functions["Base.f.py"]
+    got = [ast.dump(ast.parse(p.default or "", mode="eval").body) for p in info.params]
+    assert got == [ast.dump(d) for d in expected.args.defaults]
+    assert "\r" not in info.signature
