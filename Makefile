@@ -26,6 +26,11 @@ $(STAMP): pyproject.toml
 native: setup
 	@$(MAKE) --no-print-directory -C native PYTHON=../$(BIN)/python
 
+# A wheel of GlobalFunc in dist/ (it is on no package index): what `gf aiges create` projects install.
+.PHONY: wheel
+wheel: $(STAMP)
+	$(BIN)/python -m pip wheel --no-deps --wheel-dir dist .
+
 run: setup
 	$(BIN)/gf --root packages serve --host $(HOST) --port $(PORT)
 

@@ -2,9 +2,12 @@
 
 :func:`create_project` writes a project that runs as generated: ``wrapper/wrapper.py``
 (AIGES style, importing from ``aiges_embed`` or ``aiges.dto``), ``wrapper/test_data/``,
-``README.md``, ``requirements.txt``, a ``Dockerfile`` and an ``aiges.toml`` whose
-``pythonPluginCmd`` starts GlobalFunc's plugin and whose ``[wrapper]`` table is the init
-config. :func:`check_project` imports a project's wrapper, runs init and one once exec on
+``README.md``, ``requirements.txt``, a ``Dockerfile``, ``log/`` (for the plugin's log
+file), ``wheels/`` (for a GlobalFunc wheel the Dockerfile installs) and an ``aiges.toml``
+whose ``pythonPluginCmd`` starts GlobalFunc's plugin when run from the project folder, as
+the loader runs it, and whose ``[wrapper]`` table is the init config. GlobalFunc is not on
+a package index, so the requirements and README say how to install it (its repository, or
+the wheel ``make wheel`` builds). :func:`check_project` imports a project's wrapper, runs init and one once exec on
 its test data without any loader, and returns the problems it found as sentences.
 """
 
@@ -86,6 +89,8 @@ TOML_TEMPLATE = """# AIGES loader configuration for {name}.
 # How the loader (AIGES_PLUGIN_MODE=python) starts the Python plugin: GlobalFunc's.
 # It serves on GlobalFunc's C++ gRPC server when that is built (`make native`; the same
 # protocol at a fraction of the CPU per call), else on grpcio; --server python|native decides.
+# The loader runs it from its working folder (this one): ./wrapper and ./log are relative.
+# GlobalFunc must be installed in that `python` (see README.md, "Install GlobalFunc").
 pythonPluginCmd = "python -m server.aiges --wrapper ./wrapper --log-file ./log/plugin.log"
 sessMode = false
 headerPass = []
@@ -99,22 +104,52 @@ README_TEMPLATE = """# {name}
 
 An AIGES inference service written as a Python wrapper (`wrapper/wrapper.py`).
 
+## Install GlobalFunc
+
+The plugin the loader starts (`python -m server.aiges`) is GlobalFunc's. GlobalFunc is not
+on PyPI; install it into the Python the loader runs, from its repository:
+
+    pip install "globalfunc @ git+<URL of the GlobalFunc repository>"   # or a local clone's path
+
+or from the wheel that `make wheel` builds in a GlobalFunc checkout:
+
+    pip install path/to/dist/globalfunc-<version>-py3-none-any.whl
+
+Then `pip install -r requirements.txt` for what the wrapper itself needs.
+
+## Run it
+
 - Check it without a loader: `gf aiges check {name}`
-- Serve it to an AIGES loader: set `AIGES_PLUGIN_MODE=python` and start the loader with
-  `aiges.toml` (its `pythonPluginCmd` runs `python -m server.aiges --wrapper ./wrapper`).
+- Serve it to an AIGES loader: set `AIGES_PLUGIN_MODE=python` and start the loader in this
+  folder with `aiges.toml`; its `pythonPluginCmd` runs
+  `python -m server.aiges --wrapper ./wrapper --log-file ./log/plugin.log` from here
+  (the plugin's log goes to `log/plugin.log`).
 - Serve it by hand for debugging: `python -m server.aiges --wrapper wrapper --no-cookie`.
 - It runs on GlobalFunc's C++ gRPC server when `make native` has built it, else on grpcio.
+- Docker: copy the GlobalFunc wheel into `wheels/`, then `docker build .`.
 
 Test inputs live in `wrapper/test_data/`, one file per payload key (`text.txt` feeds `text`).
 """
 
+REQUIREMENTS_TEMPLATE = """# What the wrapper needs from a package index (numpy, torch, ...), one per line.
+#
+# GlobalFunc itself (the plugin in aiges.toml's pythonPluginCmd) is not on any index:
+# install it first, from its repository or from the wheel `make wheel` builds there
+# (see README.md, "Install GlobalFunc"), e.g.
+#   pip install "globalfunc @ git+<URL of the GlobalFunc repository>"
+#   pip install path/to/dist/globalfunc-<version>-py3-none-any.whl
+"""
+
 DOCKERFILE_TEMPLATE = """FROM python:3.11-slim
 WORKDIR /home/aiges/{name}
+# GlobalFunc is not on PyPI: put its wheel (`make wheel` in a GlobalFunc checkout writes
+# dist/globalfunc-<version>-py3-none-any.whl) into wheels/ before `docker build`.
+COPY wheels/ ./wheels/
 COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+RUN pip install --no-cache-dir ./wheels/globalfunc-*.whl -r requirements.txt
 COPY . .
 ENV AIGES_PLUGIN_MODE=python PYTHONPATH=/home/aiges/{name}/wrapper
-CMD ["python", "-m", "server.aiges", "--wrapper", "./wrapper", "--no-cookie"]
+CMD ["python", "-m", "server.aiges", "--wrapper", "./wrapper", "--log-file", "./log/plugin.log", "--no-cookie"]
 """
 
 
@@ -136,8 +171,12 @@ def create_project(name: str, parent_dir: str | Path = ".") -> Path:
     (root / "wrapper" / "test_data" / "text.txt").write_text("hello world\n")
     (root / "aiges.toml").write_text(TOML_TEMPLATE.format(name=name))
     (root / "README.md").write_text(README_TEMPLATE.format(name=name))
-    (root / "requirements.txt").write_text("globalfunc\n")
+    (root / "requirements.txt").write_text(REQUIREMENTS_TEMPLATE)
     (root / "Dockerfile").write_text(DOCKERFILE_TEMPLATE.format(name=name))
+    # pythonPluginCmd logs to ./log/plugin.log and the plugin does not make the folder.
+    for folder in ("log", "wheels"):
+        (root / folder).mkdir()
+        (root / folder / ".gitkeep").write_text("")
     return root
 
 
