@@ -9,6 +9,7 @@ the AIGES error code the edges use, so a handler never needs a mapping table::
     +-- InvalidRequest                  400  a request body or argument is malformed
     |   +-- BadArguments                400  kwargs do not fit the function's signature (also a TypeError)
     |   +-- RequestTooLarge             413  body over the configured limit
+    |   +-- NestingTooDeep              400  a JSON body nested deeper than the server allows
     +-- Unauthorized                    401  missing or wrong bearer token
     +-- Forbidden                       403  the package is not on the allow-list
     +-- NotFound                        404
@@ -25,6 +26,7 @@ the AIGES error code the edges use, so a handler never needs a mapping table::
     |   +-- ExecutionTimeout            504  the call ran past its time limit
     |   +-- WorkerCrashed               500  the worker process died (crash, ``os._exit``, memory cap)
     |   +-- ResultNotSerializable       500  the result cannot be turned into JSON
+    |       +-- ResultNotFinite         500  the result holds NaN or Infinity (JSON has neither)
     +-- ConfigError                     500  a setting is invalid
     +-- ServerUnavailable               503  (client side) the server cannot be reached or gave no answer
 
@@ -57,10 +59,12 @@ __all__ = [
     "IntegrityError",
     "InvalidName",
     "InvalidRequest",
+    "NestingTooDeep",
     "NotFound",
     "PackageNotFound",
     "PathEscape",
     "RequestTooLarge",
+    "ResultNotFinite",
     "ResultNotSerializable",
     "ScanError",
     "ServerUnavailable",
@@ -120,6 +124,10 @@ class RequestTooLarge(InvalidRequest):
     """The request body is over the configured limit."""
 
     http_status = 413
+
+
+class NestingTooDeep(InvalidRequest):
+    """A JSON body is nested deeper than the server accepts (``GF_MAX_JSON_DEPTH``)."""
 
 
 class Unauthorized(GlobalFuncError):
@@ -206,6 +214,10 @@ class WorkerCrashed(ExecutionError):
 
 class ResultNotSerializable(ExecutionError):
     """The function's result cannot be turned into JSON."""
+
+
+class ResultNotFinite(ResultNotSerializable):
+    """The function's result holds a float NaN or Infinity, which JSON cannot carry."""
 
 
 class ConfigError(GlobalFuncError):

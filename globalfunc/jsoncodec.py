@@ -26,6 +26,16 @@ decoding one needs it installed.
 
 Anything else raises :class:`~globalfunc.errors.ResultNotSerializable` naming the type
 (the server's case); the client turns that into :class:`~globalfunc.errors.InvalidRequest`.
+
+Numbers are exact both ways. orjson, the fast path, reads an integer past 64 bits as a
+float and cannot write one, so :func:`loads` parses again with the standard library when
+the document holds an integral float of 2**63 or more (which only such a literal or a
+huge float literal gives), and :func:`dumps` falls back to the standard library when
+orjson refuses an integer. A float NaN or Infinity (which orjson would silently write as
+``null``) raises :class:`~globalfunc.errors.ResultNotFinite` naming where it was. A
+document nested deeper than ``max_depth`` raises
+:class:`~globalfunc.errors.NestingTooDeep` (the server passes ``GF_MAX_JSON_DEPTH``).
+
 This module does no I/O and knows nothing about HTTP.
 """
 
@@ -33,25 +43,54 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
+import math
 from decimal import Decimal, InvalidOperation
 from pathlib import PurePath
 from typing import Any
 
 import orjson
 
-from globalfunc.errors import InvalidRequest, ResultNotSerializable
+from globalfunc.errors import (
+    InvalidRequest,
+    NestingTooDeep,
+    ResultNotFinite,
+    ResultNotSerializable,
+)
 
-__all__ = ["TAG", "decode", "dumps", "encode", "loads", "needs_decode"]
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "TAG",
+    "decode",
+    "dumps",
+    "dumps_encoded",
+    "encode",
+    "loads",
+    "needs_decode",
+]
+
+DEFAULT_MAX_DEPTH = 64
+"""The nesting the HTTP server accepts by default (``GF_MAX_JSON_DEPTH``)."""
 
 TAG = "__gf__"
 _TAG_BYTES = b'"__gf__"'
 _OPTS = orjson.OPT_NON_STR_KEYS
 _SCALARS = (str, int, float, bool, type(None))
+_INT64 = 2.0**63  # orjson reads integer literals from here on as floats
+_PARSER_DEPTH = 1024  # orjson's own nesting limit
+
+
+class _NonFinite(Exception):
+    """Internal: a NaN or Infinity met while encoding; :func:`dumps` says where."""
 
 
 def encode(obj: Any, *, tagged: bool = True) -> Any:
     """``obj`` as JSON-ready values (dicts, lists, str, numbers, bool, None), tags added."""
     kind = type(obj)
+    if kind is float:
+        if math.isfinite(obj):
+            return obj
+        raise _NonFinite(obj)
     if kind in _SCALARS:
         return obj
     if kind is list:
@@ -73,6 +112,8 @@ def _key(key: Any) -> Any:
 
 
 def _encode_other(obj: Any, tagged: bool) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise _NonFinite(obj)
     if isinstance(obj, bool | int | float | str):  # subclasses (IntEnum, ...)
         return obj
     if isinstance(obj, tuple):
@@ -99,7 +140,7 @@ def _encode_other(obj: Any, tagged: bool) -> Any:
     if isinstance(obj, PurePath):
         return {TAG: "path", "str": str(obj)}
     if isinstance(obj, complex):
-        return {TAG: "complex", "real": obj.real, "imag": obj.imag}
+        return {TAG: "complex", "real": encode(obj.real), "imag": encode(obj.imag)}
     if type(obj).__module__ == "numpy":
         return _encode_numpy(obj, tagged)
     raise ResultNotSerializable(
@@ -130,17 +171,87 @@ def _encode_numpy(obj: Any, tagged: bool) -> Any:
 
 
 def dumps(obj: Any, *, tagged: bool = True) -> bytes:
-    """``obj`` encoded (see :func:`encode`) and serialized to JSON bytes."""
+    """``obj`` encoded (see :func:`encode`) and serialized to JSON bytes.
+
+    Integers of any size are written exactly; a float NaN or Infinity anywhere raises
+    :class:`ResultNotFinite` naming where it is.
+    """
     kind = type(obj)
     if kind in _SCALARS:  # the common case: no walk
+        if kind is float and not math.isfinite(obj):
+            raise _not_finite(obj, obj)
         try:
             return orjson.dumps(obj)
-        except orjson.JSONEncodeError as exc:  # ints past 64 bits
-            raise ResultNotSerializable(f"{obj!r:.60} cannot be sent as JSON: {exc}") from exc
+        except orjson.JSONEncodeError:
+            if kind is int:  # past 64 bits
+                return str(obj).encode("ascii")
+            return _std_dumps(obj)
     try:
-        return orjson.dumps(encode(obj, tagged=tagged), option=_OPTS)
+        encoded = encode(obj, tagged=tagged)
+    except _NonFinite as exc:
+        raise _not_finite(obj, exc.args[0]) from None
+    except RecursionError:
+        raise ResultNotSerializable(
+            "value is nested too deeply to be sent as JSON; return a flatter structure"
+        ) from None
+    return dumps_encoded(encoded)
+
+
+def dumps_encoded(value: Any) -> bytes:
+    """JSON bytes of a value already JSON-ready (the output of :func:`encode`).
+
+    orjson writes it; integers past 64 bits are written by the standard library.
+    """
+    try:
+        return orjson.dumps(value, option=_OPTS)
     except orjson.JSONEncodeError as exc:
+        if "64-bit" in str(exc):
+            return _std_dumps(value)
         raise ResultNotSerializable(f"value cannot be sent as JSON: {exc}") from exc
+
+
+def _std_dumps(value: Any) -> bytes:
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+        raise ResultNotSerializable(f"value cannot be sent as JSON: {exc}") from exc
+
+
+def _not_finite(root: Any, value: float) -> ResultNotFinite:
+    where = _find_non_finite(root, "result", 0)
+    what = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    place = f" at {where}" if where else ""
+    return ResultNotFinite(
+        f"the result holds {what}{place}; JSON has no NaN or Infinity: return None, a "
+        "string, or a finite number instead",
+        value=what,
+        where=where or "result",
+    )
+
+
+def _find_non_finite(obj: Any, path: str, depth: int) -> str | None:
+    """Where the first NaN/Infinity in ``obj`` is, as ``result['a'][2]``."""
+    if depth > 200:
+        return None
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else path
+    if isinstance(obj, complex):
+        return None if math.isfinite(obj.real) and math.isfinite(obj.imag) else path
+    items: Any
+    if isinstance(obj, dict):
+        items = ((f"{path}[{k!r}]", v) for k, v in obj.items())
+    elif isinstance(obj, list | tuple | set | frozenset):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(obj))
+    elif type(obj).__module__ == "numpy" and hasattr(obj, "item") and hasattr(obj, "dtype"):
+        return _find_non_finite(obj.item(), path, depth + 1) if obj.shape == () else None
+    else:
+        return None
+    for sub, value in items:
+        found = _find_non_finite(value, sub, depth + 1)
+        if found is not None:
+            return found
+    return None
 
 
 def needs_decode(raw: bytes) -> bool:
@@ -148,15 +259,70 @@ def needs_decode(raw: bytes) -> bool:
     return _TAG_BYTES in raw
 
 
-def loads(raw: bytes | str) -> Any:
-    """Parse JSON and decode any tags in it; malformed input raises ``InvalidRequest``."""
+def loads(raw: bytes | str, *, max_depth: int | None = None) -> Any:
+    """Parse JSON and decode any tags in it; malformed input raises ``InvalidRequest``.
+
+    Integers of any size come back exact. With ``max_depth``, a document nested deeper
+    (``[[1]]`` is depth 2) raises :class:`NestingTooDeep` before anything else sees it.
+    """
+    limit = _PARSER_DEPTH if max_depth is None else max_depth
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc):
+            raise _too_deep(limit) from None
         raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
+    kind = type(value)
+    if ((kind is dict or kind is list) and _walk(value, limit)) or (kind is float and _big(value)):
+        value = _std_loads(raw, limit)
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
     return decode(value) if needs_decode(raw) else value
+
+
+def _walk(root: dict[str, Any] | list[Any], max_depth: int) -> bool:
+    """Check the nesting; whether any float may have been a 64-bit-plus integer literal."""
+    suspect = False
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > max_depth:
+            raise _too_deep(max_depth)
+        for item in node.values() if type(node) is dict else node:
+            kind = type(item)
+            if kind is float:
+                if _big(item):
+                    suspect = True
+            elif kind is dict or kind is list:
+                push((item, depth + 1))
+    return suspect
+
+
+def _big(value: float) -> bool:
+    return (value >= _INT64 or value <= -_INT64) and value.is_integer()
+
+
+def _std_loads(raw: bytes | str, max_depth: int) -> Any:
+    """The slow, exact parse: integers stay ``int`` at any size."""
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise _too_deep(max_depth) from None
+    except ValueError as exc:  # orjson accepted it; the two parsers should agree
+        raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _too_deep(max_depth: int) -> NestingTooDeep:
+    return NestingTooDeep(
+        f"JSON body is nested more than {max_depth} levels deep; send a flatter structure "
+        "(the server's limit is GF_MAX_JSON_DEPTH)",
+        limit=max_depth,
+    )
 
 
 def decode(value: Any) -> Any:

@@ -10,7 +10,12 @@ import orjson
 import pytest
 
 from globalfunc import jsoncodec
-from globalfunc.errors import InvalidRequest, ResultNotSerializable
+from globalfunc.errors import (
+    InvalidRequest,
+    NestingTooDeep,
+    ResultNotFinite,
+    ResultNotSerializable,
+)
 
 VALUES = [
     None,
@@ -74,11 +79,93 @@ def test_unserializable_result_names_its_type() -> None:
         jsoncodec.dumps(i for i in range(3))
 
 
-def test_huge_int_is_not_serializable() -> None:
-    with pytest.raises(ResultNotSerializable):
-        jsoncodec.dumps(2**70)
-    with pytest.raises(ResultNotSerializable):
-        jsoncodec.dumps([2**70])
+@pytest.mark.parametrize(
+    "value",
+    [2**70, -(2**70), 10**30, [2**64, 1], {"n": -(10**40), "m": [2**63]}, (2**100,), {2**65}],
+)
+def test_integers_of_any_size_round_trip_exactly(value: object) -> None:
+    back = jsoncodec.loads(jsoncodec.dumps(value))
+    assert back == value
+    assert type(back) is type(value)
+
+
+def test_loads_reads_integer_literals_past_64_bits_as_int() -> None:
+    raw = b'{"a": 1000000000000000000000000000000, "b": [-18446744073709551617], "c": 1e30}'
+    value = jsoncodec.loads(raw)
+    assert value["a"] == 10**30 and type(value["a"]) is int
+    assert value["b"] == [-(2**64) - 1] and type(value["b"][0]) is int
+    assert value["c"] == 1e30 and type(value["c"]) is float  # a float literal stays a float
+    assert jsoncodec.loads(b"123456789012345678901234567890") == 123456789012345678901234567890
+    assert jsoncodec.loads("[9223372036854775807]") == [2**63 - 1]
+
+
+@pytest.mark.parametrize(
+    ("value", "what", "where"),
+    [
+        (float("nan"), "NaN", "result"),
+        ([1.0, float("inf")], "Infinity", "result[1]"),
+        ({"a": {"b": (1, float("-inf"))}}, "-Infinity", "result['a']['b'][1]"),
+        (complex(float("nan"), 0), "NaN", "result"),
+    ],
+)
+def test_nan_or_infinity_in_a_result_is_a_named_error(value: object, what: str, where: str) -> None:
+    with pytest.raises(ResultNotFinite) as info:
+        jsoncodec.dumps(value)
+    err = info.value
+    assert isinstance(err, ResultNotSerializable) and err.http_status == 500
+    assert err.details == {"value": what, "where": where}
+    assert what in err.message and where in err.message
+
+
+def test_nan_in_a_numpy_scalar_is_a_named_error() -> None:
+    np = pytest.importorskip("numpy")
+    with pytest.raises(ResultNotFinite, match=r"NaN at result\['x'\]"):
+        jsoncodec.dumps({"x": np.float64("nan")})
+
+
+@pytest.mark.parametrize("raw", [b"[NaN]", b'{"a": Infinity}', b"-Infinity"])
+def test_nan_or_infinity_in_input_is_invalid_json(raw: bytes) -> None:
+    with pytest.raises(InvalidRequest, match="not valid JSON"):
+        jsoncodec.loads(raw)
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"a": ' * (depth - 1) + b"[1]" + b"}" * (depth - 1)
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    value = jsoncodec.loads(_nested(64), max_depth=64)
+    for _ in range(63):
+        value = value["a"]
+    assert value == [1]
+
+
+@pytest.mark.parametrize("depth", [65, 256, 1025, 5000])
+def test_nesting_past_the_limit_is_nesting_too_deep(depth: int) -> None:
+    with pytest.raises(NestingTooDeep, match="64 levels") as info:
+        jsoncodec.loads(_nested(depth), max_depth=64)
+    assert info.value.http_status == 400 and info.value.details == {"limit": 64}
+    # with the exact-integer fallback as well
+    with pytest.raises(NestingTooDeep):
+        jsoncodec.loads(b"[100000000000000000000, " + _nested(depth) + b"]", max_depth=64)
+
+
+def test_without_a_limit_only_the_parser_bounds_nesting() -> None:
+    assert jsoncodec.loads(_nested(500)) is not None
+    with pytest.raises(NestingTooDeep):
+        jsoncodec.loads(b"[" * 5000 + b"]" * 5000)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    assert jsoncodec.loads(b'{"a": "' + b"[{" * 500 + b'"}', max_depth=2) == {"a": "[{" * 500}
+
+
+def test_a_result_too_deep_to_write_is_not_serializable() -> None:
+    value: list[object] = []
+    for _ in range(5000):
+        value = [value]
+    with pytest.raises(ResultNotSerializable, match="nested"):
+        jsoncodec.dumps(value)
 
 
 def test_object_dict_keys_are_rejected() -> None:
