@@ -3,11 +3,14 @@
 The gRPC servicer speaks protobuf; engines speak :class:`Frame` and :class:`Outcome` and
 never see gRPC. Results produced outside a request (session frames pushed by user
 threads) go through the ``emit(tag, outcome)`` function the servicer binds. This module
-also names the AIGES error codes the plugin answers with.
+also names the AIGES error codes the plugin answers with, and holds :func:`normalise`, the
+one rule both servers (grpcio and the C++ one) apply to every result before it is sent.
+It does not know about protobuf or about either server.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,6 +25,7 @@ __all__ = [
     "Engine",
     "Frame",
     "Outcome",
+    "normalise",
     "split_error_detail",
     "with_error_detail",
 ]
@@ -37,6 +41,13 @@ NOT_INITIALIZED = 30001
 
 STATUS_ONCE = 3
 TYPE_TEXT = 0
+
+RET_RANGE = range(-(2**31), 2**31)
+"""``Response.ret`` is an ``int32``."""
+TYPE_RANGE = range(5)
+"""AIGES data types: 0 text, 1 audio, 2 image, 3 video, 4 other ("per")."""
+STATUS_RANGE = range(4)
+"""AIGES data statuses: 0 first, 1 continue, 2 last, 3 once."""
 
 
 @dataclass(slots=True)
@@ -124,3 +135,89 @@ class Engine(Protocol):
 
     def fini(self) -> int:
         """Release everything at shutdown."""
+
+
+def _int_in(value: object, allowed: range) -> int | None:
+    """``value`` as an int when it is an integer (``bool``, numpy ints) inside ``allowed``."""
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+    return number if number in allowed else None
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    text = value if isinstance(value, str) else str(value)
+    if not text.isascii():  # a lone surrogate cannot travel as a protobuf string
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _plain_text(value: object) -> bool:
+    return type(value) is str and (value.isascii() or _as_text(value) == value)
+
+
+def _normal_frame(index: int, frame: Frame) -> Frame | str:
+    """``frame`` with plain values, or why it cannot be sent."""
+    what = f"result item {index} ({frame.key!r})"
+    type_ = _int_in(frame.type, TYPE_RANGE)
+    if type_ is None:
+        return f"{what} has type {frame.type!r}; AIGES data types are the integers 0..4"
+    status = _int_in(frame.status, STATUS_RANGE)
+    if status is None:
+        return f"{what} has status {frame.status!r}; AIGES statuses are the integers 0..3"
+    data = frame.data
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    elif isinstance(data, bytearray | memoryview):
+        data = bytes(data)
+    elif not isinstance(data, bytes):
+        return f"{what} has data of type {type(data).__name__}; give bytes or str"
+    desc = frame.desc
+    if desc is None:
+        desc = {}
+    elif not isinstance(desc, dict):
+        return f"{what} has desc of type {type(desc).__name__}; give a dict of strings"
+    elif any(not _plain_text(k) or not _plain_text(v) for k, v in desc.items()):
+        desc = {_as_text(k): _as_text(v) for k, v in desc.items()}
+    key = frame.key if _plain_text(frame.key) else _as_text(frame.key)
+    if (key, data, type_, status, desc) == (
+        frame.key,
+        frame.data,
+        frame.type,
+        frame.status,
+        frame.desc,
+    ):
+        return frame
+    return Frame(key=key, data=data, type=type_, status=status, desc=desc)
+
+
+def normalise(outcome: Outcome) -> Outcome:
+    """The result as both servers send it, or ``EXEC_FAILED`` when it cannot be sent as is.
+
+    The one rule, shared by the grpcio server and the C++ one: ``ret`` must be an
+    ``int32``, every item's ``type`` one of 0..4 and ``status`` one of 0..3, ``data``
+    bytes (a ``str`` is sent as UTF-8) and ``desc`` a mapping (keys and values become
+    strings). A result breaking it is answered with ``EXEC_FAILED`` (30003) and no items,
+    its message naming the offending value; nothing is silently clamped or dropped.
+    """
+    ret = _int_in(outcome.ret, RET_RANGE)
+    if ret is None:
+        return Outcome.failure(
+            EXEC_FAILED,
+            f"the result's error code {outcome.ret!r} is not an int32; "
+            "return an error code between -2147483648 and 2147483647",
+        )
+    frames: list[Frame] = []
+    changed = type(outcome.ret) is not int  # a bool becomes a plain int
+    for index, frame in enumerate(outcome.frames):
+        normal = _normal_frame(index, frame)
+        if isinstance(normal, str):
+            return Outcome.failure(EXEC_FAILED, normal)
+        changed = changed or normal is not frame
+        frames.append(normal)
+    if not changed:
+        return outcome
+    return Outcome(ret=ret, frames=frames, message=outcome.message)

@@ -30,6 +30,7 @@ from server.aiges.engine import (
     Engine,
     Frame,
     Outcome,
+    normalise,
     with_error_detail,
 )
 from server.aiges.launch import (
@@ -72,17 +73,17 @@ def _frames(items: list[Item]) -> list[Frame]:
 
 
 def _items(frames: list[Frame]) -> list[Item]:
-    return [
-        (f.key, f.data, f.type, f.status, {str(k): str(v) for k, v in f.desc.items()})
-        for f in frames
-    ]
+    """Normalised frames as tuples (``normalise`` already made every value plain)."""
+    return [(f.key, f.data, f.type, f.status, f.desc) for f in frames]
 
 
 class Bridge:
     """What the C++ server calls, on its user pool threads with the GIL held.
 
     Every user-caused failure becomes a return code here (as in the Python servicer);
-    ``schema`` alone raises, which the server turns into an INTERNAL gRPC status.
+    ``schema`` alone raises, which the server turns into an INTERNAL gRPC status. Every
+    result passes :func:`~server.aiges.engine.normalise` (the grpcio servicer's rule), so
+    the values the C++ side converts are always in range.
     """
 
     def __init__(self, engine: Engine, *, error_details: bool = False) -> None:
@@ -97,6 +98,7 @@ class Bridge:
         """Route session results pushed by user threads to the server's ``emit``."""
 
         def on_result(tag: str, outcome: Outcome) -> None:
+            outcome = normalise(outcome)
             if outcome.ret:
                 outcome = self._failed(tag, outcome)
             emit(tag, outcome.ret, _items(outcome.frames))
@@ -123,6 +125,7 @@ class Bridge:
         except Exception as exc:
             log.exception("once exec failed (tag %s)", tag)
             outcome = Outcome.failure(EXEC_FAILED, f"{type(exc).__name__}: {exc}")
+        outcome = normalise(outcome)
         if outcome.ret:
             outcome = self._failed(tag, outcome)
         return outcome.ret, _items(outcome.frames)

@@ -27,6 +27,7 @@ from server.aiges.engine import (
     Engine,
     Frame,
     Outcome,
+    normalise,
     with_error_detail,
 )
 from server.aiges.proto import aiges_pb2, aiges_pb2_grpc
@@ -105,11 +106,17 @@ class WrapperServicer(aiges_pb2_grpc.WrapperServiceServicer):
         engine.bind(self._emit)
 
     def _emit(self, tag: str, outcome: Outcome) -> None:
+        outcome = normalise(outcome)
         if outcome.ret:
             log.warning("result for tag %s: ret %s %s", tag, outcome.ret, outcome.message)
             if self.error_details:
                 outcome = with_error_detail(outcome)
-        self.outbox.put(response_message(tag, outcome))
+        try:
+            message = response_message(tag, outcome)
+        except (ValueError, TypeError) as exc:  # normalise lets nothing through that fails here
+            log.exception("result for tag %s cannot be encoded", tag)
+            message = response_message(tag, Outcome.failure(EXEC_FAILED, str(exc)))
+        self.outbox.put(message)
 
     def _run(self, fn: Any, *args: Any) -> Any:
         return self.pool.submit(fn, *args).result()

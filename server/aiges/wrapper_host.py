@@ -122,6 +122,28 @@ def _to_bytes(data: Any) -> bytes:
     return str(data).encode("utf-8")
 
 
+def _frame_from(item: Any) -> Frame:
+    """One result item (a ``ResponseData``-like object or a dict) as a :class:`Frame`.
+
+    ``type``/``status``/``desc`` are passed on as given; :func:`~server.aiges.engine.normalise`
+    checks them (an out-of-range value is answered with 30003 by both servers).
+    """
+    get = (
+        item.get
+        if isinstance(item, dict)
+        else lambda name, default=None: getattr(item, name, default)
+    )
+    type_ = get("type", 0)
+    status = get("status", 3)
+    return Frame(
+        key=str(get("key", "") or ""),
+        data=_to_bytes(get("data", b"")),
+        type=0 if type_ is None else type_,
+        status=3 if status is None else status,
+        desc=get("desc", None) or {},
+    )
+
+
 def outcome_from_response(resp: Any, what: str = "wrapperOnceExec") -> Outcome:
     """Turn whatever the user code returned into an :class:`Outcome` (never raises)."""
     if resp is None:
@@ -129,37 +151,18 @@ def outcome_from_response(resp: Any, what: str = "wrapperOnceExec") -> Outcome:
     if isinstance(resp, (bool, int)):
         code = int(resp)
         return Outcome.failure(code or EXEC_FAILED, f"{what} returned the code {code}, no data")
-    code = int(getattr(resp, "error_code", 0) or 0)
+    code = getattr(resp, "error_code", 0) or 0
     items = getattr(resp, "list", None)
     if items is None and isinstance(resp, list):
         items = resp
-    frames: list[Frame] = []
-    for item in items or []:
-        if isinstance(item, dict):
-            data = _to_bytes(item.get("data"))
-            frames.append(
-                Frame(
-                    key=str(item.get("key", "")),
-                    data=data,
-                    type=int(item.get("type", 0) or 0),
-                    status=int(item.get("status", 3) if item.get("status") is not None else 3),
-                    desc={str(k): str(v) for k, v in (item.get("desc") or {}).items()},
-                )
-            )
-            continue
-        data = _to_bytes(getattr(item, "data", b""))
-        status = getattr(item, "status", 3)
-        frames.append(
-            Frame(
-                key=str(getattr(item, "key", "") or ""),
-                data=data,
-                type=int(getattr(item, "type", 0) or 0),
-                status=3 if status is None else int(status),
-                desc={str(k): str(v) for k, v in (getattr(item, "desc", None) or {}).items()},
-            )
+    try:
+        frames = [_frame_from(item) for item in items or []]
+    except Exception as exc:  # a list or an item whose attributes raise
+        return Outcome.failure(
+            EXEC_FAILED, f"{what} returned an unreadable result: {type(exc).__name__}: {exc}"
         )
     if code:
-        return Outcome(ret=code, frames=frames, message=f"{what} set error_code {code}")
+        return Outcome(ret=code, frames=frames, message=f"{what} set error_code {code!r}")
     if not frames:
         return Outcome.failure(EXEC_FAILED, f"{what} returned an empty list")
     return Outcome(ret=0, frames=frames)
