@@ -6,6 +6,10 @@ of a well-named public method, so notebooks written against the seed keep workin
     gfbase = GFBase("./GlobalFunc/", tier1="sp_GlobalFunc")   # embedded SQLite by default
     gfbase._save_a_file_rom("Base.to_pickle.py")
     gfbase._gen_a_file(func_name="from_pickle", target_folder="/tmp/out", pack_name="Base")
+
+One rule for branches everywhere: the live git branch (read again at every call, so a
+``git checkout`` in between is seen), unless a branch is given. A save records the HEAD
+commit and whether the file differed from it (``record.dirty``).
 """
 
 from __future__ import annotations
@@ -80,9 +84,15 @@ class GFBase:
         self._workspace: Workspace | None = None
         if storage is None:
             storage = open_storage(storage_url or default_storage_url(self.project_path))
-        self.registry = Registry(storage, tier1=self.tier1, branch=self._branch_or_default())
+        self._registry = Registry(storage, tier1=self.tier1, branch=self._branch_or_default())
 
     # -- plumbing ------------------------------------------------------------------------
+    @property
+    def registry(self) -> Registry:
+        """The registry, on the live branch (its default for every call that names none)."""
+        self._registry.branch = self._branch_or_default()
+        return self._registry
+
     @property
     def workspace(self) -> Workspace:
         if self._workspace is None:
@@ -98,7 +108,7 @@ class GFBase:
             return "master"
 
     def close(self) -> None:
-        self.registry.close()
+        self._registry.close()
 
     # -- public methods ------------------------------------------------------------------
     def current_branch(self) -> str:
@@ -116,8 +126,9 @@ class GFBase:
     def generate_init_py(self, package: str) -> Path:
         return self.workspace.generate_init_py(package)
 
-    def save(self, name: str | CallName) -> SaveResult:
-        """Scan one function file and save it under ``tier1.<package>_<branch>.<name>``."""
+    def save(self, name: str | CallName, *, branch: str | None = None) -> SaveResult:
+        """Scan one function file and save it under ``tier1.<package>_<branch>.<name>``
+        (the live branch unless ``branch`` is given)."""
         call = _call_name(name)
         path = self.project_path / call.relpath
         if not path.is_file():
@@ -126,11 +137,20 @@ class GFBase:
                 name=str(call),
             )
         info = self.scanner.scan_file(path)
-        branch = self.current_branch()
-        return self.registry.save(info, branch=branch, commit=self.workspace.head_commit())
+        dirty = path.resolve() in self.workspace.dirty_paths([path])
+        return self._registry.save(
+            info,
+            branch=branch or self.current_branch(),
+            commit=self.workspace.head_commit(),
+            dirty=dirty,
+        )
 
     def save_all(
-        self, names: Iterable[str] | None = None, *, progress: bool = False
+        self,
+        names: Iterable[str] | None = None,
+        *,
+        progress: bool = False,
+        branch: str | None = None,
     ) -> tuple[list[SaveResult], ScanResult]:
         """Scan the root and save every function (or the named ones) in one transaction."""
         result = self.scan(progress=progress)
@@ -150,8 +170,18 @@ class GFBase:
                         f"no function file for {name!r} under {str(self.project_path)!r}"
                     )
                 infos.append(result.functions[key])
-        branch = self.current_branch()
-        saved = self.registry.save_many(infos, branch=branch, commit=self.workspace.head_commit())
+        dirty_files = self.workspace.dirty_paths()
+        dirty = {
+            str(info.call_name)
+            for info in infos
+            if (self.project_path / info.call_name.relpath).resolve() in dirty_files
+        }
+        saved = self._registry.save_many(
+            infos,
+            branch=branch or self.current_branch(),
+            commit=self.workspace.head_commit(),
+            dirty=dirty,
+        )
         return saved, result
 
     def gen(
@@ -164,16 +194,17 @@ class GFBase:
         *,
         tier1: str | None = None,
     ) -> Path:
-        """Write a stored version of ``pack_name.func_name`` into ``target_folder/pack_name/``."""
+        """Write a stored version of ``pack_name.func_name`` into ``target_folder/pack_name/``
+        (from the live branch unless ``branch_name`` is given)."""
         if not func_name or not pack_name or not target_folder:
             raise InvalidName("func_name, target_folder and pack_name must all be given")
-        registry = self.registry
+        registry = self.registry  # on the live branch
         if tier1 is not None and tier1 != self.tier1:
-            registry = Registry(self.registry.storage, tier1=tier1, branch=self.registry.branch)
+            registry = Registry(registry.storage, tier1=tier1, branch=registry.branch)
         return registry.materialize(
             f"{pack_name}.{func_name}",
             Path(os.path.expanduser(str(target_folder))),
-            branch=branch_name or self.registry.branch,
+            branch=branch_name or registry.branch,
             sha256=sha256,
         )
 
@@ -206,8 +237,9 @@ class GFBase:
         target_folder: str | os.PathLike[str] | None = None,
         tier1: str | None = None,
         pack_name: str | None = None,
-        branch_name: str = "master",
+        branch_name: str | None = None,
     ) -> Path:
+        """The seed's gen; ``branch_name`` defaults to the live branch (as every method)."""
         if not func_name or not pack_name or target_folder is None:
             raise InvalidName("func_name, target_folder and pack_name must all be given")
         return self.gen(func_name, target_folder, pack_name, branch_name, tier1=tier1)

@@ -7,6 +7,6 @@ GFGo._exe_func_kwargs(global_func=funcs, pack_func="Base.to_pickle", kwargs={...
 """
 
 from gfgo.facade import GFGo, get_func_by_para
-from gfgo.resolve import Resolver
+from globalfunc.resolve import Resolver
 
 __all__ = ["GFGo", "Resolver", "get_func_by_para"]

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gfgo.resolve import Resolver, Root
+from globalfunc.resolve import Resolver, Root
 from globalfunc.errors import InvalidRequest
 
 # One resolver per root, so repeated seed-style calls reuse resolutions. A resolver keeps

@@ -1,17 +1,22 @@
 """Function files on disk: atomic writes, confinement to a folder, ``__init__.py``, import.
 
-Used by the registry (materialize a stored version) and the workspace (regenerate a
-package's ``__init__.py``). Every write goes to a temporary file first and is renamed into
-place, so a reader never sees half a file; every target path is checked to stay inside its
-folder (symlinks included), so a name can never write elsewhere.
+Used by the registry (materialize a stored version), the workspace (regenerate a
+package's ``__init__.py``) and the resolver (import and re-import function files). Every
+write goes to a temporary file first and is renamed into place, so a reader never sees
+half a file; the file gets the mode an ordinary ``open()`` would give it (the process
+umask, or the mode of the file it replaces), not the temporary file's 0600. Every target
+path is checked to stay inside its folder (symlinks included), so a name can never write
+elsewhere. This module does not talk to git or storage.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -29,11 +34,38 @@ def confined(base: Path, *parts: str) -> Path:
     return target
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (read from ``/proc`` where the kernel offers it, else set and
+    restored under a lock, as ``os.umask`` is the only portable way to read it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` via a temporary file and an atomic rename."""
+    """Write ``text`` (UTF-8) to ``path`` via a temporary file and an atomic rename.
+
+    The file's mode is that of the file it replaces, else ``0666`` less the umask.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~current_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
         os.replace(tmp, path)
@@ -83,3 +115,38 @@ def import_file(module_name: str, file: Path) -> ModuleType:
         sys.modules.pop(module_name, None)
         raise
     return module
+
+
+def forget_modules(top: str) -> list[ModuleType]:
+    """Drop ``top`` and its sub-modules from ``sys.modules`` and their bytecode caches.
+
+    The bytecode cache is checked by the source's mtime in whole seconds and its size, so
+    an edit within the same second that keeps the size would otherwise import the old
+    code again. Returns the modules dropped.
+    """
+    dropped = [m for n, m in list(sys.modules.items()) if n == top or n.startswith(top + ".")]
+    for module in dropped:
+        sys.modules.pop(module.__name__, None)
+        source = getattr(module, "__file__", None)
+        if source and source.endswith(".py"):
+            try:
+                Path(importlib.util.cache_from_source(source)).unlink(missing_ok=True)
+            except (OSError, NotImplementedError, ValueError):
+                pass  # a read-only tree or no cache: the mtime check still applies
+    importlib.invalidate_caches()
+    return dropped
+
+
+def reload_from(root: Path, package: str) -> ModuleType:
+    """Import ``package`` from folder ``root`` anew, forgetting earlier imports of it."""
+    top = package.split(".")[0]
+    forget_modules(top)
+    root_str = str(root)
+    if root_str not in sys.path:
+        sys.path.insert(0, root_str)
+    try:
+        return importlib.import_module(package)
+    except ImportError as exc:
+        raise PackageNotFound(
+            f"cannot import package {package!r} from {root_str!r}: {exc}"
+        ) from exc

@@ -3,7 +3,8 @@
 ``FunctionInfo`` is what scanning a file yields (code, hashes, file facts, signature,
 docstring, imports). ``FunctionRecord`` is one stored version: the info plus where it
 lives (tier1, branch), when it was saved, from which git commit, and whether it is a
-tombstone. Both turn into plain JSON-ready dicts and back, so every storage backend
+tombstone. A record also says whether its file differed from that commit when it was
+saved (``dirty``: uncommitted changes, or a file git does not track yet). Both turn into plain JSON-ready dicts and back, so every storage backend
 stores the same shape. This module does no I/O.
 """
 
@@ -88,6 +89,8 @@ class FunctionRecord(FunctionInfo):
     saved_at: float = 0.0
     deleted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: saved from a file with changes not in ``commit`` (modified, staged or untracked)
+    dirty: bool = False
 
     @classmethod
     def from_info(
@@ -97,12 +100,13 @@ class FunctionRecord(FunctionInfo):
         tier1: str = DEFAULT_TIER1,
         branch: str = "master",
         commit: str | None = None,
+        dirty: bool = False,
     ) -> FunctionRecord:
         if cls is FunctionRecord:  # the common case, without the dataclass constructor
-            record = _record_from_info(info, tier1, branch, commit)
+            record = _record_from_info(info, tier1, branch, commit, dirty)
         else:
             values = {name: getattr(info, name) for name in _INFO_FIELDS}
-            record = cls(**values, tier1=tier1, branch=branch, commit=commit)
+            record = cls(**values, tier1=tier1, branch=branch, commit=commit, dirty=dirty)
         record.key  # validates the names  # noqa: B018
         return record
 
@@ -178,8 +182,11 @@ def _compile_from_info() -> Any:
     result is the same object: every field set, the same defaults (checked by the tests).
     """
     setters = _slot_setters(FunctionRecord)
-    own = {"tier1": "tier1", "branch": "branch", "commit": "commit"}
-    lines = ["def from_info(info, tier1, branch, commit):", "    record = new(FunctionRecord)"]
+    own = {"tier1": "tier1", "branch": "branch", "commit": "commit", "dirty": "dirty"}
+    lines = [
+        "def from_info(info, tier1, branch, commit, dirty):",
+        "    record = new(FunctionRecord)",
+    ]
     scope: dict[str, Any] = {"new": object.__new__, "FunctionRecord": FunctionRecord}
     for i, f in enumerate(fields(FunctionRecord)):
         scope[f"set{i}"] = setters[f.name]

@@ -9,7 +9,7 @@ and never imports user code (that is GFGo's).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,9 +94,13 @@ class Registry:
         *,
         branch: str | None = None,
         commit: str | None = None,
+        dirty: bool = False,
     ) -> SaveResult:
-        """Save one function; a no-op (``added=False``) when its content is unchanged."""
-        return self.save_many([item], branch=branch, commit=commit)[0]
+        """Save one function; a no-op (``added=False``) when its content is unchanged.
+
+        ``dirty``: the file had changes not in ``commit`` (recorded on the version)."""
+        dirty_names = {f"{item.package}.{item.name}"} if dirty else ()
+        return self.save_many([item], branch=branch, commit=commit, dirty=dirty_names)[0]
 
     def save_many(
         self,
@@ -104,15 +108,19 @@ class Registry:
         *,
         branch: str | None = None,
         commit: str | None = None,
+        dirty: Collection[str] = (),
     ) -> list[SaveResult]:
-        """Save many functions in one storage transaction (all or none where the store can)."""
+        """Save many functions in one storage transaction (all or none where the store can).
+
+        ``dirty``: call names (``Base.f``) whose files had changes not in ``commit``."""
         tier1, branch = self.tier1, branch or self.branch
         items = builtins.list(items)
         put_infos = getattr(self.storage, "put_infos", None)
         if put_infos is not None and not any(isinstance(i, FunctionRecord) for i in items):
             # Scanned functions straight to a store that takes them without their records.
             keys = [key_text(tier1, info.package, branch, info.name) for info in items]
-            added = put_infos(items, keys, tier1=tier1, branch=branch, commit=commit)
+            flags = [f"{i.package}.{i.name}" in dirty for i in items] if dirty else None
+            added = put_infos(items, keys, tier1=tier1, branch=branch, commit=commit, dirty=flags)
             return [
                 _result(key, info.sha256, a)
                 for key, info, a in zip(keys, items, added, strict=True)
@@ -120,7 +128,13 @@ class Registry:
         records = [
             item
             if isinstance(item, FunctionRecord)
-            else FunctionRecord.from_info(item, tier1=tier1, branch=branch, commit=commit)
+            else FunctionRecord.from_info(
+                item,
+                tier1=tier1,
+                branch=branch,
+                commit=commit,
+                dirty=f"{item.package}.{item.name}" in dirty,
+            )
             for item in items
         ]
         added = self.storage.put(records)

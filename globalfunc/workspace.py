@@ -2,25 +2,28 @@
 
 A packages root is a folder of packages inside a git work tree (the root may be the
 repository itself or a folder in it). Git branches are function versions: the current
-branch names the tier2 of every saved record. This module wraps GitPython; it never
-talks to storage.
+branch names the tier2 of every saved record. This module wraps GitPython, imported
+only when a workspace is opened (so importing the core or ``gfgo`` does not load it); it
+never talks to storage.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
-
-import git
+from typing import TYPE_CHECKING
 
 from globalfunc.errors import PackageNotFound, WorkspaceError
-from globalfunc.files import confined, write_atomic, write_init_py
+from globalfunc.files import confined, reload_from, write_atomic, write_init_py
 from globalfunc.naming import check_branch, parse_package
+
+if TYPE_CHECKING:
+    import git
+
+__all__ = ["CommitResult", "Workspace", "reload_from"]
 
 DETACHED_PREFIX = "detached-"
 
@@ -47,6 +50,8 @@ class Workspace:
     """A packages root inside a git work tree."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
+        import git
+
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise WorkspaceError(f"packages root {str(self.root)!r} is not a folder")
@@ -60,6 +65,8 @@ class Workspace:
     @classmethod
     def init(cls, root: str | os.PathLike[str], *, sample: bool = True) -> Workspace:
         """Make ``root`` a new packages repository: git init, a sample package, a first commit."""
+        import git
+
         path = Path(root)
         path.mkdir(parents=True, exist_ok=True)
         if (path / ".git").exists():
@@ -95,8 +102,38 @@ class Workspace:
     def is_dirty(self) -> bool:
         return self.repo.is_dirty(untracked_files=True, path=str(self.root))
 
+    def dirty_paths(self, paths: list[Path] | None = None) -> set[Path]:
+        """Which of ``paths`` (default: everything under the root) differ from HEAD:
+        modified, staged, untracked or new. One ``git status`` call for all of them."""
+        import git
+
+        work_tree = Path(self.repo.working_tree_dir or self.root).resolve()
+        targets = [str(p) for p in paths] if paths is not None else [str(self.root)]
+        if not targets:
+            return set()
+        try:
+            out = self.repo.git.status(
+                "--porcelain", "-z", "--untracked-files=all", "--", *targets
+            )
+        except git.GitCommandError as exc:
+            raise WorkspaceError(f"git status failed: {exc.stderr.strip() or exc}") from exc
+        dirty: set[Path] = set()
+        entries = out.split("\0")
+        i = 0
+        while i < len(entries):
+            entry = entries[i]
+            i += 1
+            if len(entry) < 4:
+                continue
+            if entry[0] in "RC":  # a rename or copy: the source path follows
+                i += 1
+            dirty.add((work_tree / entry[3:]).resolve())
+        return dirty
+
     def commit_all(self, message: str | None = None, *, push: bool = True) -> CommitResult:
         """Stage everything under the root, commit with a timestamped message, push if a remote exists."""
+        import git
+
         stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
         full = f"{message or 'gf commit'} {stamp}"
         try:
@@ -164,19 +201,3 @@ class Workspace:
         self.package_dir(package)
         return reload_from(self.root, package)
 
-
-def reload_from(root: Path, package: str) -> ModuleType:
-    """Import ``package`` from folder ``root`` anew, forgetting earlier imports of it."""
-    top = package.split(".")[0]
-    for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
-        del sys.modules[name]
-    root_str = str(root)
-    if root_str not in sys.path:
-        sys.path.insert(0, root_str)
-    importlib.invalidate_caches()
-    try:
-        return importlib.import_module(package)
-    except ImportError as exc:
-        raise PackageNotFound(
-            f"cannot import package {package!r} from {root_str!r}: {exc}"
-        ) from exc

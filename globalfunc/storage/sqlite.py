@@ -1,6 +1,6 @@
 """The embedded default store: one SQLite file (WAL), content-addressed, with FTS5 search.
 
-Layout (``PRAGMA user_version`` 3):
+Layout (``PRAGMA user_version`` 4):
 
 - ``blobs``: one row per distinct content (``blob_id``), found by its sha256 as 32 raw
   bytes (unique index): the code and, in ``meta``, what the code determines (md5, size,
@@ -10,8 +10,8 @@ Layout (``PRAGMA user_version`` 3):
   pages.)
 - ``versions`` (append-only): one short row (~70 bytes) per save or tombstone with only
   what belongs to that version: ``key_id``, ``blob_id``, ``saved_at``, ``deleted``,
-  ``git_commit``, the file facts (``mtime_ns``, ``modified_time``, ``file_name``) and
-  ``extra`` (JSON, NULL when empty). ``own_meta`` is NULL unless this version's content
+  ``git_commit``, the file facts (``mtime_ns``, ``modified_time``, ``file_name``),
+  ``extra`` (JSON, NULL when empty) and ``dirty`` (the file differed from the commit). ``own_meta`` is NULL unless this version's content
   metadata differs from the one stored with the content (e.g. saved by a scanner that
   read the code differently); then it holds this version's own copy.
 - ``keys``: one row per key (its parts as columns) pointing at its newest version, found
@@ -22,11 +22,10 @@ Layout (``PRAGMA user_version`` 3):
   FTS5 the indexed text again, read back from ``versions`` and ``blobs``.
 
 A record is put back together from its key row (tier1, package, branch, and the name as
-the key's last part), its version row and its content row. Files of earlier layouts are
-migrated on open, in one transaction: user_version 2 (the content metadata as JSON
-objects, a third larger and twice as slow to write; an index of keys by tier1, package
-and branch) and 0 (text hashes, the whole record
-as JSON in every version row). An index of the earlier kind is rebuilt.
+the key's last part), its version row and its content row. Only this layout is read:
+earlier ones were written by development versions only (no release wrote them), and a
+file in one of them is refused with a message saying to move it away and rescan
+(``gf save --all`` rebuilds the registry from the packages root).
 
 Writes take SQLite's write lock up front (``BEGIN IMMEDIATE``) and wait up to the busy
 timeout, so two processes saving the same function both land, one after the other.
@@ -43,7 +42,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +52,7 @@ from globalfunc.naming import key_prefix
 from globalfunc.record import FunctionInfo, FunctionRecord, Param
 from globalfunc.storage.base import query_terms
 
-LAYOUT = 3  # PRAGMA user_version of the current layout
+LAYOUT = 4  # PRAGMA user_version of the current layout
 
 _SCHEMA = """
 CREATE TABLE blobs (
@@ -84,7 +82,8 @@ CREATE TABLE versions (
     modified_time TEXT NOT NULL,
     file_name TEXT NOT NULL,
     extra TEXT,
-    own_meta TEXT
+    own_meta TEXT,
+    dirty INTEGER NOT NULL
 );
 CREATE INDEX versions_by_key ON versions (key_id, id);
 """
@@ -105,7 +104,6 @@ _CONTENT_FIELDS = (
     "lineno",
     "is_async",
 )
-_CONTENT_DEFAULTS = {f.name: f.default for f in fields(FunctionInfo) if f.name in _CONTENT_FIELDS}
 
 
 def _content_meta(record: FunctionInfo) -> str:
@@ -131,32 +129,15 @@ def _content_meta(record: FunctionInfo) -> str:
 
 
 def _content_fields(meta: str | bytes) -> dict[str, Any]:
-    """Stored content metadata back as record fields (``params`` as :class:`Param`).
-
-    Reads the object form of layout 2 too, as a process that opened the file before it
-    was migrated may still write it.
-    """
+    """Stored content metadata back as record fields (``params`` as :class:`Param`)."""
     data = orjson.loads(meta)
     try:
-        if isinstance(data, dict):
-            values = {**_CONTENT_DEFAULTS, **{f: data[f] for f in _CONTENT_FIELDS if f in data}}
-            values["params"] = tuple(Param(**p) for p in values["params"])
-        else:
-            values = dict(zip(_CONTENT_FIELDS, data, strict=True))
-            values["params"] = tuple(Param(*p) for p in values["params"])
+        values = dict(zip(_CONTENT_FIELDS, data, strict=True))
+        values["params"] = tuple(Param(*p) for p in values["params"])
         values["imports"] = tuple(values["imports"])
     except (TypeError, ValueError, KeyError) as exc:
         raise StorageError(f"stored content metadata is malformed: {exc}") from exc
     return values
-
-
-def _compact_meta(meta: str | bytes | None) -> str | None:
-    """Content metadata of layout 2 (a JSON object) in the current form (an array)."""
-    if meta is None:
-        return None
-    values = _content_fields(meta)
-    values["params"] = [(p.name, p.kind, p.default, p.annotation) for p in values["params"]]
-    return orjson.dumps([values[f] for f in _CONTENT_FIELDS]).decode()
 
 
 # Python's sqlite3 binds str, int, float and bytearray directly but sends None and bytes
@@ -178,10 +159,10 @@ def _unpack(sha256: bytes | bytearray | str) -> str:
 
 
 # key, tier1, package, branch, sha256, code, meta, own_meta, saved_at, deleted, git_commit,
-# mtime_ns, modified_time, file_name, extra: what ``_records`` turns into records
+# mtime_ns, modified_time, file_name, extra, dirty: what ``_records`` turns into records
 _COLUMNS = (
     "k.key, k.tier1, k.package, k.branch, b.sha256, b.code, b.meta, v.own_meta, v.saved_at, "
-    "v.deleted, v.git_commit, v.mtime_ns, v.modified_time, v.file_name, v.extra "
+    "v.deleted, v.git_commit, v.mtime_ns, v.modified_time, v.file_name, v.extra, v.dirty "
 )
 _LATEST = (  # each key's newest version
     f"SELECT {_COLUMNS} FROM keys k JOIN versions v ON v.id = k.version_id "
@@ -217,122 +198,31 @@ class SqliteStorage:
         with self._read() as db:
             layout = db.execute("PRAGMA user_version").fetchone()[0]
         if layout != LAYOUT:
-            self._create_or_migrate()
-        self._ensure_index()
+            self._create()
 
-    def _create_or_migrate(self) -> None:
-        """Create the tables in a new file, or move an earlier layout's data into them."""
+    def _create(self) -> None:
+        """Create the tables in a new file; refuse a file of any other layout."""
         with self._write() as db:
             layout = db.execute("PRAGMA user_version").fetchone()[0]  # under the lock now
             if layout == LAYOUT:
                 return
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if layout > LAYOUT:
-                raise StorageUnavailable(
+                raise StorageError(
                     f"registry database {self.path!r} has layout {layout}, newer than this "
                     f"GlobalFunc understands ({LAYOUT}); upgrade GlobalFunc"
                 )
-            if layout == 2:
-                self._migrate_v2(db)
-                db.execute(f"PRAGMA user_version = {LAYOUT}")
-                return
-            old = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'versions'").fetchone()
-            if old is not None:
-                for stmt in (
-                    "DROP INDEX IF EXISTS versions_by_key",
-                    "DROP INDEX IF EXISTS keys_by_space",
-                    "ALTER TABLE blobs RENAME TO v1_blobs",
-                    "ALTER TABLE versions RENAME TO v1_versions",
-                    "ALTER TABLE keys RENAME TO v1_keys",
-                ):
-                    db.execute(stmt)
+            if layout != 0 or tables:
+                raise StorageError(
+                    f"registry database {self.path!r} has layout {layout}, written by a "
+                    f"development version of GlobalFunc (this one reads layout {LAYOUT}); "
+                    "move the file away and rescan: gf save --all"
+                )
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     db.execute(stmt)
-            if old is not None:
-                self._migrate_v1(db)
-            db.execute(f"PRAGMA user_version = {LAYOUT}")
-
-    @staticmethod
-    def _migrate_v2(db: sqlite3.Connection) -> None:
-        """Layout 2 to 3: content metadata (JSON objects) rewritten as arrays, the keys by
-        space index dropped; nothing else moves."""
-        db.execute("DROP INDEX IF EXISTS keys_by_space")  # list() reads a range of keys
-        db.create_function("gf_compact_meta", 1, _compact_meta, deterministic=True)
-        db.execute("UPDATE blobs SET meta = gf_compact_meta(meta)")
-        db.execute(
-            "UPDATE versions SET own_meta = gf_compact_meta(own_meta) WHERE own_meta IS NOT NULL"
-        )
-
-    @staticmethod
-    def _migrate_v1(db: sqlite3.Connection) -> None:
-        """Copy the layout-0 tables (renamed ``v1_*``) into the current ones, then drop them.
-
-        Key and version ids are kept, so a contentless index stays valid. Each content's
-        metadata is taken from its newest version; older versions that differ keep theirs.
-        """
-        db.create_function("gf_pack", 1, _pack, deterministic=True)
-        db.execute("CREATE INDEX v1_versions_by_sha ON v1_versions (sha256, id)")
-        rows = db.execute(
-            "SELECT b.sha256, b.code, (SELECT v.meta FROM v1_versions v "
-            "WHERE v.sha256 = b.sha256 ORDER BY v.id DESC LIMIT 1) FROM v1_blobs b"
-        )
-        while chunk := rows.fetchmany(_CHUNK):
-            db.executemany(
-                "INSERT INTO blobs (sha256, code, meta) VALUES (?, ?, ?)",
-                [(_pack(sha), code, _split_v1(meta)[0]) for sha, code, meta in chunk],
-            )
-        db.executemany(
-            "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (key_id, key, tier1, package, branch, version_id, _pack(sha), deleted)
-                for key_id, key, tier1, package, branch, version_id, sha, deleted in db.execute(
-                    "SELECT id, key, tier1, package, branch, version_id, sha256, deleted "
-                    "FROM v1_keys"
-                ).fetchall()
-            ],
-        )
-        rows = db.execute(
-            "SELECT v.id, k.id, b.id, b.meta, v.saved_at, v.deleted, v.meta "
-            "FROM v1_versions v JOIN v1_keys k ON k.key = v.key "
-            "JOIN blobs b ON b.sha256 = gf_pack(v.sha256) ORDER BY v.id"
-        )
-        while chunk := rows.fetchmany(_CHUNK):
-            out = []
-            for version_id, key_id, blob_id, stored, saved_at, deleted, meta in chunk:
-                content, data = _split_v1(meta)
-                out.append(
-                    (
-                        version_id,
-                        key_id,
-                        blob_id,
-                        saved_at,
-                        deleted,
-                        data.get("commit"),
-                        data.get("mtime_ns") or 0,
-                        data.get("modified_time") or "",
-                        data.get("file_name") or "",
-                        orjson.dumps(data["extra"]).decode() if data.get("extra") else None,
-                        None if content == stored else content,
-                    )
-                )
-            db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", out)
-        for table in ("v1_versions", "v1_keys", "v1_blobs"):
-            db.execute(f"DROP TABLE {table}")
-
-    def _ensure_index(self) -> None:
-        """Create the full-text index, or rebuild one of an older layout, from stored data."""
-        with self._read() as db:
-            row = db.execute("SELECT sql FROM sqlite_master WHERE name = 'fts'").fetchone()
-        if row is not None and "content=''" in row[0]:
-            return
-        with self._write() as db:
-            db.execute("DROP TABLE IF EXISTS fts")
             db.execute(_FTS)
-            rows = db.execute(_INDEXED + "WHERE k.deleted = 0").fetchall()
-            db.executemany(
-                "INSERT INTO fts (rowid, name, docstring, signature, code) VALUES (?, ?, ?, ?, ?)",
-                [(key_id, *_indexed(*row)) for key_id, *row in rows],
-            )
+            db.execute(f"PRAGMA user_version = {LAYOUT}")
 
     # -- connections -------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -396,6 +286,7 @@ class SqliteStorage:
             [0 if record.commit is None else record.commit for record in records],  # see _pack
             [record.saved_at or now for record in records],
             [orjson.dumps(record.extra).decode() if record.extra else 0 for record in records],
+            [1 if record.dirty else 0 for record in records],
         )
 
     def put_infos(
@@ -406,11 +297,13 @@ class SqliteStorage:
         tier1: str,
         branch: str,
         commit: str | None,
+        dirty: Sequence[bool] | None = None,
     ) -> builtins.list[bool]:
-        """``put`` of ``FunctionRecord.from_info(info, tier1=, branch=, commit=)`` for each
-        info, without building the records (a third of a batch's Python work).
+        """``put`` of ``FunctionRecord.from_info(info, tier1=, branch=, commit=, dirty=)``
+        for each info, without building the records (a third of a batch's Python work).
 
-        ``keys`` are the infos' storage keys, already validated (``FunctionRecord.key``).
+        ``keys`` are the infos' storage keys, already validated (``FunctionRecord.key``);
+        ``dirty`` the infos' dirty flags (default: none dirty).
         """
         if not infos:
             return []
@@ -423,6 +316,7 @@ class SqliteStorage:
             [0 if commit is None else commit] * count,
             [time.time()] * count,
             [0] * count,
+            [0] * count if dirty is None else [1 if d else 0 for d in dirty],
         )
 
     def _put(
@@ -434,9 +328,11 @@ class SqliteStorage:
         commits: Sequence[str | int],
         saved_ats: Sequence[float],
         extras: Sequence[str | int],
+        dirties: Sequence[int],
     ) -> builtins.list[bool]:
         """Store versions: ``items`` (their content and file facts) placed by the parallel
-        sequences: key, tier1, branch, git commit (0: none), saved_at, extra (JSON; 0: none).
+        sequences: key, tier1, branch, git commit (0: none), saved_at, extra (JSON; 0:
+        none), dirty (0 or 1).
         """
         # Decide first, then write: the rows are built as each statement consumes them
         # (generators), so a batch keeps no tuples alive per record, which would set off
@@ -499,7 +395,7 @@ class SqliteStorage:
             )
             db.executemany(
                 "INSERT INTO versions VALUES (?, ?, ?, ?, 0, nullif(?, 0), ?, ?, ?, "
-                "nullif(?, 0), nullif(?, 0))",
+                "nullif(?, 0), nullif(?, 0), ?)",
                 (
                     (
                         version_id + n,
@@ -512,6 +408,7 @@ class SqliteStorage:
                         item.file_name,
                         extras[i],
                         own_meta,
+                        dirties[i],
                     )
                     for n, (i, own_meta) in enumerate(zip(saved, own_metas, strict=True), 1)
                     for item in (items[i],)
@@ -629,6 +526,7 @@ class SqliteStorage:
             modified_time,
             file_name,
             extra,
+            dirty,
         ) in rows:
             data = _content_fields(own_meta or meta)
             data.update(
@@ -645,6 +543,7 @@ class SqliteStorage:
                 modified_time=modified_time,
                 file_name=file_name,
                 extra=orjson.loads(extra) if extra else {},
+                dirty=bool(dirty),
             )
             out.append(FunctionRecord.from_dict(data))
         return out
@@ -698,8 +597,8 @@ class SqliteStorage:
             self._unindex(db, [key_id])  # while the key still points at the live version
             cur = db.execute(
                 "INSERT INTO versions (key_id, blob_id, saved_at, deleted, git_commit, mtime_ns, "
-                "modified_time, file_name, extra, own_meta) SELECT key_id, blob_id, ?, 1, "
-                "git_commit, mtime_ns, modified_time, file_name, extra, own_meta "
+                "modified_time, file_name, extra, own_meta, dirty) SELECT key_id, blob_id, ?, 1, "
+                "git_commit, mtime_ns, modified_time, file_name, extra, own_meta, dirty "
                 "FROM versions WHERE id = ?",
                 (time.time(), version_id),
             )
@@ -731,10 +630,3 @@ class SqliteStorage:
             self._memory.close()
             self._memory = None
 
-
-def _split_v1(meta: bytes | None) -> tuple[str, dict[str, Any]]:
-    """A layout-0 version's whole-record JSON as (content metadata as stored, the dict)."""
-    data: dict[str, Any] = orjson.loads(meta) if meta else {}
-    content = _compact_meta(orjson.dumps({f: data[f] for f in _CONTENT_FIELDS if f in data}))
-    assert content is not None
-    return content, data
