@@ -162,7 +162,7 @@ def test_pick_port_skips_busy_ports_and_says_when_the_range_is_full(
 
 
 def test_the_advertised_url() -> None:
-    from globalfunc.cli import _advertised_url
+    from server.worker import advertised_url as _advertised_url
 
     assert _advertised_url("http://127.0.0.1:26000/", None) == "http://127.0.0.1:26000/"
     assert _advertised_url("http://0.0.0.0:26000/", "m7") == "http://m7:26000/"

@@ -1,0 +1,109 @@
+"""``gf call NAME k=v ...``: call a function in this process, or on a server with ``--url``.
+
+Arguments are ``name=value`` pairs (values are JSON, else strings) or ``--json OBJECT``.
+Locally the arguments are checked against the signature first (a misfit is
+:class:`~globalfunc.errors.BadArguments`, one line naming the signature), and an
+exception the function raises becomes one ``gf: error: NAME raised TYPE: message`` line
+(the traceback with ``--debug``). With ``--url`` the server's error is printed the same way.
+
+Not here: the client (:mod:`globalfunc.client`) or the resolver (:mod:`globalfunc.resolve`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from globalfunc.cli.context import EXIT_OK, Context, out
+from globalfunc.errors import BadArguments, ExecutionError, GlobalFuncError, InvalidRequest
+
+__all__ = ["add_parsers", "cmd_call", "parse_kv"]
+
+
+def parse_kv(items: Sequence[str]) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` as ``{"a": 1, "b": "x"}``: JSON values, else the bare string."""
+    kwargs: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InvalidRequest(f"argument {item!r} must look like name=value")
+        try:
+            kwargs[key] = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            kwargs[key] = raw  # a bare word is a string
+    return kwargs
+
+
+def _kwargs(ctx: Context) -> dict[str, Any]:
+    kwargs = parse_kv(ctx.args.kwargs)
+    if ctx.args.json_kwargs:
+        try:
+            extra = orjson.loads(ctx.args.json_kwargs)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"--json is not valid JSON: {exc}") from exc
+        if not isinstance(extra, dict):
+            raise InvalidRequest("--json must be a JSON object of keyword arguments")
+        kwargs.update(extra)
+    return kwargs
+
+
+def _check(name: str, func: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return  # a builtin without a signature: let the call say
+    try:
+        signature.bind(**kwargs)
+    except TypeError as exc:
+        text = f"{name}{signature}"
+        raise BadArguments(f"arguments do not fit {text}: {exc}", signature=text) from None
+
+
+def call_local(ctx: Context, name: str, kwargs: dict[str, Any]) -> Any:
+    """Resolve ``name`` in the registry and call it here; its exception as ExecutionError."""
+    from gfgo import GFGo
+
+    go = GFGo(ctx.gfbase.registry)
+    assert go.resolver is not None
+    func = go.resolver.resolve(name)
+    _check(name, func, kwargs)
+    try:
+        return func(**kwargs)
+    except GlobalFuncError:
+        raise
+    except Exception as exc:
+        kind = type(exc).__qualname__
+        module = type(exc).__module__
+        full = kind if module == "builtins" else f"{module}.{kind}"
+        raise ExecutionError(
+            f"{name} raised {full}: {exc}", function=name, exc_type=full, exc_message=str(exc)
+        ) from exc
+
+
+def cmd_call(ctx: Context) -> int:
+    kwargs = _kwargs(ctx)
+    if ctx.args.url:
+        from globalfunc.client import GFClient
+
+        with GFClient(ctx.args.url, token=ctx.token()) as client:
+            result = client.call(ctx.args.name, **kwargs)
+    else:
+        result = call_local(ctx, ctx.args.name, kwargs)
+    out(orjson.dumps(result, default=str, option=orjson.OPT_NON_STR_KEYS).decode())
+    return EXIT_OK
+
+
+def add_parsers(add: Any, _sub: Any = None) -> None:
+    """The ``call`` command's parser."""
+    sp = add(
+        "call",
+        cmd_call,
+        "call a function: gf call Base.inverse_time_str time_str=... bias_hours=-8",
+    )
+    sp.add_argument("name", metavar="NAME")
+    sp.add_argument("kwargs", nargs="*", metavar="KEY=VALUE", help="values are JSON, else strings")
+    sp.add_argument("--json", dest="json_kwargs", metavar="OBJECT", help="kwargs as a JSON object")
+    sp.add_argument("--url", help="call a GlobalFunc server instead of in-process")

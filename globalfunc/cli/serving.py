@@ -1,0 +1,200 @@
+"""``gf serve``, ``gf worker`` and ``gf workers``: serving the registry over HTTP.
+
+``serve`` and ``worker`` first save every function under the root, then hand plain
+values to the server side (:func:`server.serve.serve`, :func:`server.worker.run_worker`),
+imported inside the command so that building the parser imports no server. ``workers``
+lists the live workers in Redis.
+
+Not here: the worker's life (port, registration, heartbeat: ``server.worker``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from globalfunc.cli.context import EXIT_OK, Context, out
+from globalfunc.errors import ConfigError
+from globalfunc.settings import Settings
+
+__all__ = ["add_parsers", "serve_options"]
+
+log = logging.getLogger("globalfunc.cli")
+
+
+def _timeouts(value: str | None) -> dict[str, float]:
+    try:
+        return Settings.parse_timeouts(value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def serve_options(ctx: Context) -> dict[str, Any]:
+    """Save every function under the root, then the keyword arguments of ``server.serve.serve``
+    that ``gf serve`` and ``gf worker`` share (everything but where to listen)."""
+    s = ctx.settings
+    gfb = ctx.gfbase
+    _, result = gfb.save_all(progress=ctx.progress)
+    for problem in result.problems:
+        log.warning("not served: %s", problem)
+    return {
+        "root": gfb.project_path,
+        "storage_url": ctx.storage_url(),
+        "tier1": ctx.tier1,
+        "workers": ctx.args.workers or s.workers,
+        "mode": ctx.args.mode or s.mode,
+        "token": ctx.token(),
+        "allow_packages": Settings.split(s.allow_packages),
+        "max_body": s.max_body,
+        "call_timeout": s.call_timeout,
+        "cors_origins": Settings.split(s.cors_origins),
+        "memory_limit_mb": s.memory_mb or None,
+        "timeouts": _timeouts(s.timeouts),
+        "cache_dir": Path(s.cache_dir) if s.cache_dir else None,
+        "branch": gfb.registry.branch,
+        "aiges_wrappers": ctx.args.aiges_wrapper or (),
+        "debug": ctx.args.debug,
+    }
+
+
+def cmd_serve(ctx: Context) -> int:
+    from server.serve import serve
+
+    s = ctx.settings
+    options = serve_options(ctx)
+    serve(
+        options.pop("root"),
+        host=ctx.args.host or s.host,
+        port=ctx.args.port if ctx.args.port is not None else s.port,
+        processes=ctx.args.processes or s.processes,
+        **options,
+    )
+    return EXIT_OK
+
+
+def _worker_redis_url(ctx: Context) -> str:
+    url = ctx.args.redis or ctx.settings.worker_redis_url or ctx.settings.cache_url
+    if not url:
+        raise ConfigError(
+            "workers register in Redis, and none is configured: set GF_WORKER_REDIS_URL "
+            "(or GF_CACHE_URL, which it defaults to), or pass --redis redis://host:6379/0"
+        )
+    return url
+
+
+def cmd_worker(ctx: Context) -> int:
+    import globalfunc
+    from globalfunc.workers import WorkerDirectory, WorkerInfo, parse_port_range
+    from server.worker import WorkerLabels, default_memory_gb, hostname, run_worker
+
+    s = ctx.settings
+    ports = parse_port_range(ctx.args.ports or s.worker_ports)
+    redis_url = _worker_redis_url(ctx)
+    memory = ctx.args.memory_gb
+    if memory is None:
+        memory = default_memory_gb(ctx.args.mode or s.mode, s.memory_mb or None)
+    labels = WorkerLabels(
+        host=ctx.args.host_label or hostname(),
+        version=ctx.args.version_label or f"v{globalfunc.__version__}",
+        memory_gb=int(memory),
+        gpu_gb=ctx.args.gpu_gb,
+    )
+    labels.check(ports[0])  # bad labels fail before anything is saved
+    interval = s.worker_heartbeat
+
+    with WorkerDirectory(redis_url, timeout=s.storage_timeout) as directory:
+        directory.ping()  # before saving anything or taking a port
+        options = serve_options(ctx)
+        root = options.pop("root")
+
+        def announce(info: WorkerInfo) -> None:
+            out(
+                f"GlobalFunc worker {info.name} at {info.url} (registered in {directory.url}, "
+                f"heartbeat every {interval:g}s)"
+            )
+            sys.stdout.flush()
+
+        run_worker(
+            root,
+            directory=directory,
+            labels=labels,
+            host=ctx.args.host or s.host,
+            ports=ports,
+            heartbeat=interval,
+            serve_options=options,
+            advertise=ctx.args.advertise,
+            announce=announce,
+        )
+    return EXIT_OK
+
+
+def cmd_workers(ctx: Context) -> int:
+    from globalfunc.workers import WorkerDirectory
+
+    with WorkerDirectory(_worker_redis_url(ctx), timeout=ctx.settings.storage_timeout) as d:
+        live = d.live()
+        where = d.url
+    if ctx.args.json:
+        body = [{**w.__dict__, "age": round(w.age(), 3)} for w in live]
+        out(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+        return EXIT_OK
+    for w in live:
+        out(f"{w.name}  {w.url}  heartbeat {w.age():.1f}s ago")
+    if not live:
+        out(f"no live workers in {where}; start one with: gf worker")
+    return EXIT_OK
+
+
+def _add_serve_options(sp: argparse.ArgumentParser) -> None:
+    """How functions are run: the options ``gf serve`` and ``gf worker`` share."""
+    sp.add_argument("--workers", type=int, help="isolated worker processes per server")
+    sp.add_argument("--mode", choices=["inline", "isolated"])
+    sp.add_argument(
+        "--aiges-wrapper",
+        action="append",
+        metavar="DIR",
+        help="also serve an AIGES wrapper.py project over the ase HTTP protocol (repeatable)",
+    )
+
+
+def add_parsers(add: Any, _sub: Any = None) -> None:
+    """The serving commands' parsers."""
+    sp = add("serve", cmd_serve, "save every function, then serve them over HTTP")
+    sp.add_argument("--host")
+    sp.add_argument("--port", type=int)
+    sp.add_argument("--processes", type=int, help="server processes sharing the port")
+    _add_serve_options(sp)
+
+    sp = add(
+        "worker",
+        cmd_worker,
+        "serve like 'gf serve' on the first free port of a range, registered in Redis",
+    )
+    sp.add_argument("--host", help="address to listen on (default: $GF_HOST or 127.0.0.1)")
+    sp.add_argument(
+        "--ports", metavar="FIRST-LAST", help="default: $GF_WORKER_PORTS or 26000-27000"
+    )
+    sp.add_argument("--redis", metavar="URL", help="default: $GF_WORKER_REDIS_URL, $GF_CACHE_URL")
+    sp.add_argument(
+        "--advertise",
+        metavar="HOST",
+        help="host clients reach this worker at (default: --host; the machine's name for 0.0.0.0)",
+    )
+    sp.add_argument("--host-label", help="name's host part (default: this machine's host name)")
+    sp.add_argument("--version-label", help="name's version part (default: v<GlobalFunc version>)")
+    sp.add_argument(
+        "--memory-gb",
+        type=int,
+        help="name's memory part (default: the memory a call may use, see the README)",
+    )
+    sp.add_argument("--gpu-gb", type=int, default=0, help="name's GPU memory part (default 0)")
+    _add_serve_options(sp)
+
+    sp = add("workers", cmd_workers, "list the live workers registered in Redis")
+    sp.add_argument("--redis", metavar="URL", help="default: $GF_WORKER_REDIS_URL, $GF_CACHE_URL")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
