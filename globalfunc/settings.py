@@ -2,14 +2,18 @@
 
 Library classes never read the environment: the CLI builds a :class:`Settings`, then
 passes plain values down. Every field can be set as ``GF_<NAME>`` (``GF_STORAGE_URL``,
-``GF_TOKEN``, ...). Secrets are ``SecretStr`` so they never print.
+``GF_TOKEN``, ...). Secrets are ``SecretStr`` so they never print; the server's token can
+also come from a file (``GF_TOKEN_FILE``, read by :meth:`Settings.bearer_token`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from globalfunc.errors import ConfigError
 from globalfunc.naming import DEFAULT_TIER1
 
 
@@ -30,8 +34,23 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     token: SecretStr | None = Field(None, description="bearer token required by the server")
+    token_file: str | None = Field(
+        None, description="a file holding the bearer token (trailing newline stripped)"
+    )
+    insecure: bool = Field(
+        False, description="allow serving on a non-loopback address without a token"
+    )
     call_timeout: float = Field(30.0, gt=0, description="seconds a call may run")
     max_body: int = Field(10 << 20, gt=0, description="largest request body, bytes")
+    max_json_depth: int = Field(
+        64, ge=2, le=1000, description="deepest nesting of a JSON request body"
+    )
+    body_timeout: float = Field(
+        60.0, gt=0, description="seconds a client may take to send a request body"
+    )
+    idle_timeout: float = Field(
+        60.0, gt=0, description="seconds an idle keep-alive connection stays open"
+    )
     allow_packages: str | None = Field(
         None, description="comma-separated packages the server exposes (default: all)"
     )
@@ -63,6 +82,48 @@ class Settings(BaseSettings):
     worker_heartbeat: float = Field(
         5.0, gt=0, description="seconds between a worker's heartbeats; its entry lives 3 of them"
     )
+
+    def bearer_token(self) -> str | None:
+        """The token the server requires: ``GF_TOKEN``, else the content of ``GF_TOKEN_FILE``.
+
+        Raises :class:`~globalfunc.errors.ConfigError` when both are set, or when the file
+        cannot be read or holds no token. One trailing newline (``\\n`` or ``\\r\\n``) is
+        stripped; other whitespace is part of the token.
+        """
+        token = self.token.get_secret_value() if self.token is not None else None
+        if self.token_file is None:
+            return token or None
+        if token:
+            raise ConfigError(
+                "both GF_TOKEN and GF_TOKEN_FILE are set; keep one (GF_TOKEN_FILE keeps the "
+                "token out of the environment)"
+            )
+        path = Path(self.token_file).expanduser()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the token file {str(path)!r} (GF_TOKEN_FILE): "
+                f"{exc.strerror or exc}; point GF_TOKEN_FILE at a readable file holding the token"
+            ) from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"the token file {str(path)!r} (GF_TOKEN_FILE) is not UTF-8 text"
+            ) from None
+        text = text.removesuffix("\n").removesuffix("\r")
+        if not text.strip():
+            raise ConfigError(
+                f"the token file {str(path)!r} (GF_TOKEN_FILE) is empty; write the token into "
+                "it, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))' > FILE"
+            )
+        if any(c in text for c in "\r\n"):
+            raise ConfigError(
+                f"the token file {str(path)!r} (GF_TOKEN_FILE) holds more than one line; "
+                "keep only the token in it"
+            )
+        return text
 
     @staticmethod
     def parse_timeouts(value: str | None) -> dict[str, float]:
