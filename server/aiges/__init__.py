@@ -13,7 +13,8 @@ Layout::
     schema.py         the ``wrapperSchema`` JSON, from field descriptors or a signature
     compat/           stand-ins for ``aiges.sdk``/``aiges.dto``/... and ``aiges_embed``
     scaffold.py       ``gf aiges create`` / ``gf aiges check``
-    ase_http.py       the loader's ase HTTP protocol as routes of the tornado server
+    ase_http/         the loader's ase HTTP protocol as routes of the tornado server (a package:
+                      protocol, services, handlers, wrapper projects, OpenAPI fragment)
     client.py         a loader-emulating gRPC client (tests and benchmarks)
     proto/            aiges.proto + go-plugin protos and their generated modules
 

@@ -5,7 +5,9 @@ the scanner recorded them), never from importing the code. Annotations we can ma
 (``int``, ``float``, ``str``, ``bool``, ``list[...]``, ``dict[...]``, ``X | None``,
 ``Optional[X]``, ...) become JSON Schema types; anything else is left open (``{}``).
 Routes added with ``make_app(extra_routes=...)`` describe themselves through fragments
-passed as ``extensions`` (the ase protocol's come from :func:`server.aiges.ase_http.ase_openapi`).
+passed as ``extensions`` (the ase protocol's come from :func:`server.aiges.ase_http.ase_openapi`),
+built with this module's operation helpers (:func:`operation`, :func:`responses`, ...), so
+there is one way to write an operation.
 """
 
 from __future__ import annotations
@@ -139,28 +141,70 @@ def _param_schema(p: Param) -> dict[str, Any]:
     return schema
 
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
+# -- the operation builder (shared with the ase routes, server.aiges.ase_http.openapi) ----------
+SCHEMAS = "#/components/schemas/"
+
+
+def schema_ref(name: str) -> dict[str, Any]:
+    """A reference to ``components.schemas.<name>``."""
+    return {"$ref": SCHEMAS + name}
+
+
+def json_content(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``content`` object holding one ``application/json`` schema."""
+    return {"application/json": {"schema": schema}}
+
+
+def path_param(name: str) -> dict[str, Any]:
+    """A required string path parameter."""
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def responses(
+    ok: Mapping[str, Any], errors: Mapping[int, str], error_schema: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``200`` with the ``ok`` schema, then each error status with its description."""
+    out: dict[str, Any] = {"200": {"description": "OK", "content": json_content(ok)}}
+    for code, description in errors.items():
+        out[str(code)] = {"description": description, "content": json_content(error_schema)}
+    return out
+
+
+def operation(
+    summary: str,
+    answers: Mapping[str, Any],
+    *,
+    body: Mapping[str, Any] | None = None,
+    body_required: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One operation: summary, an optional JSON request body, responses, and ``extra`` fields."""
+    op: dict[str, Any] = {"summary": summary, **extra}
+    if body is not None:
+        op["requestBody"] = {"required": body_required, "content": json_content(body)}
+    op["responses"] = dict(answers)
+    return op
+
+
+def operation_id(prefix: str, name: str) -> str:
+    """An ``operationId``: ``prefix`` plus ``name`` with non-word characters as ``_``."""
+    return prefix + re.sub(r"\W", "_", name)
+
+
+_ERROR = schema_ref("Error")
+_DESCRIPTIONS = {
+    400: "Invalid request, name or arguments",
+    401: "Missing or wrong bearer token",
+    403: "Package not exposed",
+    404: "No such registered function",
+    413: "Body too large",
+    500: "The function raised, crashed, or its result is not JSON",
+    504: "The function ran past its timeout",
+}
 
 
 def _responses(ok: dict[str, Any], *codes: int) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "200": {"description": "OK", "content": {"application/json": {"schema": ok}}}
-    }
-    descriptions = {
-        400: "Invalid request, name or arguments",
-        401: "Missing or wrong bearer token",
-        403: "Package not exposed",
-        404: "No such registered function",
-        413: "Body too large",
-        500: "The function raised, crashed, or its result is not JSON",
-        504: "The function ran past its timeout",
-    }
-    for code in codes:
-        out[str(code)] = {
-            "description": descriptions[code],
-            "content": {"application/json": {"schema": _ERROR}},
-        }
-    return out
+    return responses(ok, {code: _DESCRIPTIONS[code] for code in codes}, _ERROR)
 
 
 _CALL_CODES = (400, 401, 403, 404, 413, 500, 504)
@@ -201,14 +245,11 @@ def build_openapi(
             },
         },
         "/gfgo/": {
-            "post": {
-                "summary": "Call pack_func with args/kwargs; the bare JSON result (the seed's API)",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": gfgo_body}},
-                },
-                "responses": _responses({}, *_CALL_CODES),
-            }
+            "post": operation(
+                "Call pack_func with args/kwargs; the bare JSON result (the seed's API)",
+                _responses({}, *_CALL_CODES),
+                body=gfgo_body,
+            )
         },
         "/functions": {
             "get": {
@@ -227,9 +268,7 @@ def build_openapi(
         "/functions/{name}": {
             "get": {
                 "summary": "One function: signature, docstring, hash, versions",
-                "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
+                "parameters": [path_param("name")],
                 "responses": _responses({"type": "object"}, 400, 401, 403, 404),
             }
         },
@@ -274,20 +313,18 @@ def build_openapi(
         name = f"{record.package}.{record.name}"
         summary = (record.docstring or "").strip().splitlines()[0] if record.docstring else name
         paths[f"/call/{name}"] = {
-            "post": {
-                "summary": summary,
-                "description": f"`{name}{record.signature}`\n\n{record.docstring or ''}".strip(),
-                "operationId": "call_" + re.sub(r"\W", "_", name),
-                "tags": [record.package],
-                "requestBody": {
-                    "required": False,
-                    "content": {"application/json": {"schema": kwargs_schema(record)}},
-                },
-                "responses": _responses(
+            "post": operation(
+                summary,
+                _responses(
                     {"type": "object", "properties": {"result": {}}, "required": ["result"]},
                     *_CALL_CODES,
                 ),
-            }
+                body=kwargs_schema(record),
+                body_required=False,
+                description=f"`{name}{record.signature}`\n\n{record.docstring or ''}".strip(),
+                operationId=operation_id("call_", name),
+                tags=[record.package],
+            )
         }
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
