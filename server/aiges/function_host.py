@@ -72,8 +72,8 @@ def params_of(func: Callable[..., Any]) -> list[Param]:
 
 
 def packages_resolver(root: Any) -> FunctionResolver:
-    """A resolver over a packages folder, imported package or Registry (via ``gfgo``)."""
-    from gfgo.resolve import Resolver  # the core resolver; imported late, it pulls in the registry
+    """A resolver over a packages folder, imported package or Registry (:mod:`globalfunc.resolve`)."""
+    from globalfunc.resolve import Resolver  # imported late: it pulls in the registry
 
     resolver = Resolver(Path(root) if isinstance(root, str) else root)
 

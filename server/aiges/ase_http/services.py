@@ -72,9 +72,9 @@ class AseServices:
         ``tornado.web.Application``.
         """
         if self._standalone is None:
-            from gfgo.resolve import Resolver
             from globalfunc.executor import InlineExecutor
             from globalfunc.registry import Registry
+            from globalfunc.resolve import Resolver
             from server.http.catalog import Catalog
             from server.http.metrics import Metrics
             from server.http.state import DEFAULT_MAX_BODY
