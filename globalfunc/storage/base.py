@@ -95,14 +95,25 @@ def combine_urls(storage_url: str, cache_url: str | None = None) -> str:
     return f"tiered+{cache_url}|{storage_url}"
 
 
-def open_storage(url: str, *, timeout: float = 2.0) -> Storage:
+DEFAULT_CACHE_TTL = 60.0  # seconds a cached entry may be served (GF_CACHE_TTL)
+
+
+def open_storage(
+    url: str,
+    *,
+    timeout: float = 2.0,
+    cache_ttl: float | None = DEFAULT_CACHE_TTL,
+    cache_timeout: float | None = None,
+) -> Storage:
     """Open a backend by URL scheme; drivers are imported lazily.
 
     - ``sqlite:///abs/registry.db``, ``sqlite://relative.db`` or a bare path: the embedded
       default (``sqlite://:memory:`` for a throw-away store)
     - ``redis://host:port/db``, ``mongodb://host:port/db``: team backends
     - ``tiered+redis://...|mongodb://...`` (the cache URL, ``|``, the durable URL):
-      Redis over MongoDB, the seed's RedisOrMongo
+      Redis over MongoDB, the seed's RedisOrMongo. ``cache_ttl`` bounds how long a
+      cached entry is served (seconds; ``None``: no bound); ``cache_timeout`` bounds each
+      cache call (default: ``timeout``), so a stalled cache delays a save at most that.
     """
     if not url:
         raise ConfigError("storage URL is empty; expected e.g. sqlite:///path/registry.db")
@@ -122,7 +133,9 @@ def open_storage(url: str, *, timeout: float = 2.0) -> Storage:
         from globalfunc.storage.tiered import TieredStorage
 
         return TieredStorage(
-            open_storage(cache_url, timeout=timeout), open_storage(durable_url, timeout=timeout)
+            open_storage(cache_url, timeout=cache_timeout or timeout),
+            open_storage(durable_url, timeout=timeout),
+            ttl=cache_ttl,
         )
     if scheme in ("redis", "rediss", "unix"):
         from globalfunc.storage.redis import RedisStorage

@@ -84,14 +84,20 @@ redis.call('SET', KEYS[1], hdr .. ARGV[2] .. string.sub(body, nl))
 return seq + 1
 """
 
-# KEYS: latest keys  ARGV: their new values (header, meta, newline, code), same order
+# KEYS: latest keys  ARGV: their new values (header, meta, newline, code), same order,
+# then the entries' time to live in milliseconds (0: none)
 _CACHE_PUT = """
 local out = {}
+local ttl = tonumber(ARGV[#KEYS + 1])
 for i, key in ipairs(KEYS) do
   local value = ARGV[i]
   local cur = redis.call('GETRANGE', key, 65, 76)
   if cur == '' or tonumber(cur) < tonumber(string.sub(value, 66, 77)) then
-    redis.call('SET', key, value)
+    if ttl > 0 then
+      redis.call('SET', key, value, 'PX', ttl)
+    else
+      redis.call('SET', key, value)
+    end
     out[i] = 1
   else
     out[i] = 0
@@ -395,14 +401,18 @@ class RedisStorage:
             self._redis.close()
 
     # -- cache role (TieredStorage) ------------------------------------------------------
-    def cache_put(self, records: Sequence[FunctionRecord]) -> builtins.list[bool]:
+    def cache_put(
+        self, records: Sequence[FunctionRecord], ttl: float | None = None
+    ) -> builtins.list[bool]:
         """Cache a durable store's versions (``extra["seq"]`` set, tombstones included).
 
         A record replaces the cached one only when its version number is higher, so
         caches filled out of order by concurrent writers and readers still end up with
         the durable store's latest. Only the ``latest`` entries are written (a cache
-        keeps no history, blobs or space index). Returns which records were written.
+        keeps no history, blobs or space index); with ``ttl`` (seconds) each entry
+        written expires that long after. Returns which records were written.
         """
+        ttl_ms = str(max(1, int(ttl * 1000))) if ttl else "0"
         if not records:
             return []
         out: list[bool] = []
@@ -415,11 +425,14 @@ class RedisStorage:
                     self._cache_put(
                         keys=[self._latest(r.key) for r in part],
                         args=[
-                            _header(r.sha256, r.deleted, int(r.extra["seq"]))
-                            + encode_meta(r)
-                            + b"\n"
-                            + r.code.encode("utf-8")
-                            for r in part
+                            *(
+                                _header(r.sha256, r.deleted, int(r.extra["seq"]))
+                                + encode_meta(r)
+                                + b"\n"
+                                + r.code.encode("utf-8")
+                                for r in part
+                            ),
+                            ttl_ms,
                         ],
                         client=pipe,
                     )

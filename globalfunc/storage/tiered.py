@@ -11,11 +11,21 @@ version (``extra["seq"]``) and the cache only ever replaces a record by a higher
 so concurrent writers and read-refills cannot leave an older version cached. Deletes
 cache the tombstone for the same reason.
 
-When the cache fails the store keeps working through the durable store: it logs one
-warning per outage, stops asking the cache for ``retry_after`` seconds at a time, and
-remembers the keys written meanwhile; once the cache answers again those keys are
-evicted (they may be stale there) and reads refill it. Every record ``get`` returns says
-where it came from in ``record.extra["source"]`` (``"cache"`` or ``"durable"``).
+Staleness is bounded by ``ttl`` (seconds, ``GF_CACHE_TTL``, 60 by default): every cache
+entry expires that long after it was filled, and the next read after that refills it
+from the durable store. That bound holds across processes and restarts, which matters
+when a write reaches the durable store but not the cache (the cache was paused or
+unreachable): no process can then know that the cached entry is old, so it is served
+until it expires, never longer. Within a process the repair is quicker: the next write
+of a key replaces its cached entry, and keys written while the cache was failing are
+evicted as soon as it answers again.
+
+When the cache fails the store keeps working through the durable store: every cache
+call is bounded by the cache's own timeout (a paused Redis costs a save at most that
+long, and the save still succeeds durably), one warning is logged per outage, the cache
+is not asked again for ``retry_after`` seconds at a time, and the keys written meanwhile
+are remembered for the eviction above. Every record ``get`` returns says where it came
+from in ``record.extra["source"]`` (``"cache"`` or ``"durable"``).
 
 This module composes two stores; it opens no connections and reads no settings.
 """
@@ -55,7 +65,9 @@ class TieredStorage:
     the cached entry instead of replacing it.
     """
 
-    def __init__(self, cache: Any, durable: Storage, *, retry_after: float = 1.0) -> None:
+    def __init__(
+        self, cache: Any, durable: Storage, *, retry_after: float = 1.0, ttl: float | None = 60.0
+    ) -> None:
         for method in ("cache_put", "cached", "evict", "ping"):
             if not hasattr(cache, method):
                 raise ConfigError(
@@ -64,6 +76,9 @@ class TieredStorage:
         self.cache = cache
         self.durable = durable
         self.retry_after = retry_after
+        if ttl is not None and ttl <= 0:
+            raise ConfigError(f"cache TTL must be a positive number of seconds, got {ttl!r}")
+        self.ttl = ttl
         cache.source_label = "cache"
         self._lock = threading.Lock()
         self._down_until: float | None = None  # set while the cache is considered down
@@ -136,7 +151,7 @@ class TieredStorage:
             return
         try:
             if all("seq" in r.extra for r in records):
-                self.cache.cache_put(records)
+                self.cache.cache_put(records, ttl=self.ttl)
             else:
                 self.cache.evict(keys)
         except StorageError as exc:

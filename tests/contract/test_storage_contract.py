@@ -199,3 +199,15 @@ def test_unicode_code_round_trips(storage: Storage) -> None:
     got = storage.get(KEY)
     assert got is not None and got.code == code
     assert got.verify() is got
+
+
+def test_dirty_flag_is_kept_per_version(storage: Storage) -> None:
+    clean = make_record(code="def to_pickle():\n    return 1\n")
+    dirty = make_record(code="def to_pickle():\n    return 2\n").with_(dirty=True, commit="c0ffee")
+    assert storage.put([clean]) == [True]
+    assert storage.put([dirty]) == [True]
+    latest = storage.get(clean.key)
+    assert latest is not None and latest.dirty and latest.commit == "c0ffee"
+    assert [h.dirty for h in storage.history(clean.key)] == [True, False]
+    older = storage.get(clean.key, sha256=clean.sha256)
+    assert older is not None and not older.dirty

@@ -100,7 +100,7 @@ def test_stale_cache_after_outage_is_evicted(
         store.cache._redis.connection_pool.disconnect()
         real = store.cache.cache_put
 
-        def unreachable(records: object) -> list[bool]:
+        def unreachable(records: object, ttl: object = None) -> list[bool]:
             raise StorageUnavailable("simulated partition")
 
         store.cache.cache_put = unreachable  # type: ignore[method-assign]
