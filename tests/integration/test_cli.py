@@ -144,3 +144,57 @@ def test_serve_on_a_busy_port_is_one_clear_line(
         port = busy.getsockname()[1]
         code, _, err = gf(capsys, "--root", str(packages_repo), "serve", "--port", str(port))
     assert code == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+
+
+def test_user_errors_are_one_line(
+    packages_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = str(packages_repo)
+    assert gf(capsys, "--root", root, "save", "--all")[0] == 0
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    cases: list[tuple[list[str], str]] = [
+        (["call", "Base.slug", "txt=x"], "arguments do not fit Base.slug(text"),
+        (["call", "Base.safe_div", "numerator=1"], "Base.safe_div raised ValueError"),
+        (["call", "Base.nope"], "no function Base.nope"),
+        (["call", "Base.slug", "text"], "must look like name=value"),
+        (["call", "Base.slug", "--json", "[1]"], "--json must be a JSON object"),
+        (["gen", "Base.slug", "--to", str(a_file)], "is a file; give the folder"),
+        (["gen", "Base.nope", "--to", str(tmp_path)], "no function Base.nope"),
+        (["init", str(a_file)], "exists and is not a folder"),
+        (["show", "Base.__init__"], "__init__"),
+        (["save"], "pass --all"),
+        (["--root", str(a_file), "ls"], "is not a folder"),
+        (["workers"], "set GF_WORKER_REDIS_URL"),
+        (["workers", "--redis", "redis://127.0.0.1:1/0?password=sekrit"], "password=***"),
+    ]
+    for args, expected in cases:
+        code, _, err = gf(capsys, "--root", root, *args)
+        assert code == 1, (args, err)
+        assert err.startswith("gf: error: ") and err.count("\n") == 1, (args, err)
+        assert expected in err and "sekrit" not in err, (args, err)
+
+
+def test_a_local_call_error_has_the_remote_shape(
+    packages_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from globalfunc.cli import build_parser
+    from globalfunc.cli.call import call_local
+    from globalfunc.cli.context import Context
+    from globalfunc.errors import BadArguments, ExecutionError
+    from globalfunc.settings import Settings
+
+    root = str(packages_repo)
+    assert gf(capsys, "--root", root, "save", "--all")[0] == 0
+    args = build_parser().parse_args(["--root", root, "call", "Base.slug"])
+    ctx = Context(args, Settings())
+    try:
+        with pytest.raises(BadArguments) as bad:
+            call_local(ctx, "Base.slug", {"txt": "x"})
+        assert isinstance(bad.value, TypeError)
+        with pytest.raises(ExecutionError) as failed:
+            call_local(ctx, "Base.safe_div", {"numerator": 1})
+        assert failed.value.details["exc_type"] == "ValueError"
+        assert isinstance(failed.value.__cause__, ValueError)
+    finally:
+        ctx.close()
