@@ -61,6 +61,7 @@ __all__ = [
     "InvalidRequest",
     "NestingTooDeep",
     "NotFound",
+    "Overloaded",
     "PackageNotFound",
     "PathEscape",
     "RequestTooLarge",
@@ -222,6 +223,16 @@ class ResultNotFinite(ResultNotSerializable):
 
 class ConfigError(GlobalFuncError):
     """A setting is invalid."""
+
+
+class Overloaded(GlobalFuncError):
+    """Too many calls are waiting (for this function, or for any worker); retry later.
+
+    ``details["retry_after"]`` is the number of seconds the HTTP edge puts in ``Retry-After``.
+    """
+
+    http_status = 503
+    aiges_code = 10911
 
 
 class ServerUnavailable(GlobalFuncError):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from globalfunc.errors import BadArguments, ExecutionError
 
 if TYPE_CHECKING:
-    from gfgo.resolve import Resolver
+    from globalfunc.resolve import Resolver
 
 __all__ = ["ArgSpec", "Executor"]
 

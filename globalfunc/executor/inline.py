@@ -19,7 +19,7 @@ from globalfunc import jsoncodec
 from globalfunc.executor.base import ArgSpec, _FunctionCache, _run_coroutine, _user_error
 
 if TYPE_CHECKING:
-    from gfgo.resolve import Resolver
+    from globalfunc.resolve import Resolver
 
 __all__ = ["InlineExecutor"]
 

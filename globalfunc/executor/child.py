@@ -1,0 +1,221 @@
+"""One supervised child process: every isolated thing GlobalFunc runs is started here.
+
+A :class:`ChildSpec` says what to run and under which limits; :meth:`Child.spawn` starts
+it with the same rules for every caller (the isolated worker pool, the AIGES process
+engine):
+
+- **environment scrub**: the child gets ours without any ``GF_*`` setting (the server's
+  token, storage URLs with passwords) plus what the spec adds, with this package
+  importable whatever the working folder;
+- **an unprivileged user**: when we run as root and the spec names a user (the edge passes
+  ``GF_WORKER_USER``, ``nobody`` by default), the child runs as that user and its groups,
+  so it can read neither root's files nor ``/proc/<server pid>/environ``;
+- **a memory cap**: ``RLIMIT_AS`` set on the child from outside (``prlimit``) right after it
+  starts, with ``MALLOC_ARENA_MAX`` lowered so glibc's per-thread arenas do not eat the cap;
+- **its own session**: a terminal's Ctrl-C reaches the server, which decides;
+- **a death certificate**: :meth:`Child.exit_description` says how it ended (exit code or
+  signal, and a hint when the memory cap was the likely cause).
+
+Exit is observable without blocking or polling: :attr:`Child.exit_fd` is a pidfd that
+becomes readable when the process ends, so an event loop can watch it.
+
+What it does not do: speak any protocol with the child, decide when to replace it, or
+retry. That is the pool's job (:mod:`globalfunc.executor.pool`) or the engine's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pwd
+import resource
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from globalfunc.errors import ConfigError
+
+__all__ = ["Child", "ChildSpec", "child_env", "import_root"]
+
+log = logging.getLogger(__name__)
+
+
+def import_root() -> str:
+    """The folder that holds the ``globalfunc`` package (and ``server``, ``gfgo``...)."""
+    return str(Path(__file__).resolve().parents[2])
+
+
+def child_env(
+    extra: Mapping[str, str] | None = None,
+    *,
+    base: Mapping[str, str] | None = None,
+    memory_capped: bool = False,
+) -> dict[str, str]:
+    """Our environment without ``GF_*`` settings, plus ``extra``; this package importable."""
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if not k.startswith("GF_")}
+    here = import_root()
+    parts = [here, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != here]]
+    env["PYTHONPATH"] = os.pathsep.join(parts)
+    if memory_capped:
+        # Under an address-space cap, glibc's per-thread malloc arenas (64 MiB of address
+        # space each) would use it up before the user's code does.
+        env.setdefault("MALLOC_ARENA_MAX", "2")
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """What to run, and under which limits."""
+
+    argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)  # added to the scrubbed environment
+    memory_mb: int | None = None
+    user: str | None = None  # taken only when we run as root
+    cwd: str | None = None
+    stdin_pipe: bool = True
+    stdout_pipe: bool = True
+    stderr: int | None = None  # an fd for the child's stderr; ours when None
+
+    def __post_init__(self) -> None:
+        if not self.argv:
+            raise ConfigError("a child process needs a command")
+        if self.memory_mb is not None and self.memory_mb < 64:
+            raise ConfigError(f"memory cap must be at least 64 MiB, got {self.memory_mb}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    uid: int
+    gid: int
+    name: str
+
+
+def _identity(user: str | None) -> _Identity | None:
+    """The user to switch to, or None when we are not root or none is asked for."""
+    if not user or os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ConfigError(
+            f"worker user {user!r} does not exist on this machine; create it or set "
+            "GF_WORKER_USER to an existing unprivileged user"
+        ) from None
+    if entry.pw_uid == 0:
+        raise ConfigError(
+            f"worker user {user!r} is root; set GF_WORKER_USER to an unprivileged user"
+        )
+    return _Identity(entry.pw_uid, entry.pw_gid, user)
+
+
+class Child:
+    """A running (or ended) child process started from a :class:`ChildSpec`."""
+
+    __slots__ = ("_exit_fd", "identity", "proc", "spec")
+
+    def __init__(
+        self, spec: ChildSpec, proc: subprocess.Popen[bytes], identity: _Identity | None
+    ) -> None:
+        self.spec = spec
+        self.proc = proc
+        self.identity = identity
+        self._exit_fd: int | None = None
+
+    @classmethod
+    def spawn(cls, spec: ChildSpec) -> Child:
+        """Start the child; ``OSError`` if the command cannot run, ``ConfigError`` for a bad user."""
+        identity = _identity(spec.user)
+        env = child_env(spec.env, memory_capped=spec.memory_mb is not None)
+        if identity is not None:
+            home = pwd.getpwuid(identity.uid).pw_dir
+            env.update(USER=identity.name, LOGNAME=identity.name, HOME=home)
+        proc = subprocess.Popen(
+            list(spec.argv),
+            stdin=subprocess.PIPE if spec.stdin_pipe else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if spec.stdout_pipe else subprocess.DEVNULL,
+            stderr=spec.stderr,
+            env=env,
+            cwd=spec.cwd,
+            close_fds=True,
+            start_new_session=True,
+            user=None if identity is None else identity.uid,
+            group=None if identity is None else identity.gid,
+            extra_groups=None if identity is None else [],
+        )
+        child = cls(spec, proc, identity)
+        if spec.memory_mb is not None:
+            cap = int(spec.memory_mb) * 1024 * 1024
+            try:
+                resource.prlimit(proc.pid, resource.RLIMIT_AS, (cap, cap))
+            except (OSError, ValueError) as exc:  # the child is gone already: it will say so
+                log.debug("could not cap child %d's memory: %s", proc.pid, exc)
+        return child
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def exit_fd(self) -> int:
+        """A pidfd readable once the process has ended (opened on first use)."""
+        if self._exit_fd is None:
+            self._exit_fd = os.pidfd_open(self.proc.pid)
+        return self._exit_fd
+
+    def exit_code(self) -> int | None:
+        """The exit code (negative: the signal) once it has ended; None while it runs."""
+        return self.proc.poll()
+
+    def kill(self) -> None:
+        """SIGKILL the process (no wait). Safe to call more than once."""
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                self.proc.send_signal(signal.SIGKILL)
+
+    def reap(self, timeout: float = 0.0) -> int | None:
+        """Collect the exit status if the process has ended within ``timeout`` seconds."""
+        try:
+            return self.proc.wait(timeout=timeout) if timeout > 0 else self.proc.poll()
+        except subprocess.TimeoutExpired:
+            return None
+
+    def close(self, grace: float = 0.0) -> None:
+        """Close our pipe ends, give the child ``grace`` seconds to leave, then kill and reap."""
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        if grace > 0 and self.reap(grace) is not None:
+            self._close_exit_fd()
+            return
+        self.kill()
+        self.reap(5.0)
+        self._close_exit_fd()
+
+    def _close_exit_fd(self) -> None:
+        fd, self._exit_fd = self._exit_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def exit_description(self, wait: float = 2.0) -> str:
+        """How the process ended, for a message (waits up to ``wait``; kills it after)."""
+        code = self.reap(wait)
+        if code is None:
+            self.kill()
+            code = self.reap(5.0)
+        if code is None:
+            return "did not end"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"was killed by {name}"
+        return f"exited with code {code}"

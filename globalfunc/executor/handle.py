@@ -1,0 +1,201 @@
+"""The parent's handle on one worker process: frames over its stdin and stdout, on an event loop.
+
+A :class:`WorkerHandle` is the :class:`~globalfunc.executor.pool.Slot` of the isolated
+executor. It writes a request frame without blocking (a large one in pieces as the pipe
+drains), reads answers as they arrive, and, when the process ends, says whether the
+call in flight had reached it: the bytes of the request still unread in the pipe
+(``FIONREAD`` on our end) tell a call the worker never read from one it took. It also
+remembers which function versions the worker has been sent (``loaded``), so code crosses
+the pipe once per worker and version.
+
+What it does not do: decide anything. Timeouts, replacement and retries are the pool's
+(:mod:`globalfunc.executor.pool`); the frame format is :mod:`globalfunc.executor.frame`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import struct
+import termios
+
+from globalfunc.executor.child import Child, ChildSpec
+from globalfunc.executor.frame import _ERR_EXITING, _HEADER, _READY
+from globalfunc.executor.pool import ChildDied
+
+__all__ = ["WorkerHandle"]
+
+_READ_CHUNK = 1 << 16
+
+
+class WorkerHandle:
+    """One worker process; see the module docstring."""
+
+    __slots__ = (
+        "_call",
+        "_out",
+        "_ready",
+        "_sent",
+        "buf",
+        "child",
+        "dead",
+        "exiting",
+        "loaded",
+        "loop",
+        "rfd",
+        "wfd",
+    )
+
+    def __init__(self, child: Child) -> None:
+        assert child.proc.stdin is not None and child.proc.stdout is not None
+        self.child = child
+        self.wfd = child.proc.stdin.fileno()
+        self.rfd = child.proc.stdout.fileno()
+        os.set_blocking(self.rfd, False)
+        os.set_blocking(self.wfd, False)
+        self.buf = bytearray()
+        self.loaded: dict[str, str] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._call: asyncio.Future[bytes] | None = None
+        self._out: memoryview | None = None
+        self._sent = 0
+        self.dead = False
+        self.exiting = False
+
+    @classmethod
+    def spawn(cls, spec: ChildSpec) -> WorkerHandle:
+        return cls(Child.spawn(spec))
+
+    # -- Slot ----------------------------------------------------------------------------
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._ready = loop.create_future()
+        loop.add_reader(self.rfd, self._on_readable)
+
+    def detach(self) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(Exception):  # fd already gone
+            loop.remove_reader(self.rfd)
+        if self._out is not None:
+            with contextlib.suppress(Exception):
+                loop.remove_writer(self.wfd)
+
+    async def ready(self) -> None:
+        assert self._ready is not None, "attach() first"
+        await self._ready
+
+    @property
+    def reusable(self) -> bool:
+        return not (self.dead or self.exiting)
+
+    def start_call(self, job: bytes) -> asyncio.Future[bytes]:
+        loop = self.loop
+        assert loop is not None, "attach() first"
+        fut: asyncio.Future[bytes] = loop.create_future()
+        self._call = fut
+        self._sent = 0
+        self._out = memoryview(_HEADER.pack(len(job)) + job)
+        self._write()
+        if self._out is not None and not fut.done():
+            loop.add_writer(self.wfd, self._write)
+        return fut
+
+    def on_exit(self) -> None:
+        if self.dead:
+            return
+        with contextlib.suppress(OSError):
+            self._read()  # an answer written just before the exit still counts
+        self.dead = True
+        how = self.child.exit_description(0.5)
+        ready = self._ready
+        if ready is not None and not ready.done():
+            ready.set_exception(ChildDied(False, f"{how} before it was ready"))
+        fut, self._call = self._call, None
+        if fut is not None and not fut.done():
+            fut.set_exception(ChildDied(self._started(), how))
+
+    def close(self) -> None:
+        self.child.close()
+
+    # -- pipes ---------------------------------------------------------------------------
+    def _write(self) -> None:
+        out = self._out
+        if out is None:
+            return
+        try:
+            while out:
+                written = os.write(self.wfd, out)
+                self._sent += written
+                out = out[written:]
+        except BlockingIOError:
+            self._out = out
+            return
+        except OSError:  # EPIPE: the worker is gone; its exit settles the call
+            self._out = None
+            self._stop_writing()
+            return
+        self._out = None
+        self._stop_writing()
+
+    def _stop_writing(self) -> None:
+        if self.loop is not None:
+            with contextlib.suppress(Exception):
+                self.loop.remove_writer(self.wfd)
+
+    def _started(self) -> bool:
+        """Whether the worker read any byte of the call in flight."""
+        try:
+            raw = fcntl.ioctl(self.wfd, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return True  # cannot tell: assume it ran, never run a call twice
+        unread: int = struct.unpack("i", raw)[0]
+        return self._sent - unread > 0
+
+    def _on_readable(self) -> None:
+        try:
+            eof = self._read()
+        except OSError:
+            eof = True
+        if eof and self.loop is not None:  # the exit watcher settles what is left
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(self.rfd)
+
+    def _read(self) -> bool:
+        """Read what the pipe holds and hand over complete frames; True at EOF."""
+        while True:
+            try:
+                chunk = os.read(self.rfd, _READ_CHUNK)
+            except BlockingIOError:
+                return False
+            if not chunk:
+                return True
+            self.buf += chunk
+            while (frame := self._take_frame()) is not None:
+                self._deliver(frame)
+
+    def _take_frame(self) -> bytes | None:
+        buf = self.buf
+        if len(buf) < 4:
+            return None
+        (size,) = _HEADER.unpack_from(buf)
+        if len(buf) < 4 + size:
+            return None
+        frame = bytes(buf[4 : 4 + size])
+        del buf[: 4 + size]
+        return frame
+
+    def _deliver(self, frame: bytes) -> None:
+        ready = self._ready
+        if frame == _READY and ready is not None and not ready.done():
+            ready.set_result(None)
+            return
+        if frame[:1] == _ERR_EXITING:
+            self.exiting = True
+        fut, self._call = self._call, None
+        if fut is not None and not fut.done():
+            fut.set_result(frame)

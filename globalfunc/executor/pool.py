@@ -1,0 +1,389 @@
+"""The supervised pool: a fixed number of child-process slots shared by calls, on one event loop.
+
+Every isolated call in GlobalFunc goes through :meth:`SupervisedPool.run`: the worker
+pool of the HTTP server and of ``GFGo``/``gf call`` (frame slots,
+:mod:`globalfunc.executor.handle`) and the AIGES process engine (plugin slots,
+:mod:`server.aiges.process_engine`). The pool decides; a slot only talks to its child.
+
+The pool's rules:
+
+- **One thread owns the state.** Every decision (who gets a slot, what a death means,
+  when to replace) runs on the pool's event loop, so there is no lock to hold while
+  sending, spawning or calling back, and no callback can re-enter a held lock. Other
+  threads reach the pool through :func:`asyncio.run_coroutine_threadsafe`. Blocking work
+  (starting a process, reaping one) runs in the loop's default thread pool.
+- **Deadlines cover the whole call**: time spent queued counts. A call past its deadline
+  while waiting fails with :class:`QueueTimeout`; one running fails with
+  :class:`RunTimeout` and its child is killed and replaced (a stuck thread cannot be
+  stopped any other way).
+- **Fairness**: at most ``per_key_limit`` calls of one key (a function) run at once, so one
+  hanging function cannot hold every slot; calls over it wait while others pass them. At
+  most ``max_queue`` calls wait; one more fails at once with :class:`PoolFull`.
+- **Deaths**: a child that dies while idle is replaced. One that dies during a call fails
+  that call with :class:`ChildDied` if the call had reached it (``started``); a call the
+  child never read is sent to another slot and not blamed (at most ``max_requeues`` times).
+
+What it does not do: know any wire protocol (slots do), translate its exceptions into
+user-facing errors (the executor does), or retry a call that may have run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
+
+from globalfunc.executor.child import Child
+
+__all__ = [
+    "ChildDied",
+    "PoolClosed",
+    "PoolFull",
+    "QueueTimeout",
+    "RunTimeout",
+    "Slot",
+    "SupervisedPool",
+]
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 60.0
+
+
+class PoolSignal(Exception):
+    """Base of the pool's own outcomes; the executor turns them into user-facing errors."""
+
+
+class ChildDied(PoolSignal):
+    """The child ended during the call; ``started`` says whether it had read the call."""
+
+    def __init__(self, started: bool, how: str) -> None:
+        super().__init__(how)
+        self.started = started
+        self.how = how
+
+
+class RunTimeout(PoolSignal):
+    """The call ran past its deadline; its child was killed."""
+
+
+class QueueTimeout(PoolSignal):
+    """The deadline passed while the call waited for a slot."""
+
+
+class PoolFull(PoolSignal):
+    """Too many calls are waiting already."""
+
+
+class PoolClosed(PoolSignal):
+    """The pool is closed (or closed while the call was in it)."""
+
+
+class Slot(Protocol):
+    """One child process and the parent's end of its protocol."""
+
+    child: Child
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start watching the child's output on ``loop`` (called on the loop's thread)."""
+
+    def detach(self) -> None:
+        """Stop watching the child's output (on the loop's thread, before :meth:`close`)."""
+
+    async def ready(self) -> None:
+        """Return once the child can take calls; raise if it failed to start."""
+
+    def start_call(self, job: Any) -> asyncio.Future[Any]:
+        """Send ``job``; the future ends with the child's answer or :class:`ChildDied`."""
+
+    def on_exit(self) -> None:
+        """The process has ended: take any complete answer, then fail what is left."""
+
+    @property
+    def reusable(self) -> bool:
+        """False once the child is dead or said it will exit."""
+
+    def close(self) -> None:
+        """Release the child for good (blocking: kill and reap). Runs off the loop."""
+
+
+S = TypeVar("S", bound=Slot)
+
+
+class _Waiter:
+    __slots__ = ("fut", "key")
+
+    def __init__(self, key: str, fut: asyncio.Future[Any]) -> None:
+        self.key = key
+        self.fut = fut
+
+
+class SupervisedPool(Generic[S]):
+    """``size`` slots made by ``spawn``, shared by calls on ``loop``; see the module docstring."""
+
+    def __init__(
+        self,
+        spawn: Callable[[], S],
+        size: int,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        per_key_limit: int | None = None,
+        max_queue: int = 256,
+        max_requeues: int = 3,
+        start_timeout: float = START_TIMEOUT,
+        name: str = "pool",
+    ) -> None:
+        self._spawn = spawn
+        self.size = size
+        self.loop = loop
+        self.per_key_limit = per_key_limit or size
+        self.max_queue = max_queue
+        self.max_requeues = max_requeues
+        self.start_timeout = start_timeout
+        self.name = name
+        self._idle: list[S] = []
+        self._busy: dict[S, str] = {}
+        self._starting = 0
+        self._queue: deque[_Waiter] = deque()
+        self._running: Counter[str] = Counter()
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._closed = False
+        self.replaced = 0
+
+    # -- lifecycle (on the loop) --------------------------------------------------------
+    async def start(self) -> None:
+        """Start every slot and wait until each is ready; raise the first failure."""
+        slots = await asyncio.gather(
+            *(self.loop.run_in_executor(None, self._spawn) for _ in range(self.size)),
+            return_exceptions=True,
+        )
+        made = [s for s in slots if not isinstance(s, BaseException)]
+        for slot in made:
+            self._watch(slot)
+        failures: list[BaseException] = [s for s in slots if isinstance(s, BaseException)]
+        if not failures:
+            results = await asyncio.gather(
+                *(asyncio.wait_for(s.ready(), self.start_timeout) for s in made),
+                return_exceptions=True,
+            )
+            failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            for slot in made:
+                self._unwatch(slot)
+                await self.loop.run_in_executor(None, slot.close)
+            raise failures[0]
+        self._idle.extend(made)
+        self._dispatch()
+
+    def close(self, grace: float = 1.0) -> None:
+        """(On the loop's thread.) Fail waiting calls, end running ones, stop every child:
+        EOF first, ``grace`` seconds in all to leave, then SIGKILL."""
+        if self._closed:
+            return
+        self._closed = True
+        for waiter in self._queue:
+            if not waiter.fut.done():
+                waiter.fut.set_exception(PoolClosed())
+        self._queue.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        slots = [*self._idle, *self._busy]
+        self._idle.clear()
+        for slot in slots:
+            self._unwatch(slot)
+        deadline = time.monotonic() + grace
+        for slot in slots:
+            slot.child.close(grace=max(0.0, deadline - time.monotonic()))
+        for slot in slots:
+            slot.on_exit()  # fails the calls they held; their run() raises PoolClosed
+            slot.close()
+
+    def stats(self) -> dict[str, int]:
+        ready = len(self._idle) + len(self._busy)
+        return {
+            "workers": ready + self._starting,  # replacements count: they are on their way
+            "ready": ready,
+            "busy": len(self._busy),
+            "starting": self._starting,
+            "queued": sum(1 for w in self._queue if not w.fut.done()),
+            "replaced": self.replaced,
+        }
+
+    def pids(self) -> list[int]:
+        return sorted(s.child.pid for s in [*self._idle, *self._busy])
+
+    # -- calls (on the loop) -------------------------------------------------------------
+    async def run(self, key: str, job_for: Callable[[S], Any], deadline: float) -> Any:
+        """Run one call of ``key`` before ``deadline`` (``loop.time()``); see the module doc."""
+        requeues = 0
+        while True:
+            slot = await self._acquire(key, deadline, front=requeues > 0)
+            try:
+                fut = slot.start_call(job_for(slot))
+            except BaseException:
+                self._release(slot)
+                raise
+            timer = self.loop.call_at(deadline, _expire, slot, fut)
+            try:
+                result = await fut
+            except ChildDied as died:
+                self._retire(slot, f"it {died.how}")
+                if self._closed:
+                    raise PoolClosed() from None
+                if died.started or requeues >= self.max_requeues:
+                    raise
+                requeues += 1
+                log.info(
+                    "%s: %s had not started on child %d; sent again", self.name, key, slot.child.pid
+                )
+                continue
+            except RunTimeout:
+                self._retire(slot, "a call ran past its deadline")
+                raise
+            except BaseException:  # cancelled: the child may still run the call
+                self._retire(slot, "its caller gave up")
+                raise
+            finally:
+                timer.cancel()
+            if slot.reusable:
+                self._release(slot)
+            else:
+                self._retire(slot, "it said it would exit")
+            return result
+
+    async def _acquire(self, key: str, deadline: float, *, front: bool) -> S:
+        if self._closed:
+            raise PoolClosed()
+        if (front or not self._queue) and self._idle and self._running[key] < self.per_key_limit:
+            return self._take(key)
+        if not front and len(self._queue) >= self.max_queue:
+            self._prune()
+            if len(self._queue) >= self.max_queue:
+                raise PoolFull()
+        waiter = _Waiter(key, self.loop.create_future())
+        if front:
+            self._queue.appendleft(waiter)
+        else:
+            self._queue.append(waiter)
+        timer = self.loop.call_at(deadline, _give_up, waiter.fut)
+        try:
+            return await waiter.fut
+        except asyncio.CancelledError:
+            if waiter.fut.done() and not waiter.fut.cancelled() and waiter.fut.exception() is None:
+                self._release(waiter.fut.result())  # handed a slot just as we gave up
+            raise
+        finally:
+            timer.cancel()
+
+    def _take(self, key: str) -> S:
+        slot = self._idle.pop()
+        self._running[key] += 1
+        self._busy[slot] = key
+        return slot
+
+    def _release(self, slot: S) -> None:
+        key = self._busy.pop(slot, None)
+        if key is not None:
+            self._running[key] -= 1
+        if self._closed:
+            return
+        self._idle.append(slot)
+        self._dispatch()
+
+    def _prune(self) -> None:
+        if any(w.fut.done() for w in self._queue):
+            self._queue = deque(w for w in self._queue if not w.fut.done())
+
+    def _dispatch(self) -> None:
+        """Hand idle slots to the first waiters whose key is under its limit."""
+        while self._idle and self._queue:
+            self._prune()
+            pick = next((w for w in self._queue if self._running[w.key] < self.per_key_limit), None)
+            if pick is None:
+                return
+            self._queue.remove(pick)
+            pick.fut.set_result(self._take(pick.key))
+
+    # -- deaths and replacement -----------------------------------------------------------
+    def _watch(self, slot: S) -> None:
+        slot.attach(self.loop)
+        self.loop.add_reader(slot.child.exit_fd, self._on_exit, slot)
+
+    def _unwatch(self, slot: S) -> None:
+        slot.detach()
+        with contextlib.suppress(Exception):  # fd closed already, loop closing
+            self.loop.remove_reader(slot.child.exit_fd)
+
+    def _on_exit(self, slot: S) -> None:
+        self._unwatch(slot)
+        slot.on_exit()  # a busy slot's call now ends: its run() retires the slot
+        if slot in self._idle:
+            self._idle.remove(slot)
+            self._retire(slot, f"it {slot.child.exit_description(0.5)} while idle")
+
+    def _retire(self, slot: S, why: str) -> None:
+        """Drop ``slot`` (its child is killed) and start a replacement."""
+        key = self._busy.pop(slot, None)
+        if key is not None:
+            self._running[key] -= 1
+        if slot in self._idle:
+            self._idle.remove(slot)
+        self._unwatch(slot)
+        slot.child.kill()
+        if self._closed:  # close() stops every child itself
+            return
+        self.loop.run_in_executor(None, slot.close)
+        self.replaced += 1
+        log.warning("%s: replacing child %d (%s)", self.name, slot.child.pid, why)
+        task = self.loop.create_task(self._replace())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._dispatch()  # a waiter held back by its key's limit may fit an idle slot now
+
+    async def _replace(self) -> None:
+        self._starting += 1
+        delay = 0.0
+        try:
+            while not self._closed:
+                slot: S | None = None
+                try:
+                    slot = await self.loop.run_in_executor(None, self._spawn)
+                    self._watch(slot)
+                    await asyncio.wait_for(slot.ready(), self.start_timeout)
+                except Exception as exc:
+                    if slot is not None:
+                        self._unwatch(slot)
+                        self.loop.run_in_executor(None, slot.close)
+                    delay = min(10.0, max(0.25, delay * 2))
+                    log.error(
+                        "%s: a new child failed to start (%s); retrying in %.2gs",
+                        self.name,
+                        exc,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                if self._closed:
+                    self._unwatch(slot)
+                    self.loop.run_in_executor(None, slot.close)
+                    return
+                self._idle.append(slot)
+                self._dispatch()
+                return
+        finally:
+            self._starting -= 1
+
+
+def _expire(slot: Slot, fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        slot.child.kill()
+        fut.set_exception(RunTimeout())
+
+
+def _give_up(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(QueueTimeout())
