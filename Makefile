@@ -10,7 +10,9 @@ PYTEST_ARGS ?=
 
 .PHONY: run test setup system-deps native lint typecheck pytest bench clean
 
+# As root, isolated workers run as GF_WORKER_USER (nobody): let it reach the interpreter.
 setup: system-deps $(STAMP)
+	@bash scripts/worker-user.sh $(BIN)/python
 
 # System packages the tests need (git, redis-server, a C++ toolchain); installed with apt when missing.
 system-deps:

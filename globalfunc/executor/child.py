@@ -135,19 +135,16 @@ class Child:
         if identity is not None:
             home = pwd.getpwuid(identity.uid).pw_dir
             env.update(USER=identity.name, LOGNAME=identity.name, HOME=home)
-        proc = subprocess.Popen(
-            list(spec.argv),
-            stdin=subprocess.PIPE if spec.stdin_pipe else subprocess.DEVNULL,
-            stdout=subprocess.PIPE if spec.stdout_pipe else subprocess.DEVNULL,
-            stderr=spec.stderr,
-            env=env,
-            cwd=spec.cwd,
-            close_fds=True,
-            start_new_session=True,
-            user=None if identity is None else identity.uid,
-            group=None if identity is None else identity.gid,
-            extra_groups=None if identity is None else [],
-        )
+        try:
+            proc = cls._popen(spec, env, identity)
+        except PermissionError as exc:
+            if identity is None:
+                raise
+            raise ConfigError(
+                f"worker user {identity.name!r} cannot run {spec.argv[0]!r} ({exc.strerror}); "
+                "run `make setup` (scripts/worker-user.sh grants it the folders on the way) "
+                "or set GF_WORKER_USER to a user who can"
+            ) from None
         child = cls(spec, proc, identity)
         if spec.memory_mb is not None:
             cap = int(spec.memory_mb) * 1024 * 1024
@@ -156,6 +153,26 @@ class Child:
             except (OSError, ValueError) as exc:  # the child is gone already: it will say so
                 log.debug("could not cap child %d's memory: %s", proc.pid, exc)
         return child
+
+    @staticmethod
+    def _popen(
+        spec: ChildSpec, env: dict[str, str], identity: _Identity | None
+    ) -> subprocess.Popen[bytes]:
+        # Another user may not reach our working folder: start it from / unless told.
+        cwd = spec.cwd if spec.cwd is not None or identity is None else "/"
+        return subprocess.Popen(
+            list(spec.argv),
+            stdin=subprocess.PIPE if spec.stdin_pipe else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if spec.stdout_pipe else subprocess.DEVNULL,
+            stderr=spec.stderr,
+            env=env,
+            cwd=cwd,
+            close_fds=True,
+            start_new_session=True,
+            user=None if identity is None else identity.uid,
+            group=None if identity is None else identity.gid,
+            extra_groups=None if identity is None else [],
+        )
 
     @property
     def pid(self) -> int:
