@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,22 @@ def test_check_uses_the_wrapper_section_and_test_data(tmp_path: Path) -> None:
     toml = root / "aiges.toml"
     toml.write_text(toml.read_text().replace('greeting = ""', 'greeting = "hi"'))
     assert check_project(root) == []
+
+
+def test_check_reports_a_schema_the_loader_would_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = create_project("dialect", tmp_path)
+    from server.aiges import scaffold
+
+    real = scaffold.WrapperEngine.schema
+
+    def with_plain_default(self: Any, service_id: str) -> dict[str, Any]:
+        doc = real(self, service_id)
+        doc["schemainput"]["properties"]["header"]["default"] = {}
+        return doc
+
+    monkeypatch.setattr(scaffold.WrapperEngine, "schema", with_plain_default)
+    [problem] = check_project(root)
+    assert "would stop the AIGES loader" in problem and "'default'" in problem
+    assert "defaultVal" in problem
