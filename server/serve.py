@@ -6,6 +6,14 @@ binds the socket, optionally forks ``processes`` copies sharing it, prints one
 ``GlobalFunc serving http://HOST:PORT/ (...)`` line when it is ready, and shuts down
 cleanly on a signal (stop accepting, close connections, stop workers).
 
+Guarding the edge: it refuses to listen on a non-loopback address without a token unless
+told ``insecure``; it cuts uploads slower than ``body_timeout`` and keep-alive connections
+idle for ``idle_timeout``; on Linux it makes the server process non-dumpable, so that
+another process of the same user can neither ptrace it nor read ``/proc/<pid>/environ``
+or its memory (where the token is); and it takes ``GF_TOKEN`` out of ``os.environ``, so
+no process it starts inherits it. With ``processes > 1`` it owns a temporary directory
+for prometheus-client's multiprocess metrics, removed when the server stops.
+
 It takes plain values: reading ``GF_*`` settings is the CLI's job. It does not scan or
 save functions: only what is already registered is served.
 """
@@ -15,15 +23,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import logging
 import os
+import shutil
 import signal
+import socket
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import tornado.httpserver
+import tornado.ioloop
 import tornado.netutil
 import tornado.process
 
@@ -34,19 +47,31 @@ from globalfunc.executor import (
     Executor,
     InlineExecutor,
     IsolatedExecutor,
-    WorkerTarget,
 )
+from globalfunc.jsoncodec import DEFAULT_MAX_DEPTH
 from globalfunc.naming import DEFAULT_TIER1
 from globalfunc.registry import Registry
 from globalfunc.storage.base import redact_url
 from server.aiges.ase_http import AseServices, ase_openapi, ase_routes, load_wrappers
 from server.http.app import make_app
+from server.http.metrics import enable_multiprocess
 from server.http.state import DEFAULT_MAX_BODY, hard_body_limit
 
-__all__ = ["MODES", "build_executor", "serve"]
+__all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "MODES",
+    "build_executor",
+    "is_loopback",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 MODES = ("inline", "isolated")
+DEFAULT_BODY_TIMEOUT = 60.0
+DEFAULT_IDLE_TIMEOUT = 60.0
+_PR_SET_DUMPABLE = 4
+_PR_SET_PDEATHSIG = 1
 
 
 def _detect_branch(root: Path) -> str:
@@ -63,32 +88,33 @@ def build_executor(
     mode: str,
     registry: Registry,
     *,
-    storage_url: str,
     workers: int | None = None,
     call_timeout: float = DEFAULT_TIMEOUT,
     timeouts: Mapping[str, float] | None = None,
     memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
     cache_dir: Path | None = None,
+    function_concurrency: int | None = None,
+    queue_size: int | None = None,
+    worker_user: str | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
     debug: bool = False,
 ) -> Executor:
-    """An executor over ``registry`` (inline) or over workers opening ``storage_url``."""
+    """An executor over ``registry``: inline, or a worker pool on ``loop`` (then ``astart()``)."""
     if mode == "inline":
-        from gfgo.resolve import Resolver
+        from globalfunc.resolve import Resolver
 
         return InlineExecutor(Resolver(registry, cache_dir=cache_dir), debug=debug)
     if mode == "isolated":
-        target = WorkerTarget(
-            registry_url=storage_url,
-            tier1=registry.tier1,
-            branch=registry.branch,
-            cache_dir=str(cache_dir) if cache_dir is not None else None,
-        )
         return IsolatedExecutor(
-            target,
+            registry=registry,
             workers=workers or 2,
             timeout=call_timeout,
             timeouts=timeouts,
             memory_limit_mb=memory_limit_mb,
+            function_concurrency=function_concurrency,
+            max_queue=queue_size,
+            user=worker_user,
+            loop=loop,
             debug=debug,
         )
     raise ConfigError(f"mode {mode!r} is not one of {', '.join(MODES)}")
@@ -104,11 +130,18 @@ def serve(
     mode: str = "isolated",
     workers: int | None = None,
     token: str | None = None,
+    insecure: bool = False,
     allow_packages: list[str] | None = None,
     max_body: int = DEFAULT_MAX_BODY,
+    max_json_depth: int = DEFAULT_MAX_DEPTH,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     call_timeout: float = DEFAULT_TIMEOUT,
     timeouts: Mapping[str, float] | None = None,
     memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
+    function_concurrency: int | None = None,
+    queue_size: int | None = None,
+    worker_user: str | None = None,
     cors_origins: list[str] | None = None,
     debug: bool = False,
     tier1: str = DEFAULT_TIER1,
@@ -134,6 +167,11 @@ def serve(
 
     ``on_ready(url)`` runs in each server process once it listens; ``on_stop()`` when a
     stop signal arrives, before the server stops accepting (``gf worker`` deregisters).
+
+    Without a ``token``, a ``host`` that is not a loopback address is refused
+    (:class:`ConfigError`) unless ``insecure``: anyone who reaches the port could run every
+    served function. ``body_timeout`` bounds the time to receive a request body,
+    ``idle_timeout`` the life of an idle connection (and the wait for a request's headers).
     """
     if mode not in MODES:
         raise ConfigError(f"mode {mode!r} is not one of {', '.join(MODES)}")
@@ -143,6 +181,25 @@ def serve(
         raise ConfigError(f"max_body must be at least 1, got {max_body}")
     if call_timeout <= 0:
         raise ConfigError(f"call_timeout must be positive, got {call_timeout}")
+    if body_timeout <= 0 or idle_timeout <= 0:
+        raise ConfigError(
+            f"body_timeout and idle_timeout must be positive, got {body_timeout} and "
+            f"{idle_timeout} (GF_BODY_TIMEOUT, GF_IDLE_TIMEOUT)"
+        )
+    if not token and not insecure and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to serve on {host!r} without a token: anyone who can reach it could run "
+            "every served function; set GF_TOKEN=<secret> or GF_TOKEN_FILE=<file holding it> "
+            "(clients send 'Authorization: Bearer <secret>'), or pass --insecure (GF_INSECURE=1)"
+        )
+    if not token and not is_loopback(host):
+        log.warning(
+            "serving on %s without a token (insecure): anyone who can reach it can "
+            "run every served function",
+            host,
+        )
+    os.environ.pop("GF_TOKEN", None)  # nothing this process starts inherits it
+    _make_undumpable()
     root = Path(root).resolve()
     if storage_url is None:
         from gfbase.facade import default_storage_url
@@ -158,15 +215,25 @@ def serve(
         ) from exc
     bound_port = sockets[0].getsockname()[1]
     task = None
+    metrics_dir: str | None = None
     if processes > 1:
+        metrics_dir = tempfile.mkdtemp(prefix="gf-metrics-")
+        # prometheus-client opens its per-process files under this variable's directory
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        enable_multiprocess(metrics_dir)
         previous = signal.signal(signal.SIGTERM, _stop_supervisor)
         try:
             task = tornado.process.fork_processes(processes, max_restarts=100)
         except (KeyboardInterrupt, SystemExit):
             # The supervisor: its children stop on their own SIGINT, or on the SIGTERM
             # the kernel sends them when it exits (see _die_with_parent).
-            sockets[0].close()
+            for sock in sockets:
+                sock.close()
+            shutil.rmtree(metrics_dir, ignore_errors=True)
             return
+        except BaseException:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            raise
         signal.signal(signal.SIGTERM, previous)  # a server process: the loop handles it
         _die_with_parent()
     url_host = f"[{host}]" if ":" in host else host
@@ -187,9 +254,16 @@ def serve(
             token=token,
             allow_packages=allow_packages,
             max_body=max_body,
+            max_json_depth=max_json_depth,
+            body_timeout=body_timeout,
+            idle_timeout=idle_timeout,
+            metrics_dir=metrics_dir,
             call_timeout=call_timeout,
             timeouts=timeouts,
             memory_limit_mb=memory_limit_mb,
+            function_concurrency=function_concurrency,
+            queue_size=queue_size,
+            worker_user=worker_user,
             cors_origins=cors_origins,
             debug=debug,
             tier1=tier1,
@@ -215,9 +289,16 @@ async def _run(
     token: str | None,
     allow_packages: list[str] | None,
     max_body: int,
+    max_json_depth: int,
+    body_timeout: float,
+    idle_timeout: float,
+    metrics_dir: str | None,
     call_timeout: float,
     timeouts: Mapping[str, float] | None,
     memory_limit_mb: int | None,
+    function_concurrency: int | None,
+    queue_size: int | None,
+    worker_user: str | None,
     cors_origins: list[str] | None,
     debug: bool,
     tier1: str,
@@ -234,16 +315,21 @@ async def _run(
     executor = build_executor(
         mode,
         registry,
-        storage_url=storage_url,
         workers=workers,
         call_timeout=call_timeout,
         timeouts=timeouts,
         memory_limit_mb=memory_limit_mb,
         cache_dir=cache_dir,
+        function_concurrency=function_concurrency,
+        queue_size=queue_size,
+        worker_user=worker_user,
+        loop=asyncio.get_running_loop(),
         debug=debug,
     )
     services: AseServices | None = None
     try:
+        if isinstance(executor, IsolatedExecutor):
+            await executor.astart()
         services = AseServices(
             load_wrappers(
                 aiges_wrappers,
@@ -258,6 +344,8 @@ async def _run(
             token=token,
             allow_packages=allow_packages,
             max_body=max_body,
+            max_json_depth=max_json_depth,
+            metrics_dir=metrics_dir,
             cors_origins=cors_origins,
             debug=debug,
             info={"root": str(root)},
@@ -265,9 +353,18 @@ async def _run(
             openapi_extensions=[functools.partial(ase_openapi, services)],
         )
         server = tornado.httpserver.HTTPServer(
-            app, max_body_size=hard_body_limit(max_body), xheaders=False
+            app,
+            max_body_size=hard_body_limit(max_body),
+            body_timeout=body_timeout,
+            idle_connection_timeout=idle_timeout,
+            xheaders=False,
         )
         server.add_sockets(sockets)
+        if metrics_dir is not None:  # the other processes' scrapes see this one's pool
+            metrics = app.gf_state.metrics
+            tornado.ioloop.PeriodicCallback(
+                functools.partial(metrics.refresh_executor, executor.stats), 2000
+            ).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -284,7 +381,7 @@ async def _run(
         log.info("stopping: no new connections, closing open ones")
         server.stop()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(server.close_all_connections(), timeout=5.0)
+            await asyncio.wait_for(server.close_all_connections(), timeout=2.0)
     finally:
         if services is not None:
             services.close()
@@ -298,11 +395,48 @@ def _stop_supervisor(signum: int, frame: object) -> None:
 
 def _die_with_parent() -> None:
     """A forked server process gets SIGTERM when its supervisor dies (Linux prctl)."""
+    if not _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM)):
+        log.debug("prctl unavailable; forked processes will not follow a killed supervisor")
+
+
+def _make_undumpable() -> None:
+    """Linux: no core dumps, and no ptrace or ``/proc/<pid>/environ``/``mem`` reads by
+    other processes of the same user (root can still). Inherited by forked server
+    processes; a process started with exec (an isolated worker) starts dumpable again."""
+    if not _prctl(_PR_SET_DUMPABLE, 0):
+        log.debug("prctl(PR_SET_DUMPABLE, 0) unavailable; same-user processes can read ours")
+
+
+def _prctl(option: int, value: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM))
-    except (OSError, AttributeError):  # not Linux: the supervisor's signals still reach us
-        log.debug("prctl unavailable; forked processes will not follow a killed supervisor")
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(option, value, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) reaches only this machine.
+
+    An empty host, ``0.0.0.0`` and ``::`` listen everywhere; a name counts as loopback only
+    if every address it resolves to is a loopback one.
+    """
+    name = host.strip().strip("[]")
+    if not name:
+        return False
+    try:
+        return ipaddress.ip_address(name.split("%", 1)[0]).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False  # cannot tell: bind will fail or reach an unknown address
+    addresses = {info[4][0] for info in infos}
+    return bool(addresses) and all(
+        ipaddress.ip_address(str(a).split("%", 1)[0]).is_loopback for a in addresses
+    )

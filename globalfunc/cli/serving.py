@@ -49,8 +49,12 @@ def serve_options(ctx: Context) -> dict[str, Any]:
         "workers": ctx.args.workers or s.workers,
         "mode": ctx.args.mode or s.mode,
         "token": ctx.token(),
+        "insecure": ctx.args.insecure or s.insecure,
         "allow_packages": Settings.split(s.allow_packages),
         "max_body": s.max_body,
+        "max_json_depth": s.max_json_depth,
+        "body_timeout": s.body_timeout,
+        "idle_timeout": s.idle_timeout,
         "call_timeout": s.call_timeout,
         "cors_origins": Settings.split(s.cors_origins),
         "memory_limit_mb": s.memory_mb or None,
@@ -154,6 +158,11 @@ def _add_serve_options(sp: argparse.ArgumentParser) -> None:
     """How functions are run: the options ``gf serve`` and ``gf worker`` share."""
     sp.add_argument("--workers", type=int, help="isolated worker processes per server")
     sp.add_argument("--mode", choices=["inline", "isolated"])
+    sp.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve on a non-loopback address without a token (default: refuse; GF_INSECURE)",
+    )
     sp.add_argument(
         "--aiges-wrapper",
         action="append",

@@ -9,8 +9,11 @@ Endpoints (all JSON unless noted)::
     GET  /healthz           GET /metrics (Prometheus text)
     GET  /openapi.json      GET /docs (an HTML page with no external assets)
 
-The two POST call endpoints are answered on a fast path before tornado's routing
-(:mod:`server.http.calls`); everything else is an ordinary ``RequestHandler`` here.
+Every request meets :mod:`server.http.guard` first: a request with a body and a wrong
+token (401) or a declared size over the limit (413) is answered when its headers arrive,
+before its body is read. The two POST call endpoints are then answered on a fast path
+before tornado's routing (:mod:`server.http.calls`); everything else is an ordinary
+``RequestHandler`` here.
 Handlers get their dependencies through ``initialize`` (one :class:`AppState`), raise
 :mod:`globalfunc.errors` classes, and this module is the edge that turns them into a
 status and ``to_dict()`` body. ``extra_routes`` (the AIGES ``/v1/...`` routes) are tried
@@ -19,11 +22,14 @@ before the built-in ones. One access-log line per request goes to the
 
 What it does not do: start a server or read settings (``server.serve`` does), run user
 code itself (an :class:`~globalfunc.executor.Executor` does), or keep state between
-processes (metrics are per process).
+processes (metrics are shared only in prometheus-client's multiprocess mode, which
+``server.serve`` turns on for ``processes > 1``).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
@@ -31,6 +37,7 @@ from typing import Any, ClassVar
 
 import orjson
 import tornado.web
+from tornado import httputil
 
 from globalfunc import jsoncodec
 from globalfunc.errors import (
@@ -45,8 +52,9 @@ from globalfunc.executor import Executor
 from globalfunc.record import FunctionRecord
 from globalfunc.registry import Registry
 from server.http.calls import GlobalFuncApplication
-from server.http.catalog import Catalog
-from server.http.metrics import Metrics
+from globalfunc.catalog import Catalog
+from server.http.guard import RequestGuard
+from server.http.metrics import CONTENT_TYPE, Metrics
 from server.http.openapi import build_openapi, kwargs_schema
 from server.http.state import (
     DEFAULT_MAX_BODY,
@@ -141,7 +149,7 @@ class BaseHandler(tornado.web.RequestHandler):
             if empty is not None:
                 return empty
             raise InvalidRequest("body is empty; expected a JSON object")
-        return jsoncodec.loads(raw)
+        return jsoncodec.loads(raw, max_depth=self.state.max_json_depth)
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, _Abort):
@@ -303,7 +311,7 @@ class MetricsHandler(BaseHandler):
     route = "/metrics"
 
     def get(self) -> None:
-        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.set_header("Content-Type", CONTENT_TYPE)
         self.finish(self.state.metrics.render(self.state.executor.stats))
 
 
@@ -390,6 +398,32 @@ def _with_state(rule: tuple[Any, ...], state: AppState) -> tuple[Any, ...]:
     return rule
 
 
+class GuardedApplication(GlobalFuncApplication):
+    """The application with :class:`~server.http.guard.RequestGuard` in front of every request."""
+
+    gf_public: tuple[re.Pattern[str], ...] = ()
+
+    def start_request(
+        self, server_conn: object, request_conn: httputil.HTTPConnection
+    ) -> httputil.HTTPMessageDelegate:
+        inner = super().start_request(server_conn, request_conn)
+        return RequestGuard(self.gf_state, request_conn, inner, self.gf_public)
+
+
+def _public_patterns(routes: Sequence[Any]) -> tuple[re.Pattern[str], ...]:
+    """The path patterns of the routes whose handler needs no token (``public = True``)."""
+    out = []
+    for rule in routes:
+        if (
+            isinstance(rule, tuple)
+            and len(rule) >= 2
+            and isinstance(rule[0], str)
+            and getattr(rule[1], "public", False) is True
+        ):
+            out.append(re.compile(rule[0]))
+    return tuple(out)
+
+
 def make_app(
     registry: Registry,
     executor: Executor,
@@ -397,6 +431,8 @@ def make_app(
     token: str | None = None,
     allow_packages: Sequence[str] | None = None,
     max_body: int = DEFAULT_MAX_BODY,
+    max_json_depth: int = jsoncodec.DEFAULT_MAX_DEPTH,
+    metrics_dir: str | os.PathLike[str] | None = None,
     cors_origins: Sequence[str] | None = None,
     debug: bool = False,
     info: Mapping[str, Any] | None = None,
@@ -412,15 +448,21 @@ def make_app(
     subclasses :class:`BaseHandler` gets it passed in and follows the same token check,
     body limit, CORS, JSON errors, metrics and access log as the built-in endpoints.
     ``openapi_extensions`` describe such routes in ``/openapi.json`` (and so on ``/docs``).
+    ``max_json_depth`` bounds the nesting of JSON bodies (deeper: 400 ``NestingTooDeep``);
+    ``metrics_dir`` is the prometheus-client multiprocess directory when the server runs
+    several processes (see :func:`server.http.metrics.enable_multiprocess`).
     """
     if max_body < 1:
         raise ConfigError(f"max_body must be at least 1 byte, got {max_body}")
+    if max_json_depth < 2:
+        raise ConfigError(f"max_json_depth must be at least 2, got {max_json_depth}")
     state = AppState(
         catalog=Catalog(registry, allow_packages=allow_packages, ttl=catalog_ttl),
         executor=executor,
-        metrics=Metrics(),
+        metrics=Metrics(metrics_dir),
         token=None if not token else f"Bearer {token}".encode(),
         max_body=max_body,
+        max_json_depth=max_json_depth,
         cors_origins=frozenset(cors_origins or ()),
         debug=debug,
         info={
@@ -447,7 +489,7 @@ def make_app(
         (r"/openapi\.json", OpenAPIHandler, {**kw, "extensions": tuple(openapi_extensions)}),
         (r"/docs/?", DocsHandler, kw),
     ]
-    app = GlobalFuncApplication(
+    app = GuardedApplication(
         routes,
         default_handler_class=NotFoundHandler,
         default_handler_args=kw,
@@ -457,4 +499,5 @@ def make_app(
         gf_state=state,
     )
     app.gf_state = state
+    app.gf_public = _public_patterns(routes)
     return app

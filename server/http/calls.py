@@ -59,15 +59,15 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _parse(raw: bytes) -> Any:
+def _parse(raw: bytes, max_depth: int) -> Any:
     if not raw or not raw.strip():
         raise InvalidRequest("body is empty; expected a JSON object")
-    return jsoncodec.loads(raw)
+    return jsoncodec.loads(raw, max_depth=max_depth)
 
 
 def run_gfgo(state: AppState, raw: bytes, tagged: bool) -> tuple[str, bytes | Awaitable[bytes]]:
     """``POST /gfgo/``: the function name and its result (JSON bytes, or pending)."""
-    body = _parse(raw)
+    body = _parse(raw, state.max_json_depth)
     if type(body) is not dict:
         raise InvalidRequest(
             'body must be a JSON object like {"pack_func": "Base.f", "kwargs": {}}, '
@@ -87,7 +87,7 @@ def run_gfgo(state: AppState, raw: bytes, tagged: bool) -> tuple[str, bytes | Aw
 def run_call(state: AppState, name: str, raw: bytes) -> bytes | Awaitable[bytes]:
     """``POST /call/<name>``: the function's result as JSON bytes (or pending)."""
     record = state.catalog.lookup(name)
-    body = _parse(raw) if raw.strip() else {}
+    body = _parse(raw, state.max_json_depth) if raw.strip() else {}
     try:
         kwargs = _KWARGS.validate_python(body)
     except ValidationError:

@@ -1,24 +1,49 @@
-"""Prometheus counters and latency histograms for the HTTP server, kept in process memory.
+"""Prometheus metrics of the HTTP server, kept with prometheus-client.
 
-Exposes, in the Prometheus text format (0.0.4):
+Exposes, in the Prometheus text format:
 
 - ``gf_calls_total{function,status}``: function calls by HTTP status;
 - ``gf_call_errors_total{function,error}``: failed calls by error class;
 - ``gf_call_duration_seconds{function}``: call latency histogram;
 - ``gf_http_requests_total{route,method,status}``: every request;
-- ``gf_executor_workers``, ``gf_executor_busy``, ``gf_executor_replaced_total``.
+- ``gf_executor_workers``, ``gf_executor_busy`` (gauges), ``gf_executor_replaced_total``.
 
 Function labels are only ever registered call names (unknown names are counted under
-``function=""``) so a client cannot grow the label set. With ``--processes N`` each
-process keeps its own numbers: scrape each, or run one process per container.
-No prometheus_client dependency, no push gateway.
+``function=""``) so a client cannot grow the label set.
+
+With one server process the numbers live in the process (one ``CollectorRegistry`` per
+:class:`Metrics`). With ``--processes N`` (``GF_PROCESSES``) the server calls
+:func:`enable_multiprocess` before it forks: every process then writes its numbers to
+files in a directory the server owns, and ``/metrics``, whichever process answers it,
+adds up all of them (prometheus-client's multiprocess mode). The executor gauges are
+summed over the live processes; each process refreshes its own every couple of seconds
+(:meth:`Metrics.refresh_executor`), and the one answering a scrape just before it.
+
+It does not push anywhere, start an HTTP server of its own, or create the directory.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections import defaultdict
+import contextlib
+import os
+import re
 from collections.abc import Callable
+from pathlib import Path
+
+import prometheus_client.values
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+__all__ = ["BUCKETS", "CONTENT_TYPE", "Metrics", "enable_multiprocess"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 BUCKETS: tuple[float, ...] = (
     0.0005,
@@ -39,92 +64,136 @@ BUCKETS: tuple[float, ...] = (
     60.0,
 )
 
+_LIVE_FILE = re.compile(r"gauge_live\w*_(\d+)\.db$")
 
-class _Histogram:
-    __slots__ = ("count", "counts", "total")
 
-    def __init__(self) -> None:
-        self.counts = [0] * (len(BUCKETS) + 1)
-        self.total = 0.0
-        self.count = 0
+def enable_multiprocess(directory: str | os.PathLike[str]) -> None:
+    """Switch prometheus-client to its multiprocess mode, writing into ``directory``.
+
+    Call once, before any :class:`Metrics` is made and before forking. prometheus-client
+    reads the directory from ``PROMETHEUS_MULTIPROC_DIR`` whenever a process opens its
+    file, so the caller (the server's entry point) sets that variable too.
+    """
+    if getattr(prometheus_client.values.ValueClass, "_multiprocess", False):
+        return
+    prometheus_client.values.ValueClass = prometheus_client.values.MultiProcessValue()
 
 
 class Metrics:
-    """Counters and histograms; ``observe_*`` are O(1) and cheap enough for every request."""
+    """The server's counters, histograms and gauges.
 
-    def __init__(self) -> None:
-        self.calls: defaultdict[tuple[str, int], int] = defaultdict(int)
-        self.errors: defaultdict[tuple[str, str], int] = defaultdict(int)
-        self.requests: defaultdict[tuple[str, str, int], int] = defaultdict(int)
-        self.latency: dict[str, _Histogram] = {}
+    ``observe_*`` cost one dict look-up plus prometheus-client's increment: the labelled
+    children are cached here so the hot path skips ``labels()``.
+    """
+
+    def __init__(self, multiprocess_dir: str | os.PathLike[str] | None = None) -> None:
+        disable_created_metrics()  # no *_created series: they only add noise to every scrape
+        self.multiprocess_dir = None if multiprocess_dir is None else Path(multiprocess_dir)
+        self.registry = CollectorRegistry(auto_describe=False)
+        reg = self.registry
+        self._calls = Counter(
+            "gf_calls", "Function calls by HTTP status.", ["function", "status"], registry=reg
+        )
+        self._errors = Counter(
+            "gf_call_errors",
+            "Failed function calls by error class.",
+            ["function", "error"],
+            registry=reg,
+        )
+        self._latency = Histogram(
+            "gf_call_duration_seconds",
+            "Function call latency, request to response.",
+            ["function"],
+            buckets=BUCKETS,
+            registry=reg,
+        )
+        self._requests = Counter(
+            "gf_http_requests",
+            "HTTP requests by route, method and status.",
+            ["route", "method", "status"],
+            registry=reg,
+        )
+        self._workers = Gauge(
+            "gf_executor_workers",
+            "Worker processes in the pool.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self._busy = Gauge(
+            "gf_executor_busy",
+            "Worker processes running a call.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self._replaced = Counter(
+            "gf_executor_replaced",
+            "Workers replaced after a crash or timeout.",
+            registry=reg,
+        )
+        self._replaced_seen = 0
+        self._call_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._error_children: dict[tuple[str, str], Counter] = {}
+        self._request_children: dict[tuple[str, str, int], Counter] = {}
 
     def observe_call(self, function: str, status: int, seconds: float, error: str | None) -> None:
-        self.calls[(function, status)] += 1
+        key = (function, status)
+        children = self._call_children.get(key)
+        if children is None:
+            children = self._call_children[key] = (
+                self._calls.labels(function, str(status)),
+                self._latency.labels(function),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         if error is not None:
-            self.errors[(function, error)] += 1
-        hist = self.latency.get(function)
-        if hist is None:
-            hist = self.latency[function] = _Histogram()
-        hist.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-        hist.total += seconds
-        hist.count += 1
+            ekey = (function, error)
+            counter = self._error_children.get(ekey)
+            if counter is None:
+                counter = self._error_children[ekey] = self._errors.labels(function, error)
+            counter.inc()
 
     def observe_request(self, route: str, method: str, status: int) -> None:
-        self.requests[(route, method, status)] += 1
+        key = (route, method, status)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self._requests.labels(
+                route, method, str(status)
+            )
+        counter.inc()
 
-    def render(self, executor_stats: Callable[[], dict[str, int]] | None = None) -> str:
-        """The Prometheus text exposition of everything observed so far."""
-        out: list[str] = [
-            "# HELP gf_calls_total Function calls by HTTP status.",
-            "# TYPE gf_calls_total counter",
-        ]
-        for (function, status), n in sorted(self.calls.items()):
-            out.append(f'gf_calls_total{{function="{_esc(function)}",status="{status}"}} {n}')
-        out += [
-            "# HELP gf_call_errors_total Failed function calls by error class.",
-            "# TYPE gf_call_errors_total counter",
-        ]
-        for (function, error), n in sorted(self.errors.items()):
-            out.append(
-                f'gf_call_errors_total{{function="{_esc(function)}",error="{_esc(error)}"}} {n}'
-            )
-        out += [
-            "# HELP gf_call_duration_seconds Function call latency, request to response.",
-            "# TYPE gf_call_duration_seconds histogram",
-        ]
-        for function, hist in sorted(self.latency.items()):
-            label = f'function="{_esc(function)}"'
-            running = 0
-            for bound, n in zip(BUCKETS, hist.counts, strict=False):
-                running += n
-                out.append(f'gf_call_duration_seconds_bucket{{{label},le="{bound:g}"}} {running}')
-            out.append(f'gf_call_duration_seconds_bucket{{{label},le="+Inf"}} {hist.count}')
-            out.append(f"gf_call_duration_seconds_sum{{{label}}} {hist.total:.6f}")
-            out.append(f"gf_call_duration_seconds_count{{{label}}} {hist.count}")
-        out += [
-            "# HELP gf_http_requests_total HTTP requests by route, method and status.",
-            "# TYPE gf_http_requests_total counter",
-        ]
-        for (route, method, status), n in sorted(self.requests.items()):
-            out.append(
-                f'gf_http_requests_total{{route="{_esc(route)}",method="{method}",'
-                f'status="{status}"}} {n}'
-            )
+    def refresh_executor(self, executor_stats: Callable[[], dict[str, int]]) -> None:
+        """Copy this process's executor numbers into the gauges and the replaced counter."""
+        stats = executor_stats()
+        self._workers.set(stats.get("workers", 0))
+        self._busy.set(stats.get("busy", 0))
+        replaced = stats.get("replaced", 0)
+        if replaced > self._replaced_seen:
+            self._replaced.inc(replaced - self._replaced_seen)
+        self._replaced_seen = max(self._replaced_seen, replaced)
+
+    def render(self, executor_stats: Callable[[], dict[str, int]] | None = None) -> bytes:
+        """The text exposition: this process's numbers, or every process's when multiprocess."""
         if executor_stats is not None:
-            stats = executor_stats()
-            out += [
-                "# HELP gf_executor_workers Worker processes in the pool.",
-                "# TYPE gf_executor_workers gauge",
-                f"gf_executor_workers {stats.get('workers', 0)}",
-                "# HELP gf_executor_busy Worker processes running a call.",
-                "# TYPE gf_executor_busy gauge",
-                f"gf_executor_busy {stats.get('busy', 0)}",
-                "# HELP gf_executor_replaced_total Workers replaced after a crash or timeout.",
-                "# TYPE gf_executor_replaced_total counter",
-                f"gf_executor_replaced_total {stats.get('replaced', 0)}",
-            ]
-        return "\n".join(out) + "\n"
+            self.refresh_executor(executor_stats)
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        self._forget_dead_processes()
+        merged = CollectorRegistry(auto_describe=False)
+        MultiProcessCollector(merged, path=str(self.multiprocess_dir))
+        return generate_latest(merged)
 
-
-def _esc(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    def _forget_dead_processes(self) -> None:
+        """Drop the live-gauge files of server processes that died (tornado restarts them)."""
+        assert self.multiprocess_dir is not None
+        for path in self.multiprocess_dir.glob("gauge_live*_*.db"):
+            match = _LIVE_FILE.search(path.name)
+            if match is None:
+                continue
+            pid = int(match.group(1))
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                with contextlib.suppress(OSError):
+                    mark_process_dead(pid, str(self.multiprocess_dir))
+            except PermissionError:  # alive, another user's: not ours to judge
+                pass

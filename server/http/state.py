@@ -16,7 +16,8 @@ import orjson
 
 from globalfunc.errors import GlobalFuncError, Unauthorized
 from globalfunc.executor import Executor
-from server.http.catalog import Catalog
+from globalfunc.jsoncodec import DEFAULT_MAX_DEPTH
+from globalfunc.catalog import Catalog
 from server.http.metrics import Metrics
 
 access_log = logging.getLogger("globalfunc.access")
@@ -26,8 +27,9 @@ WWW_AUTHENTICATE = 'Bearer realm="globalfunc"'
 
 
 def hard_body_limit(max_body: int) -> int:
-    """The size tornado itself accepts: bodies between ``max_body`` and this get a JSON 413;
-    larger ones are refused by tornado (400) before they are read."""
+    """The ``max_body_size`` handed to tornado: above ``max_body``, so that our JSON 413
+    (:mod:`server.http.guard`, at the headers or as a chunked body passes the limit)
+    always answers first and tornado's bare 400 never does."""
     return max_body * 2 + 1024 * 1024
 
 
@@ -44,6 +46,7 @@ class AppState:
     debug: bool
     info: dict[str, Any]
     started: float = field(default_factory=time.time)
+    max_json_depth: int = DEFAULT_MAX_DEPTH
     openapi_cache: tuple[tuple[tuple[str, str], ...], bytes] | None = None
 
     def check_token(self, authorization: str | None) -> None:
@@ -54,7 +57,7 @@ class AppState:
         if not hmac.compare_digest(given, self.token):
             raise Unauthorized(
                 "missing or wrong bearer token; send 'Authorization: Bearer <token>' "
-                "(the server's GF_TOKEN)"
+                "(the server's GF_TOKEN or GF_TOKEN_FILE)"
             )
 
     def cors_origin(self, origin: str | None) -> str | None:

@@ -465,7 +465,7 @@ def test_metrics_count_calls_errors_and_latency(iso: ServerProcess) -> None:
     text = get(iso, "/metrics").text
     assert _metric(text, 'gf_calls_total{function="Base.slug",status="200"}') == before + 3
     assert _metric(text, 'gf_calls_total{function="Base.slug",status="400"}') >= 1
-    assert _metric(text, 'gf_call_errors_total{function="Base.slug",error="BadArguments"}') >= 1
+    assert _metric(text, 'gf_call_errors_total{error="BadArguments",function="Base.slug"}') >= 1
     assert _metric(text, 'gf_call_duration_seconds_count{function="Base.slug"}') >= 4
     assert _metric(text, 'gf_call_duration_seconds_bucket{function="Base.slug",le="+Inf"}') >= 4
     assert "# TYPE gf_call_duration_seconds histogram" in text
