@@ -129,3 +129,32 @@ def test_reload_invalidates_resolution(tmp_path: Path) -> None:
     assert gfgo.call("Reloadable.value") == 1  # cached until reloaded
     gfgo.reload("Reloadable")
     assert gfgo.call("Reloadable.value") == 2
+
+
+def test_import_gfgo_loads_no_git_and_the_core_no_facade_or_edge() -> None:
+    """Layers: ``import gfgo`` leaves GitPython unloaded; the registry core (naming, scan,
+    record, storage, registry, resolve, workspace, files) imports no facade or edge."""
+    import subprocess
+    import sys
+
+    core = (
+        "import sys\n"
+        "import globalfunc.naming, globalfunc.scan, globalfunc.record, globalfunc.registry\n"
+        "import globalfunc.resolve, globalfunc.workspace, globalfunc.files\n"
+        "import globalfunc.storage.sqlite, globalfunc.storage.redis, globalfunc.storage.mongo\n"
+        "import globalfunc.storage.tiered\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('gfbase', 'gfgo', 'server')\n"
+        "       or m.startswith('globalfunc.cli')]\n"
+        "assert not bad, bad\n"
+        "assert 'git' not in sys.modules, 'the core loaded GitPython'\n"
+    )
+    facade = (
+        "import sys, gfgo\n"
+        "assert 'git' not in sys.modules, 'gfgo loaded GitPython'\n"
+        "import globalfunc.resolve\n"
+        "from gfgo.resolve import Resolver\n"
+        "assert Resolver is globalfunc.resolve.Resolver\n"
+    )
+    for code in (core, facade):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
