@@ -94,6 +94,7 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 _GENERIC = schema_ref("AseRequest")
+_PONG = {"const": "pong"}
 
 
 def _ase_operation(summary: str, request: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -125,17 +126,12 @@ def _fixed_paths() -> dict[str, Any]:
             )
         },
         "/ping": {
-            "get": {
-                "summary": "ase liveness: pong",
-                "tags": ["ase"],
-                "security": [],
-                "responses": {
-                    "200": {
-                        "description": "pong",
-                        "content": {"text/plain": {"schema": {"const": "pong"}}},
-                    }
-                },
-            }
+            "get": operation(
+                "ase liveness: pong",
+                {"200": {"description": "pong", "content": {"text/plain": {"schema": _PONG}}}},
+                tags=["ase"],
+                security=[],
+            )
         },
     }
 
