@@ -56,6 +56,7 @@ namespace {
 constexpr int kInitFailed = 30001;  // engine not loaded / not initialised
 constexpr int kExecFailed = 30003;  // user exec raised, returned nothing, or failed
 constexpr auto kPoll = 500ms;       // how often blocked stream handlers re-check for shutdown
+constexpr auto kStopPoll = 50ms;    // how often an rpc waiting on user code checks for shutdown
 
 // ---------------------------------------------------------------------------------------
 // Outbox: where results go. While a `communicate` stream is open and nothing is queued,
@@ -143,7 +144,18 @@ class Outbox {
 class UserPool {
  public:
   void start(int workers) {
-    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { loop(); });
+    for (int i = 0; i < workers; ++i) {
+      auto done = std::make_shared<std::atomic<bool>>(false);
+      done_.push_back(done);
+      threads_.emplace_back([this, done] {
+        loop();
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          done->store(true);
+        }
+        exited_cv_.notify_all();
+      });
+    }
   }
 
   // False when the pool is stopping (the job is not run).
@@ -157,8 +169,11 @@ class UserPool {
     return true;
   }
 
-  // Drop queued jobs, finish running ones, join. Call WITHOUT the GIL.
-  void stop() {
+  // Drop queued jobs and wait up to `wait` seconds for running ones; join the threads that
+  // finished and detach the rest (user code that never returns cannot be interrupted).
+  // Returns how many were detached: the process must then end with os._exit, since a
+  // detached thread still owns a Python thread state. Call WITHOUT the GIL.
+  int stop(double wait) {
     std::deque<std::function<void()>> dropped;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -166,12 +181,31 @@ class UserPool {
       dropped.swap(jobs_);
     }
     cv_.notify_all();
-    for (auto& t : threads_) t.join();
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      exited_cv_.wait_for(lock, std::chrono::duration<double>(wait < 0 ? 0 : wait), [this] {
+        for (auto& d : done_) {
+          if (!d->load()) return false;
+        }
+        return true;
+      });
+    }
+    int detached = 0;
+    for (size_t i = 0; i < threads_.size(); ++i) {
+      if (done_[i]->load()) {
+        threads_[i].join();
+      } else {
+        threads_[i].detach();
+        ++detached;
+      }
+    }
     threads_.clear();
+    done_.clear();
     if (!dropped.empty()) {
       py::gil_scoped_acquire gil;  // the jobs' captures may own Python objects
       dropped.clear();
     }
+    return detached;
   }
 
  private:
@@ -195,8 +229,10 @@ class UserPool {
 
   std::mutex mu_;
   std::condition_variable cv_;
+  std::condition_variable exited_cv_;
   std::deque<std::function<void()>> jobs_;
   std::vector<std::thread> threads_;
+  std::vector<std::shared_ptr<std::atomic<bool>>> done_;
   bool stopping_ = false;
 };
 
@@ -268,7 +304,10 @@ struct State {
     log("error", what + ": " + e.what());
   }
 
-  // Run `fn` on the user pool and wait for it; `fallback` when it cannot run or raises.
+  // Run `fn` on the user pool and wait for it; `fallback` when it cannot run, raises, or
+  // the server starts stopping while it runs (a user call that never returns must not
+  // hold the rpc, and with it the server's shutdown). `fn` may outlive the rpc, so it
+  // must own copies of whatever it reads from the request.
   template <typename T>
   T run_sync(const char* what, std::function<T()> fn, T fallback) {
     auto promise = std::make_shared<std::promise<T>>();
@@ -285,6 +324,9 @@ struct State {
       }
     });
     if (!queued) return fallback;
+    while (future.wait_for(kStopPoll) != std::future_status::ready) {
+      if (stopping.load()) return fallback;
+    }
     try {
       return future.get();
     } catch (std::future_error&) {  // the pool stopped and dropped the job
@@ -330,9 +372,10 @@ class WrapperService final : public aiges::WrapperService::Service {
   grpc::Status wrapperInit(grpc::ServerContext*, const aiges::InitRequest* request,
                            aiges::Ret* reply) override {
     auto& st = *st_;
+    auto copy = std::make_shared<aiges::InitRequest>(*request);
     int ret = st.run_sync<int>(
         "engine init",
-        [&st, request] { return st.bridge.attr("init")(to_dict(request->config())).cast<int>(); },
+        [&st, copy] { return st.bridge.attr("init")(to_dict(copy->config())).cast<int>(); },
         kInitFailed);
     reply->set_ret(ret);
     return grpc::Status::OK;
@@ -341,24 +384,23 @@ class WrapperService final : public aiges::WrapperService::Service {
   grpc::Status wrapperSchema(grpc::ServerContext*, const aiges::SvcId* request,
                              aiges::Schema* reply) override {
     auto& st = *st_;
-    std::string error;
-    std::string data = st.run_sync<std::string>(
+    using Result = std::pair<bool, std::string>;  // (ok, schema or error)
+    std::string service_id = request->serviceid();
+    Result result = st.run_sync<Result>(
         "wrapperSchema",
-        [&st, &error, request]() -> std::string {
+        [&st, service_id]() -> Result {
           try {
-            return st.bridge.attr("schema")(request->serviceid()).cast<std::string>();
+            return {true, st.bridge.attr("schema")(service_id).cast<std::string>()};
           } catch (py::error_already_set& e) {
-            error = e.what();
             st.log_current_exception("wrapperSchema", e);
-            return std::string();
+            return {false, e.what()};
           }
         },
-        std::string());
-    if (data.empty()) {
-      return grpc::Status(grpc::StatusCode::INTERNAL,
-                          "cannot build the schema: " + (error.empty() ? "plugin stopping" : error));
+        Result{false, "plugin stopping"});
+    if (!result.first) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "cannot build the schema: " + result.second);
     }
-    reply->set_data(std::move(data));
+    reply->set_data(std::move(result.second));
     return grpc::Status::OK;
   }
 
@@ -380,11 +422,12 @@ class WrapperService final : public aiges::WrapperService::Service {
                              aiges::Handle* reply) override {
     auto& st = *st_;
     using Pair = std::pair<std::string, int>;
+    auto copy = std::make_shared<aiges::CreateRequest>(*request);
     Pair result = st.run_sync<Pair>(
         "create",
-        [&st, request]() -> Pair {
-          py::tuple t = st.bridge.attr("create")(to_dict(request->params()), request->sid(),
-                                                 request->tag());
+        [&st, copy]() -> Pair {
+          py::tuple t =
+              st.bridge.attr("create")(to_dict(copy->params()), copy->sid(), copy->tag());
           return {t[0].cast<std::string>(), t[1].cast<int>()};
         },
         Pair{std::string(), kExecFailed});
@@ -396,11 +439,12 @@ class WrapperService final : public aiges::WrapperService::Service {
   grpc::Status wrapperWrite(grpc::ServerContext*, const aiges::WriteMessage* request,
                             aiges::Ret* reply) override {
     auto& st = *st_;
+    auto copy = std::make_shared<aiges::WriteMessage>(*request);
     int ret = st.run_sync<int>(
         "write",
-        [&st, request] {
+        [&st, copy] {
           return st.bridge
-              .attr("write")(request->handle(), to_items(request->req().list()), request->sid())
+              .attr("write")(copy->handle(), to_items(copy->req().list()), copy->sid())
               .cast<int>();
         },
         kExecFailed);
@@ -411,8 +455,9 @@ class WrapperService final : public aiges::WrapperService::Service {
   grpc::Status wrapperDestroy(grpc::ServerContext*, const aiges::Handle* request,
                               aiges::Ret* reply) override {
     auto& st = *st_;
+    std::string handle = request->handle();
     int ret = st.run_sync<int>(
-        "destroy", [&st, request] { return st.bridge.attr("destroy")(request->handle()).cast<int>(); },
+        "destroy", [&st, handle] { return st.bridge.attr("destroy")(handle).cast<int>(); },
         kExecFailed);
     reply->set_ret(ret);
     return grpc::Status::OK;
@@ -547,7 +592,7 @@ class NativeServer {
   ~NativeServer() {
     if (server_) {
       py::gil_scoped_release release;
-      stop_now(0.0);
+      stop_now(0.0, 0.0);
     }
   }
 
@@ -562,10 +607,12 @@ class NativeServer {
     return st_->shutdown_requested;
   }
 
-  // Stop serving: refuse new work, cancel streams, wait up to `grace` seconds for calls.
-  void stop(double grace) {
+  // Stop serving: refuse new work, cancel streams, wait up to `grace` seconds for rpcs and
+  // up to `pool_wait` more for running user calls. Returns how many user threads were
+  // still running and left behind (see UserPool::stop).
+  int stop(double grace, double pool_wait) {
     py::gil_scoped_release release;
-    stop_now(grace);
+    return stop_now(grace, pool_wait);
   }
 
  private:
@@ -593,8 +640,8 @@ class NativeServer {
     }
   }
 
-  void stop_now(double grace) {
-    if (!server_) return;
+  int stop_now(double grace, double pool_wait) {
+    if (!server_) return 0;
     st_->stopping.store(true);
     st_->outbox.close();
     st_->stop_cv.notify_all();
@@ -604,13 +651,14 @@ class NativeServer {
     server_->Wait();
     server_.reset();
     services_.clear();
-    shutdown_pool();
+    return shutdown_pool(pool_wait);
   }
 
-  void shutdown_pool() {
-    st_->pool.stop();
+  int shutdown_pool(double wait = 0.0) {
+    int detached = st_->pool.stop(wait);
     py::gil_scoped_acquire gil;
     st_->bridge = py::none();
+    return detached;
   }
 
   std::shared_ptr<State> st_;
@@ -629,5 +677,5 @@ PYBIND11_MODULE(_native, m) {
            py::arg("host"), py::arg("port_low"), py::arg("port_high"), py::arg("workers"))
       .def_property_readonly("port", &NativeServer::port)
       .def("wait_shutdown", &NativeServer::wait_shutdown, py::arg("timeout"))
-      .def("stop", &NativeServer::stop, py::arg("grace") = 1.0);
+      .def("stop", &NativeServer::stop, py::arg("grace") = 1.0, py::arg("pool_wait") = 0.0);
 }

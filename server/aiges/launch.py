@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
@@ -26,7 +27,9 @@ __all__ = [
     "COOKIE_MESSAGE",
     "MAGIC_COOKIE_KEY",
     "MAGIC_COOKIE_VALUE",
+    "PARENT_POLL_SECONDS",
     "PluginError",
+    "StopClock",
     "build_engine",
     "handshake",
     "main",
@@ -49,8 +52,111 @@ COOKIE_MESSAGE = (
 )
 
 
+PARENT_POLL_SECONDS = 0.2
+"""How often both servers check that the parent (the loader) is still alive."""
+STOP_GRACE_SECONDS = 0.5
+"""How long in-flight rpcs may finish once the plugin stops."""
+STOP_BUDGET_SECONDS = 1.1
+"""From the decision to stop to the process's exit, whatever user code is doing. With the
+parent poll this keeps the exit within 2 s of the loader's death or Shutdown."""
+HARD_EXIT_SECONDS = 1.4
+"""The last resort: a watchdog ends the process this long after the decision to stop."""
+
+
 class PluginError(Exception):
     """The plugin cannot start: bad options, no free port, no engine, no native module."""
+
+
+class StopClock:
+    """Bounds the plugin's exit: started when it decides to stop (Shutdown, signal, parent
+    gone), it gives each shutdown step what is left of :data:`STOP_BUDGET_SECONDS` and,
+    as a last resort, ends the process after :data:`HARD_EXIT_SECONDS` even when a step
+    hangs (a user call that never returns, a ``wrapperFini`` waiting on it).
+
+    A user call cannot be interrupted from another thread, so a plugin whose user code is
+    stuck leaves through ``os._exit`` (:meth:`exit`): interpreter shutdown would wait for
+    that thread forever. ``hard_exit=False`` (in-process use, tests) only logs instead.
+    """
+
+    def __init__(self, *, hard_exit: bool = True) -> None:
+        self.hard_exit = hard_exit
+        self.started: float | None = None
+
+    def start(self) -> None:
+        """Start the clock and arm the watchdog (once)."""
+        if self.started is not None:
+            return
+        self.started = time.monotonic()
+        if self.hard_exit:
+            threading.Thread(target=self._watchdog, name="aiges-exit-watchdog", daemon=True).start()
+
+    def left(self, budget: float = STOP_BUDGET_SECONDS) -> float:
+        """Seconds left of ``budget`` since :meth:`start`."""
+        began = time.monotonic() if self.started is None else self.started
+        return max(0.0, began + budget - time.monotonic())
+
+    def _watchdog(self) -> None:
+        time.sleep(self.left(HARD_EXIT_SECONDS))
+        log.warning("the plugin did not stop within %.1fs; exiting now", HARD_EXIT_SECONDS)
+        _exit_now(0)
+
+    def call(self, what: str, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on a daemon thread, waiting only for what is left of the budget."""
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # reported below, on the caller's thread
+                errors.append(exc)
+
+        worker = threading.Thread(target=run, name=f"aiges-stop-{what}", daemon=True)
+        worker.start()
+        worker.join(self.left())
+        if worker.is_alive():
+            log.warning("%s did not finish within the stop budget; not waiting for it", what)
+        elif errors:
+            log.error("%s failed: %r", what, errors[0])
+
+    def exit(self, code: int, *, stuck: bool = False) -> int:
+        """Return ``code``, or end the process with it when user code is still running.
+
+        ``stuck`` says a server already knows work is left (the C++ pool could not join a
+        thread); otherwise a non-daemon Python thread still alive at the end of the budget
+        counts as stuck.
+        """
+        for thread in _exit_blockers():
+            thread.join(self.left())
+            stuck = stuck or thread.is_alive()
+        if stuck and self.hard_exit:
+            log.warning("user code is still running; exiting without waiting for it")
+            _exit_now(code)
+        return code
+
+
+def _exit_blockers() -> list[threading.Thread]:
+    """The threads interpreter shutdown would wait for: non-daemon threads and every
+    ``ThreadPoolExecutor`` worker (joined at exit even when daemon, as the user pool's are)."""
+    from concurrent.futures import thread as executor_threads
+
+    workers = set(getattr(executor_threads, "_threads_queues", {}))
+    here, main = threading.current_thread(), threading.main_thread()
+    return [
+        t
+        for t in threading.enumerate()
+        if t is not here and t is not main and (not t.daemon or t in workers)
+    ]
+
+
+def _exit_now(code: int) -> None:
+    """``os._exit`` after flushing what was logged and printed."""
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 # -- process rules both servers follow ----------------------------------------------------------
@@ -111,8 +217,12 @@ def on_stop_signals(stop: Callable[[str], None]) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def fini_quietly(engine: Engine) -> None:
-    """The engine's ``fini`` at shutdown; a failure is logged, not raised."""
+def fini_quietly(engine: Engine, clock: StopClock | None = None) -> None:
+    """The engine's ``fini`` at shutdown; a failure is logged, not raised. With a
+    ``clock``, waits only for what is left of the stop budget (``fini`` may hang)."""
+    if clock is not None:
+        clock.call("engine fini", engine.fini)
+        return
     try:
         engine.fini()
     except Exception:

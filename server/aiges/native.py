@@ -7,7 +7,9 @@ through :class:`Bridge`, whose methods take and return plain values so the C++ s
 no protobuf in Python. The process rules are the Python plugin's
 (:mod:`server.aiges.plugin`): cookie, a port from ``PLUGIN_MIN_PORT``..``PLUGIN_MAX_PORT``
 or an ephemeral one, the handshake as the first stdout line, exit on Shutdown, on
-SIGTERM/SIGINT or when the parent dies.
+SIGTERM/SIGINT or when the parent dies, within 2 s also while user code hangs (the C++
+server stops waiting for it and reports the threads it had to leave behind;
+:class:`~server.aiges.launch.StopClock` then ends the process).
 
 Nothing here imports grpc: grpcio carries its own copy of the gRPC core, and the two must
 not meet in one process.
@@ -34,7 +36,10 @@ from server.aiges.engine import (
     with_error_detail,
 )
 from server.aiges.launch import (
+    PARENT_POLL_SECONDS,
+    STOP_GRACE_SECONDS,
     PluginError,
+    StopClock,
     cookie_missing,
     fini_quietly,
     handshake,
@@ -45,9 +50,6 @@ from server.aiges.launch import (
 __all__ = ["Bridge", "load_native", "serve_native"]
 
 log = logging.getLogger(__name__)
-
-PARENT_POLL_SECONDS = 0.25
-STOP_GRACE_SECONDS = 1.0
 
 Item = tuple[str, bytes, int, int, dict[str, str]]
 """A frame as the C++ server passes it: ``(key, data, type, status, desc)``."""
@@ -163,8 +165,12 @@ def serve_native(
     handshake_out: TextIO | None = None,
     watch_parent: bool = True,
     error_details: bool = False,
+    hard_exit: bool = True,
 ) -> int:
-    """Run the plugin on the C++ server until Shutdown, a signal or the parent's death."""
+    """Run the plugin on the C++ server until Shutdown, a signal or the parent's death.
+
+    With ``hard_exit`` (the plugin process), user code still running at the end of the
+    stop budget ends the process instead of blocking its exit."""
     env = os.environ if env is None else env
     if cookie_missing(env, require_cookie):
         return 1
@@ -189,6 +195,8 @@ def serve_native(
             server.port,
             workers,
         )
+        clock = StopClock(hard_exit=hard_exit)
+        left_behind = 0
         try:
             while not stopping:
                 if server.wait_shutdown(PARENT_POLL_SECONDS):
@@ -197,6 +205,10 @@ def serve_native(
                     stopping.append(f"parent process {parent} is gone")
             log.info("aiges plugin stopping: %s", stopping[0])
         finally:
-            server.stop(STOP_GRACE_SECONDS)
-            fini_quietly(engine)
-    return 0
+            clock.start()
+            grace = min(STOP_GRACE_SECONDS, clock.left())
+            left_behind = server.stop(grace, max(0.0, clock.left() - grace - 0.1))
+            if left_behind:
+                log.warning("%d user call(s) still running at exit", left_behind)
+            fini_quietly(engine, clock)
+    return clock.exit(0, stuck=left_behind > 0)

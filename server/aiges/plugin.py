@@ -5,7 +5,8 @@ go-plugin rules it follows: refuse to run without the magic cookie ``BASIC_PLUGI
 free one, no ``SO_REUSEPORT``) or an ephemeral one; print ``1|1|tcp|127.0.0.1:<port>|grpc``
 as the very first stdout line; serve health ``plugin`` = SERVING, ``GRPCController.Shutdown``
 and ``GRPCStdio.StreamStdio`` next to ``aiges.WrapperService``. It exits on Shutdown,
-SIGTERM/SIGINT, or within a second of its parent (the loader) dying. Logs go to stderr or
+SIGTERM/SIGINT, or when its parent (the loader) dies, within 2 s in every case, also
+while user code hangs (:class:`~server.aiges.launch.StopClock`). Logs go to stderr or
 ``--log-file``, never stdout.
 
 The C++ server (:mod:`server.aiges.native`, ``--native``) follows the same rules.
@@ -27,7 +28,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from server.aiges.engine import Engine
 from server.aiges.launch import (
+    PARENT_POLL_SECONDS,
+    STOP_GRACE_SECONDS,
     PluginError,
+    StopClock,
     cookie_missing,
     fini_quietly,
     handshake,
@@ -42,7 +46,6 @@ __all__ = ["bind_port", "serve_plugin"]
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 2**31 - 1
-PARENT_POLL_SECONDS = 0.25
 SWITCH_INTERVAL = 0.001
 """GIL switch interval for the plugin process. Every result crosses threads (gRPC handler ->
 user pool -> communicate stream); at CPython's default 5 ms a woken thread can wait that long
@@ -115,11 +118,13 @@ def serve_plugin(
     watch_parent: bool = True,
     switch_interval: float | None = SWITCH_INTERVAL,
     error_details: bool = False,
+    hard_exit: bool = True,
 ) -> int:
     """Run the plugin until Shutdown, a signal or the parent's death; returns the exit code.
 
     ``env`` defaults to ``os.environ``; ``handshake_out`` (default ``sys.stdout``) receives
-    only the handshake line.
+    only the handshake line. With ``hard_exit`` (the plugin process), user code still
+    running at the end of the stop budget ends the process instead of blocking its exit.
     """
     env = os.environ if env is None else env
     if cookie_missing(env, require_cookie):
@@ -130,10 +135,11 @@ def serve_plugin(
     with on_stop_signals(lambda _reason: stop.set()):
         with handshake(handshake_out) as announce:
             servicer = WrapperServicer(engine, workers=workers, error_details=error_details)
+            handlers = futures.ThreadPoolExecutor(
+                max_workers=max(16, 2 * workers + 8), thread_name_prefix="aiges-grpc"
+            )
             server = grpc.server(
-                futures.ThreadPoolExecutor(
-                    max_workers=max(16, 2 * workers + 8), thread_name_prefix="aiges-grpc"
-                ),
+                handlers,
                 options=[
                     ("grpc.max_receive_message_length", MAX_MESSAGE),
                     ("grpc.max_send_message_length", MAX_MESSAGE),
@@ -162,12 +168,15 @@ def serve_plugin(
                 ).start()
             announce(host, port)
         log.info("aiges plugin serving on %s:%d with %d workers", host, port, workers)
+        clock = StopClock(hard_exit=hard_exit)
         try:
             stop.wait()
         finally:
+            clock.start()
             log.info("aiges plugin stopping")
             health_servicer.enter_graceful_shutdown()
-            servicer.close()
-            server.stop(grace=1).wait(2)
-            fini_quietly(engine)
-    return 0
+            servicer.close()  # handlers waiting on user code give up now
+            server.stop(grace=STOP_GRACE_SECONDS).wait(clock.left())
+            handlers.shutdown(wait=False, cancel_futures=True)
+            fini_quietly(engine, clock)
+    return clock.exit(0)

@@ -17,6 +17,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import grpc
@@ -37,6 +38,8 @@ __all__ = ["Outbox", "WrapperServicer", "response_message"]
 log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.5
+_STOP_POLL_SECONDS = 0.1
+"""How soon an rpc waiting for a user call notices that the plugin is stopping."""
 
 
 def _frames(items: Any) -> list[Frame]:
@@ -92,6 +95,7 @@ class Outbox:
 
     def close(self) -> None:
         self.closed.set()
+        self._queue.put(object())  # wakes a waiting reader, which then sees ``closed``
 
 
 class WrapperServicer(aiges_pb2_grpc.WrapperServiceServicer):
@@ -119,9 +123,19 @@ class WrapperServicer(aiges_pb2_grpc.WrapperServiceServicer):
         self.outbox.put(message)
 
     def _run(self, fn: Any, *args: Any) -> Any:
-        return self.pool.submit(fn, *args).result()
+        """Run ``fn`` on the user pool and wait for it, but not past :meth:`close`."""
+        future = self.pool.submit(fn, *args)
+        while True:
+            try:
+                return future.result(timeout=_STOP_POLL_SECONDS)
+            except FutureTimeout:
+                if self.outbox.closed.is_set():
+                    future.cancel()
+                    raise RuntimeError("the plugin is stopping") from None
 
     def close(self) -> None:
+        """Stop taking work: the stream ends, queued user jobs are dropped, and rpcs that
+        wait for a running user call stop waiting within :data:`_STOP_POLL_SECONDS`."""
         self.outbox.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
