@@ -15,6 +15,7 @@ import inspect
 import logging
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+RECENT_SESSIONS = 256
+"""How many ended sessions still route late frames to their tag."""
 
 
 def load_wrapper_module(path: str | Path, module_name: str = "wrapper") -> Any:
@@ -204,9 +208,15 @@ class WrapperEngine:
         self.load_error = ""
         self._emit: Emit | None = None
         self._lock = threading.Lock()
+        # Live sessions only: entries go when the session is destroyed (or its handle is
+        # handed to a new session), so they never outgrow the sessions open at once.
         self._tag_by_handle: dict[str, str] = {}
         self._tag_by_sid: dict[str, str] = {}
+        self._sid_by_tag: dict[str, str] = {}
         self._tags: set[str] = set()
+        # Ended sessions, newest last, so frames still in flight after destroy reach the
+        # right tag; at most RECENT_SESSIONS keys.
+        self._recent: OrderedDict[str, str] = OrderedDict()
 
     # -- wiring -------------------------------------------------------------------------
     def bind(self, emit: Emit) -> None:
@@ -226,6 +236,8 @@ class WrapperEngine:
                 or (key if key in self._tags else None)
                 or self._tag_by_sid.get(key)
                 or self._tag_by_sid.get(sid)
+                or self._recent.get(key)
+                or self._recent.get(sid)
                 or key
             )
         outcome = outcome_from_response(resp, "callback")
@@ -302,6 +314,7 @@ class WrapperEngine:
             self._tags.add(tag)
             if sid:
                 self._tag_by_sid[sid] = tag
+                self._sid_by_tag[tag] = sid
         try:
             resp = call_flexibly(
                 self.instance.wrapperCreate,
@@ -325,14 +338,47 @@ class WrapperEngine:
             return "", code
         handle = handle or tag
         with self._lock:
+            previous = self._tag_by_handle.get(handle)
+            if previous is not None and previous != tag:  # the handle's last session ended
+                self._retire_locked(handle)
             self._tag_by_handle[handle] = tag
+            self._recent.pop(handle, None)
         return handle, 0
 
     def _forget(self, tag: str, sid: str) -> None:
+        """A create that failed: drop what it registered."""
         with self._lock:
             self._tags.discard(tag)
+            self._sid_by_tag.pop(tag, None)
             if sid and self._tag_by_sid.get(sid) == tag:
                 del self._tag_by_sid[sid]
+
+    def _retire_locked(self, handle: str) -> None:
+        """Move a session from the live maps to the bounded recent ones (lock held)."""
+        tag = self._tag_by_handle.pop(handle, None)
+        if tag is None:
+            return
+        self._tags.discard(tag)
+        sid = self._sid_by_tag.pop(tag, "")
+        if sid and self._tag_by_sid.get(sid) == tag:
+            del self._tag_by_sid[sid]
+        for key in (handle, sid):
+            if key:
+                self._recent[key] = tag
+                self._recent.move_to_end(key)
+        while len(self._recent) > RECENT_SESSIONS:
+            self._recent.popitem(last=False)
+
+    def session_counts(self) -> dict[str, int]:
+        """Sizes of the session bookkeeping (live maps and the bounded recent one)."""
+        with self._lock:
+            return {
+                "tags": len(self._tags),
+                "by_handle": len(self._tag_by_handle),
+                "by_sid": len(self._tag_by_sid),
+                "sid_by_tag": len(self._sid_by_tag),
+                "recent": len(self._recent),
+            }
 
     def write(self, handle: str, frames: list[Frame], sid: str) -> int:
         if self.instance is None:
@@ -352,6 +398,8 @@ class WrapperEngine:
         except Exception:
             log.exception("wrapperDestroy raised (handle %s)", handle)
             return EXEC_FAILED
-        # The handle -> tag route stays until the handle is reused, so frames still in
-        # flight after destroy reach the right request.
+        # The session has ended: its routes move to the bounded recent map, so frames
+        # still in flight after destroy reach the right request.
+        with self._lock:
+            self._retire_locked(handle)
         return int(ret or 0) if isinstance(ret, int | bool | type(None)) else 0

@@ -120,19 +120,38 @@ class SessionManager:
         self.wrapperConfig = dict(config or {})
 
     def init_handle_pool(self, mode: str, nums: int, thread_cls: type[Any] | None = None) -> None:
-        """Create ``nums`` slots (``mode`` "thread"; "process" is served by threads too)."""
+        """Create ``nums`` slots (``mode`` "thread"; "process" is served by threads too).
+
+        Handles are contiguous (``session-0``, ``session-1``, ...). A second call adds
+        ``nums`` more slots after the existing ones; it never replaces a slot, so live
+        sessions keep theirs.
+        """
         if mode not in ("thread", "process"):
             log.warning("unknown session pool mode %r; using threads", mode)
         cls = thread_cls or StreamHandleThread
+        added: list[SessionSlot] = []
         with self._lock:
-            for i in range(int(nums)):
-                handle = f"session-{len(self._slots) + i}"
-                slot = SessionSlot(handle)
-                worker = cls(slot, slot.in_q, slot.out_q)
-                slot.worker = worker
-                self._slots[handle] = slot
-                worker.daemon = True
-                worker.start()
+            if self._slots:
+                log.info(
+                    "init_handle_pool called again: adding %d slots to the %d there are",
+                    int(nums),
+                    len(self._slots),
+                )
+            number = len(self._slots)
+            for _ in range(int(nums)):
+                while f"session-{number}" in self._slots:
+                    number += 1
+                slot = SessionSlot(f"session-{number}")
+                slot.is_idle = False  # not handed out before its worker runs
+                self._slots[slot.handle] = slot
+                added.append(slot)
+                number += 1
+        for slot in added:  # start the workers after releasing the lock
+            worker = cls(slot, slot.in_q, slot.out_q)
+            worker.daemon = True
+            slot.worker = worker
+            worker.start()
+            slot.is_idle = True
         self.initialized = True
 
     @property
