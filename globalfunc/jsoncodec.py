@@ -259,11 +259,13 @@ def needs_decode(raw: bytes) -> bool:
     return _TAG_BYTES in raw
 
 
-def loads(raw: bytes | str, *, max_depth: int | None = None) -> Any:
+def loads(raw: bytes | str, *, max_depth: int | None = None, decode_tags: bool = True) -> Any:
     """Parse JSON and decode any tags in it; malformed input raises ``InvalidRequest``.
 
     Integers of any size come back exact. With ``max_depth``, a document nested deeper
     (``[[1]]`` is depth 2) raises :class:`NestingTooDeep` before anything else sees it.
+    ``decode_tags=False`` leaves tagged objects as they are, for a server that passes
+    arguments on to the process that runs the function (which decodes them once).
     """
     limit = _PARSER_DEPTH if max_depth is None else max_depth
     try:
@@ -277,7 +279,7 @@ def loads(raw: bytes | str, *, max_depth: int | None = None) -> Any:
         value = _std_loads(raw, limit)
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
-    return decode(value) if needs_decode(raw) else value
+    return decode(value) if decode_tags and needs_decode(raw) else value
 
 
 def _walk(root: dict[str, Any] | list[Any], max_depth: int) -> bool:

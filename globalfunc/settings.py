@@ -69,6 +69,20 @@ class Settings(BaseSettings):
     timeouts: str | None = Field(
         None, description="per-function call timeouts: 'Base.popen=60,Base.slug=1' (seconds)"
     )
+    function_concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="most calls of one function running at once in isolated mode "
+        "(default: all workers but one, when there are two or more)",
+    )
+    queue_size: int = Field(
+        1024, ge=0, description="calls that may wait for a worker; one more answers 503"
+    )
+    worker_user: str = Field(
+        "nobody",
+        description="when the server runs as root, isolated workers run as this user "
+        "(empty: as root, not recommended)",
+    )
     cache_dir: str | None = Field(
         None, description="where registry functions are materialized for import"
     )

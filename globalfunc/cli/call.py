@@ -11,14 +11,13 @@ Not here: the client (:mod:`globalfunc.client`) or the resolver (:mod:`globalfun
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from globalfunc.cli.context import EXIT_OK, Context, out
-from globalfunc.errors import BadArguments, ExecutionError, GlobalFuncError, InvalidRequest
+from globalfunc.errors import InvalidRequest
 
 __all__ = ["add_parsers", "cmd_call", "parse_kv"]
 
@@ -50,37 +49,16 @@ def _kwargs(ctx: Context) -> dict[str, Any]:
     return kwargs
 
 
-def _check(name: str, func: Callable[..., Any], kwargs: dict[str, Any]) -> None:
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):
-        return  # a builtin without a signature: let the call say
-    try:
-        signature.bind(**kwargs)
-    except TypeError as exc:
-        text = f"{name}{signature}"
-        raise BadArguments(f"arguments do not fit {text}: {exc}", signature=text) from None
-
-
 def call_local(ctx: Context, name: str, kwargs: dict[str, Any]) -> Any:
-    """Resolve ``name`` in the registry and call it here; its exception as ExecutionError."""
-    from gfgo import GFGo
+    """Call ``name`` here through the one call path (``globalfunc.invoke``), inline."""
+    from globalfunc.catalog import Catalog
+    from globalfunc.executor import InlineExecutor
+    from globalfunc.invoke import Invoker
+    from globalfunc.resolve import Resolver
 
-    go = GFGo(ctx.gfbase.registry)
-    assert go.resolver is not None
-    func = go.resolver.resolve(name)
-    _check(name, func, kwargs)
-    try:
-        return func(**kwargs)
-    except GlobalFuncError:
-        raise
-    except Exception as exc:
-        kind = type(exc).__qualname__
-        module = type(exc).__module__
-        full = kind if module == "builtins" else f"{module}.{kind}"
-        raise ExecutionError(
-            f"{name} raised {full}: {exc}", function=name, exc_type=full, exc_message=str(exc)
-        ) from exc
+    registry = ctx.gfbase.registry
+    invoker = Invoker(Catalog(registry), InlineExecutor(Resolver(registry), debug=ctx.args.debug))
+    return invoker.call(name, (), kwargs)
 
 
 def cmd_call(ctx: Context) -> int:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from globalfunc.errors import BadArguments, ExecutionError
 
 if TYPE_CHECKING:
+    from globalfunc.record import FunctionRecord
     from globalfunc.resolve import Resolver
 
 __all__ = ["ArgSpec", "Executor"]
@@ -116,8 +117,26 @@ class Executor(Protocol):
         tagged: bool = True,
         timeout: float | None = None,
         version: str | None = None,
+        record: FunctionRecord | None = None,
+        encoded: bool = False,
     ) -> bytes | Awaitable[bytes]:
-        """Like ``call_json``, but returns the bytes at once when the call already ran."""
+        """Like ``call_json``, but returns the bytes at once when the call already ran.
+
+        ``record``: the stored version to run (its hash is ``version``); ``encoded``: the
+        arguments are JSON values that may hold type tags, decoded where the call runs.
+        """
+        ...
+
+    def call_sync_json(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        record: FunctionRecord | None = None,
+    ) -> bytes:
+        """Run from synchronous code; the result as JSON bytes (tagged)."""
         ...
 
     def stats(self) -> dict[str, int]: ...

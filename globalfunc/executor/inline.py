@@ -19,6 +19,7 @@ from globalfunc import jsoncodec
 from globalfunc.executor.base import ArgSpec, _FunctionCache, _run_coroutine, _user_error
 
 if TYPE_CHECKING:
+    from globalfunc.record import FunctionRecord
     from globalfunc.resolve import Resolver
 
 __all__ = ["InlineExecutor"]
@@ -70,9 +71,15 @@ class InlineExecutor:
         tagged: bool = True,
         timeout: float | None = None,
         version: str | None = None,
+        record: FunctionRecord | None = None,
+        encoded: bool = False,
     ) -> bytes | Awaitable[bytes]:
+        if record is not None:
+            version = record.sha256
         func, spec = self._prepare(name, version)
         kw = kwargs or {}
+        if encoded:  # JSON values as parsed from a request: decode their type tags here
+            args, kw = jsoncodec.decode(list(args)), jsoncodec.decode(dict(kw))
         spec.check(args, kw)
         try:
             result = func(*args, **kw)
@@ -101,6 +108,18 @@ class InlineExecutor:
     ) -> bytes:
         out = self.submit_json(name, args, kwargs, tagged=tagged, version=version)
         return out if isinstance(out, bytes) else await out
+
+    def call_sync_json(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        record: FunctionRecord | None = None,
+    ) -> bytes:
+        out = self.submit_json(name, args, kwargs, record=record)
+        return out if isinstance(out, bytes) else _run_coroutine(out)
 
     def stats(self) -> dict[str, int]:
         return {"workers": 0, "busy": 0, "replaced": 0}

@@ -303,9 +303,11 @@ class IsolatedExecutor:
         from a request body); they are decoded once, in the worker.
         """
         limit = self.timeout_for(name, timeout)
-        payload = self._request(name, args, kwargs or {}, tagged, version, encoded)
         if record is None and self.registry is not None:
             record = self._record(name, version)
+        if record is not None:
+            version = record.sha256
+        payload = self._request(name, args, kwargs or {}, tagged, version, encoded)
         work = self._run(name, payload, record, limit)
         if self._on_loop():
             return asyncio.ensure_future(work, loop=self.loop)
@@ -343,15 +345,29 @@ class IsolatedExecutor:
         timeout: float | None = None,
     ) -> Any:
         """Call from synchronous code (not from the thread running the pool's loop)."""
+        return jsoncodec.loads(self.call_sync_json(name, args, kwargs, timeout=timeout))
+
+    def call_sync_json(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        record: FunctionRecord | None = None,
+    ) -> bytes:
+        """Run from synchronous code (not the pool's loop); the result's JSON bytes, tagged."""
         if self._on_loop():
             raise ConfigError(
                 "call() would block the event loop that serves this pool; await call_json()"
             )
         limit = self.timeout_for(name, timeout)
-        payload = self._request(name, args, kwargs or {}, True, None, False)
-        record = self._record(name, None) if self.registry is not None else None
-        out = self._sync(self._run(name, payload, record, limit), None)
-        return jsoncodec.loads(out)
+        if record is None and self.registry is not None:
+            record = self._record(name, None)
+        version = None if record is None else record.sha256
+        payload = self._request(name, args, kwargs or {}, True, version, False)
+        out: bytes = self._sync(self._run(name, payload, record, limit), None)
+        return out
 
     async def _run(
         self, name: str, payload: bytes, record: FunctionRecord | None, limit: float

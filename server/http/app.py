@@ -40,6 +40,7 @@ import tornado.web
 from tornado import httputil
 
 from globalfunc import jsoncodec
+from globalfunc.catalog import Catalog
 from globalfunc.errors import (
     ConfigError,
     GlobalFuncError,
@@ -49,10 +50,10 @@ from globalfunc.errors import (
     Unauthorized,
 )
 from globalfunc.executor import Executor
+from globalfunc.invoke import Invoker
 from globalfunc.record import FunctionRecord
 from globalfunc.registry import Registry
 from server.http.calls import GlobalFuncApplication
-from globalfunc.catalog import Catalog
 from server.http.guard import RequestGuard
 from server.http.metrics import CONTENT_TYPE, Metrics
 from server.http.openapi import build_openapi, kwargs_schema
@@ -456,9 +457,11 @@ def make_app(
         raise ConfigError(f"max_body must be at least 1 byte, got {max_body}")
     if max_json_depth < 2:
         raise ConfigError(f"max_json_depth must be at least 2, got {max_json_depth}")
+    catalog = Catalog(registry, allow_packages=allow_packages, ttl=catalog_ttl)
     state = AppState(
-        catalog=Catalog(registry, allow_packages=allow_packages, ttl=catalog_ttl),
+        catalog=catalog,
         executor=executor,
+        invoker=Invoker(catalog, executor),
         metrics=Metrics(metrics_dir),
         token=None if not token else f"Bearer {token}".encode(),
         max_body=max_body,

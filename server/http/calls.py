@@ -27,7 +27,13 @@ from tornado import httputil
 from tornado.iostream import StreamClosedError
 
 from globalfunc import jsoncodec
-from globalfunc.errors import GlobalFuncError, InvalidRequest, RequestTooLarge, Unauthorized
+from globalfunc.errors import (
+    GlobalFuncError,
+    InvalidRequest,
+    Overloaded,
+    RequestTooLarge,
+    Unauthorized,
+)
 from server.http.state import WWW_AUTHENTICATE, AppState, log_access
 
 __all__ = ["GfgoRequest", "GlobalFuncApplication", "run_call", "run_gfgo"]
@@ -62,7 +68,8 @@ def _validation_message(exc: ValidationError) -> str:
 def _parse(raw: bytes, max_depth: int) -> Any:
     if not raw or not raw.strip():
         raise InvalidRequest("body is empty; expected a JSON object")
-    return jsoncodec.loads(raw, max_depth=max_depth)
+    # Type tags stay as they are: the invoke path decodes them where the function runs.
+    return jsoncodec.loads(raw, max_depth=max_depth, decode_tags=False)
 
 
 def run_gfgo(state: AppState, raw: bytes, tagged: bool) -> tuple[str, bytes | Awaitable[bytes]]:
@@ -77,16 +84,15 @@ def run_gfgo(state: AppState, raw: bytes, tagged: bool) -> tuple[str, bytes | Aw
         req = GfgoRequest.model_validate(body)
     except ValidationError as exc:
         raise InvalidRequest(f"bad /gfgo/ body: {_validation_message(exc)}") from None
-    record = state.catalog.lookup(req.pack_func)
-    out = state.executor.submit_json(
-        req.pack_func, req.call_args, req.call_kwargs, tagged=tagged, version=record.sha256
+    out = state.invoker.submit(
+        req.pack_func, req.call_args, req.call_kwargs, encoded=True, tagged=tagged
     )
     return req.pack_func, out
 
 
 def run_call(state: AppState, name: str, raw: bytes) -> bytes | Awaitable[bytes]:
     """``POST /call/<name>``: the function's result as JSON bytes (or pending)."""
-    record = state.catalog.lookup(name)
+    record = state.invoker.lookup(name)
     body = _parse(raw, state.max_json_depth) if raw.strip() else {}
     try:
         kwargs = _KWARGS.validate_python(body)
@@ -95,7 +101,7 @@ def run_call(state: AppState, name: str, raw: bytes) -> bytes | Awaitable[bytes]
             f"body of /call/{name} must be a JSON object of keyword arguments, "
             f"got {type(body).__name__}"
         ) from None
-    return state.executor.submit_json(name, (), kwargs, tagged=True, version=record.sha256)
+    return state.invoker.submit(name, (), kwargs, encoded=True, record=record)
 
 
 _date_cache: tuple[int, str] = (0, "")
@@ -220,10 +226,16 @@ class _FastCall(httputil.HTTPMessageDelegate):
             self.state.error_payload(err),
             type(err).__name__,
             www_auth=isinstance(err, Unauthorized),
+            retry_after=err.details.get("retry_after") if isinstance(err, Overloaded) else None,
         )
 
     def _respond(
-        self, status: int, payload: bytes, error: str | None, www_auth: bool = False
+        self,
+        status: int,
+        payload: bytes,
+        error: str | None,
+        www_auth: bool = False,
+        retry_after: int | None = None,
     ) -> None:
         state = self.state
         seconds = time.time() - self.start
@@ -240,6 +252,8 @@ class _FastCall(httputil.HTTPMessageDelegate):
         headers["Content-Type"] = "application/json"
         headers["Content-Length"] = str(len(payload))
         headers["Date"] = _http_date()
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
         if www_auth:
             headers["WWW-Authenticate"] = WWW_AUTHENTICATE
         origin = state.cors_origin(self.headers.get("Origin"))

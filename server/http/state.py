@@ -14,10 +14,11 @@ from typing import Any
 
 import orjson
 
+from globalfunc.catalog import Catalog
 from globalfunc.errors import GlobalFuncError, Unauthorized
 from globalfunc.executor import Executor
+from globalfunc.invoke import Invoker
 from globalfunc.jsoncodec import DEFAULT_MAX_DEPTH
-from globalfunc.catalog import Catalog
 from server.http.metrics import Metrics
 
 access_log = logging.getLogger("globalfunc.access")
@@ -39,6 +40,7 @@ class AppState:
 
     catalog: Catalog
     executor: Executor
+    invoker: Invoker
     metrics: Metrics
     token: bytes | None
     max_body: int

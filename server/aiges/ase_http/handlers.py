@@ -120,7 +120,7 @@ class AseHandler(BaseHandler):
         if "result" not in outputs:  # known before the call: do not run it for nothing
             raise undeclared("result")
         outcome = await call_registry_function(
-            self.state.executor, self.services.mapper(record), record, params, frames
+            self.state.invoker, self.services.mapper(record), record, params, frames
         )
         return render_outcome(outcome, outputs, self.sid)
 

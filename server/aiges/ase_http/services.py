@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NoReturn
 
 from globalfunc.errors import InvalidRequest
-from globalfunc.executor import Executor
+from globalfunc.invoke import Invoker
 from globalfunc.record import FunctionRecord
 from server.aiges.ase_http.protocol import RESULT_DESC, AseError
 from server.aiges.engine import INIT_FAILED, Engine, Frame, Outcome
@@ -72,17 +72,21 @@ class AseServices:
         ``tornado.web.Application``.
         """
         if self._standalone is None:
+            from globalfunc.catalog import Catalog
             from globalfunc.executor import InlineExecutor
+            from globalfunc.invoke import Invoker
             from globalfunc.registry import Registry
             from globalfunc.resolve import Resolver
-            from server.http.catalog import Catalog
             from server.http.metrics import Metrics
             from server.http.state import DEFAULT_MAX_BODY
 
             registry = Registry.open("sqlite://:memory:")
+            catalog = Catalog(registry)
+            executor = InlineExecutor(Resolver(registry))
             self._standalone = AppState(
-                catalog=Catalog(registry),
-                executor=InlineExecutor(Resolver(registry)),
+                catalog=catalog,
+                executor=executor,
+                invoker=Invoker(catalog, executor),
                 metrics=Metrics(),
                 token=None,
                 max_body=DEFAULT_MAX_BODY,
@@ -105,7 +109,7 @@ class AseServices:
 
 
 async def call_registry_function(
-    executor: Executor,
+    invoker: Invoker,
     mapper: FunctionEngine,
     record: FunctionRecord,
     params: dict[str, str],
@@ -114,7 +118,7 @@ async def call_registry_function(
     """Run ``record`` for one ase request; its JSON result as the text output ``result``.
 
     ``params``/``frames`` become keyword arguments through ``mapper`` (the registered
-    signature); the call runs on ``executor`` pinned to the record's version. Errors a
+    signature); the call runs through ``invoker`` (the one call path) pinned to the record. Errors a
     caller can cause raise :mod:`globalfunc.errors` classes (or :class:`AseError`).
     """
     try:
@@ -122,6 +126,6 @@ async def call_registry_function(
     except UnicodeDecodeError as exc:
         raise AseError(InvalidRequest.aiges_code, f"a text payload is not UTF-8: {exc}") from exc
     svc = f"{record.package}.{record.name}"
-    out = executor.submit_json(svc, (), kwargs, tagged=False, version=record.sha256)
+    out = invoker.submit(svc, (), kwargs, tagged=False, record=record)
     data = out if isinstance(out, bytes) else await out
     return Outcome(ret=0, frames=[Frame("result", data, 0, 3, dict(RESULT_DESC))])
