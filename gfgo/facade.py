@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from globalfunc.errors import InvalidRequest, PackageNotFound
 from globalfunc.resolve import Resolver, Root
-from globalfunc.errors import InvalidRequest
 
 # One resolver per root, so repeated seed-style calls reuse resolutions. A resolver keeps
 # its root alive, so an id() key is never reused while its entry exists.
@@ -87,5 +87,12 @@ class GFGo:
         if global_func is not None:
             _resolver_for(global_func).reload(package_name)
             return
+        reloaded = 0
         for resolver in list(_RESOLVERS.values()):
-            resolver.reload(package_name)
+            try:  # every root seen so far; only the ones that hold the package reload it
+                resolver.reload(package_name)
+            except (PackageNotFound, ModuleNotFoundError):
+                continue
+            reloaded += 1
+        if _RESOLVERS and not reloaded:
+            raise PackageNotFound(f"no root used so far holds a package {package_name!r}")

@@ -11,6 +11,7 @@ elsewhere. This module does not talk to git or storage.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -129,10 +130,9 @@ def forget_modules(top: str) -> list[ModuleType]:
         sys.modules.pop(module.__name__, None)
         source = getattr(module, "__file__", None)
         if source and source.endswith(".py"):
-            try:
+            # a read-only tree or no cache: the mtime check still applies
+            with contextlib.suppress(OSError, NotImplementedError, ValueError):
                 Path(importlib.util.cache_from_source(source)).unlink(missing_ok=True)
-            except (OSError, NotImplementedError, ValueError):
-                pass  # a read-only tree or no cache: the mtime check still applies
     importlib.invalidate_caches()
     return dropped
 

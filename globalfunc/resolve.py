@@ -23,6 +23,7 @@ nothing from them, and nothing from git.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -104,7 +105,8 @@ class Resolver:
         if isinstance(self.root, ModuleType):
             whole = package == self.root.__name__
             self.invalidate(None if whole else package)
-            _reload_submodule(self.root, package)
+            if whole or sys.modules.get(self.root.__name__) is self.root:
+                _reload_submodule(self.root, package)
         elif isinstance(self.root, str | Path):
             root = Path(self.root).resolve()
             if package == root.name and not (root / package).is_dir():
@@ -113,7 +115,8 @@ class Resolver:
                     reload_from(root, top)
             else:
                 self.invalidate(package)
-                reload_from(root, package)
+                if root.joinpath(*package.split(".")).is_dir():
+                    reload_from(root, package)
         else:
             self.invalidate(package)
 
@@ -194,7 +197,9 @@ def _reload_submodule(root: ModuleType, package: str) -> None:
     root's own name, re-import every sub-module and then the root itself, in place."""
     if package == root.__name__:
         prefix = root.__name__ + "."
-        loaded = sorted((m for m in sys.modules if m.startswith(prefix)), key=lambda m: m.count("."))
+        loaded = sorted(
+            (m for m in sys.modules if m.startswith(prefix)), key=lambda m: m.count(".")
+        )
         for name in loaded:
             forget_modules(name)
             owner, _, attr = name.rpartition(".")
@@ -203,10 +208,8 @@ def _reload_submodule(root: ModuleType, package: str) -> None:
         importlib.reload(root)
         for name in loaded:  # what was imported before is imported again, from the new files
             if name not in sys.modules:
-                try:
+                with contextlib.suppress(ModuleNotFoundError):  # a deleted file stays gone
                     importlib.import_module(name)
-                except ModuleNotFoundError:
-                    pass  # its file was deleted: it stays gone
         return
     full = f"{root.__name__}.{package}"
     forget_modules(full)

@@ -14,14 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 from globalfunc.errors import PackageNotFound, WorkspaceError
 from globalfunc.files import confined, reload_from, write_atomic, write_init_py
 from globalfunc.naming import check_branch, parse_package
-
-if TYPE_CHECKING:
-    import git
 
 __all__ = ["CommitResult", "Workspace", "reload_from"]
 
@@ -112,9 +108,7 @@ class Workspace:
         if not targets:
             return set()
         try:
-            out = self.repo.git.status(
-                "--porcelain", "-z", "--untracked-files=all", "--", *targets
-            )
+            out = self.repo.git.status("--porcelain", "-z", "--untracked-files=all", "--", *targets)
         except git.GitCommandError as exc:
             raise WorkspaceError(f"git status failed: {exc.stderr.strip() or exc}") from exc
         dirty: set[Path] = set()
@@ -200,4 +194,3 @@ class Workspace:
         parse_package(package)
         self.package_dir(package)
         return reload_from(self.root, package)
-

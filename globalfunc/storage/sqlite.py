@@ -629,4 +629,3 @@ class SqliteStorage:
         if self._memory is not None:
             self._memory.close()
             self._memory = None
-

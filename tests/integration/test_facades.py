@@ -15,6 +15,7 @@ import pytest
 
 from gfbase import GFBase
 from gfgo import GFGo
+from globalfunc.files import forget_modules
 from globalfunc.workspace import Workspace
 
 pytestmark = pytest.mark.integration
@@ -69,8 +70,9 @@ def test_seed_reload_flow_runs_the_new_code(packages_repo: Path) -> None:
     answer.write_text("def answer() -> int:\n    return 1\n")
     gfbase.generate_init_py("Base")
     sys.path.insert(0, str(root.parent))
+    forget_modules("Base")  # a directory root imports Base by its top-level name: ours here
     try:
-        import GlobalFunc as funcs  # noqa: N813
+        import GlobalFunc as funcs
 
         gfgo = GFGo()
         assert gfgo._exe_func_kwargs(global_func=funcs, pack_func="Base.answer", kwargs={}) == 1
@@ -81,12 +83,12 @@ def test_seed_reload_flow_runs_the_new_code(packages_repo: Path) -> None:
         assert gfgo._exe_func_kwargs(global_func=funcs, pack_func="Base.answer", kwargs={}) == 2
         assert gfgo._exe_func_kwargs(global_func=str(root), pack_func="Base.answer") == 2
         answer.write_text("def answer() -> int:\n    return 3\n")
-        GFGo._reload_package("Base")  # a package of the root works too
+        GFGo._reload_package("Base", global_func=str(root))  # one package of one root
         assert gfgo._exe_func_kwargs(global_func=str(root), pack_func="Base.answer") == 3
     finally:
         sys.path.remove(str(root.parent))
-        for name in [m for m in sys.modules if m == "GlobalFunc" or m.startswith("GlobalFunc.")]:
-            del sys.modules[name]
+        forget_modules("GlobalFunc")
+        forget_modules("Base")
 
 
 @pytest.fixture
