@@ -16,7 +16,9 @@ import git
 
 REPO = Path(__file__).resolve().parents[2]
 ERROR_FUNCS = REPO / "tests" / "data" / "errors"
-BANNER = re.compile(r"^GlobalFunc (?:serving|worker \S+ at) (http://\S+?)/?[ \n]")
+SERVING = re.compile(r"^GlobalFunc serving (http://\S+?)/?[ \n]")
+# a worker prints the serving line too, before it registers: wait for its own line
+WORKER = re.compile(r"^GlobalFunc worker \S+ at (http://\S+?)/?[ \n]")
 
 
 def make_repo(path: Path, source: Path = ERROR_FUNCS) -> Path:
@@ -53,6 +55,7 @@ class GfProcess:
             cwd=str(REPO),
         )
         self.url = ""
+        self._ready = WORKER if "worker" in args else SERVING
 
     def wait(self, within: float = 60.0) -> GfProcess:
         assert self.proc.stdout is not None
@@ -60,7 +63,7 @@ class GfProcess:
         buffer = b""
         while True:
             for line in buffer.decode(errors="replace").splitlines(keepends=True):
-                match = BANNER.match(line)
+                match = self._ready.match(line)
                 if match and line.endswith("\n"):
                     self.url = match[1]
                     return self
