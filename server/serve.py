@@ -48,6 +48,7 @@ from globalfunc.executor import (
     InlineExecutor,
     IsolatedExecutor,
 )
+from globalfunc.executor.child import DEFAULT_WORKER_USER
 from globalfunc.jsoncodec import DEFAULT_MAX_DEPTH
 from globalfunc.naming import DEFAULT_TIER1
 from globalfunc.registry import Registry
@@ -95,7 +96,7 @@ def build_executor(
     cache_dir: Path | None = None,
     function_concurrency: int | None = None,
     queue_size: int | None = None,
-    worker_user: str | None = None,
+    worker_user: str | None = DEFAULT_WORKER_USER,
     loop: asyncio.AbstractEventLoop | None = None,
     debug: bool = False,
 ) -> Executor:
@@ -141,7 +142,7 @@ def serve(
     memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
     function_concurrency: int | None = None,
     queue_size: int | None = None,
-    worker_user: str | None = None,
+    worker_user: str | None = DEFAULT_WORKER_USER,
     cors_origins: list[str] | None = None,
     debug: bool = False,
     tier1: str = DEFAULT_TIER1,

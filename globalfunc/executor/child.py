@@ -10,8 +10,9 @@ engine):
 - **an unprivileged user**: when we run as root and the spec names a user (the edge passes
   ``GF_WORKER_USER``, ``nobody`` by default), the child runs as that user and its groups,
   so it can read neither root's files nor ``/proc/<server pid>/environ``;
-- **a memory cap**: ``RLIMIT_AS`` set on the child from outside (``prlimit``) right after it
-  starts, with ``MALLOC_ARENA_MAX`` lowered so glibc's per-thread arenas do not eat the cap;
+- **a memory cap**: ``RLIMIT_AS``, set by the child on itself before our command runs
+  (util-linux's ``prlimit`` execs it; lowering one's own limit needs no privilege), with
+  ``MALLOC_ARENA_MAX`` lowered so glibc's per-thread arenas do not eat the cap;
 - **its own session**: a terminal's Ctrl-C reaches the server, which decides;
 - **a death certificate**: :meth:`Child.exit_description` says how it ended (exit code or
   signal, and a hint when the memory cap was the likely cause).
@@ -30,6 +31,7 @@ import logging
 import os
 import pwd
 import resource
+import shutil
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -38,9 +40,12 @@ from pathlib import Path
 
 from globalfunc.errors import ConfigError
 
-__all__ = ["Child", "ChildSpec", "child_env", "import_root"]
+__all__ = ["DEFAULT_WORKER_USER", "Child", "ChildSpec", "child_env", "import_root"]
 
 log = logging.getLogger(__name__)
+
+DEFAULT_WORKER_USER = "nobody"
+_PRLIMIT = shutil.which("prlimit")  # util-linux; without it the parent caps the child
 
 
 def import_root() -> str:
@@ -146,12 +151,16 @@ class Child:
                 "or set GF_WORKER_USER to a user who can"
             ) from None
         child = cls(spec, proc, identity)
-        if spec.memory_mb is not None:
+        if spec.memory_mb is not None and not _PRLIMIT:
             cap = int(spec.memory_mb) * 1024 * 1024
             try:
                 resource.prlimit(proc.pid, resource.RLIMIT_AS, (cap, cap))
-            except (OSError, ValueError) as exc:  # the child is gone already: it will say so
-                log.debug("could not cap child %d's memory: %s", proc.pid, exc)
+            except (OSError, ValueError) as exc:
+                child.kill()
+                raise ConfigError(
+                    f"cannot cap the memory of a child process ({exc}); install util-linux's "
+                    "prlimit, or turn the cap off (GF_MEMORY_MB=0)"
+                ) from None
         return child
 
     @staticmethod
@@ -160,8 +169,14 @@ class Child:
     ) -> subprocess.Popen[bytes]:
         # Another user may not reach our working folder: start it from / unless told.
         cwd = spec.cwd if spec.cwd is not None or identity is None else "/"
+        argv = list(spec.argv)
+        if spec.memory_mb is not None and _PRLIMIT:
+            # The child caps itself before it runs anything: lowering one's own limit needs
+            # no privilege, while capping another user's process needs CAP_SYS_RESOURCE.
+            cap = int(spec.memory_mb) * 1024 * 1024
+            argv = [_PRLIMIT, f"--as={cap}:{cap}", "--", *argv]
         return subprocess.Popen(
-            list(spec.argv),
+            argv,
             stdin=subprocess.PIPE if spec.stdin_pipe else subprocess.DEVNULL,
             stdout=subprocess.PIPE if spec.stdout_pipe else subprocess.DEVNULL,
             stderr=spec.stderr,
