@@ -54,7 +54,7 @@ from globalfunc.invoke import Invoker
 from globalfunc.record import FunctionRecord
 from globalfunc.registry import Registry
 from server.http.calls import GlobalFuncApplication
-from server.http.guard import RequestGuard
+from server.http.guard import RequestGuard, Route
 from server.http.metrics import CONTENT_TYPE, Metrics
 from server.http.openapi import build_openapi, kwargs_schema
 from server.http.state import (
@@ -119,6 +119,13 @@ class BaseHandler(tornado.web.RequestHandler):
                     limit=state.max_body,
                 )
             )
+
+    @classmethod
+    def refusal_payload(cls, err: GlobalFuncError, state: AppState) -> bytes:
+        """The error body when this route's request is refused at its headers
+        (:mod:`server.http.guard`): the shape ``send_error_obj`` gives. A route with its own
+        error shape overrides both."""
+        return state.error_payload(err)
 
     def options(self, *args: Any, **kwargs: Any) -> None:
         if not self.state.cors_origins:
@@ -402,26 +409,28 @@ def _with_state(rule: tuple[Any, ...], state: AppState) -> tuple[Any, ...]:
 class GuardedApplication(GlobalFuncApplication):
     """The application with :class:`~server.http.guard.RequestGuard` in front of every request."""
 
-    gf_public: tuple[re.Pattern[str], ...] = ()
+    gf_routes: tuple[Route, ...] = ()
 
     def start_request(
         self, server_conn: object, request_conn: httputil.HTTPConnection
     ) -> httputil.HTTPMessageDelegate:
         inner = super().start_request(server_conn, request_conn)
-        return RequestGuard(self.gf_state, request_conn, inner, self.gf_public)
+        return RequestGuard(self.gf_state, request_conn, inner, self.gf_routes)
 
 
-def _public_patterns(routes: Sequence[Any]) -> tuple[re.Pattern[str], ...]:
-    """The path patterns of the routes whose handler needs no token (``public = True``)."""
+def _guard_routes(routes: Sequence[Any]) -> tuple[Route, ...]:
+    """What the guard needs of each route: its path pattern, whether it is public, and how
+    its errors look (routes of other handler classes are left out)."""
     out = []
     for rule in routes:
         if (
             isinstance(rule, tuple)
             and len(rule) >= 2
             and isinstance(rule[0], str)
-            and getattr(rule[1], "public", False) is True
+            and isinstance(rule[1], type)
+            and issubclass(rule[1], BaseHandler)
         ):
-            out.append(re.compile(rule[0]))
+            out.append(Route(re.compile(rule[0]), rule[1].public, rule[1].refusal_payload))
     return tuple(out)
 
 
@@ -502,5 +511,5 @@ def make_app(
         gf_state=state,
     )
     app.gf_state = state
-    app.gf_public = _public_patterns(routes)
+    app.gf_routes = _guard_routes(routes)
     return app

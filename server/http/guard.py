@@ -18,8 +18,9 @@ So an unauthenticated client cannot make the server hold its body, whatever its 
 
 Requests without a body go through untouched; their handlers check the token as before.
 It does not parse bodies, time uploads out (the ``HTTPServer``'s ``body_timeout`` and
-``idle_connection_timeout`` do, see :mod:`server.serve`) or know about routes beyond the
-public path patterns it is given.
+``idle_connection_timeout`` do, see :mod:`server.serve`) or know about routes beyond what
+each :class:`Route` says: its pattern, whether it is public, and the shape of its errors
+(the AIGES ase routes answer in the ase shape).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from email.utils import formatdate
+from typing import NamedTuple
 
 from tornado import httputil
 from tornado.iostream import IOStream, StreamClosedError
@@ -38,7 +40,7 @@ from tornado.iostream import IOStream, StreamClosedError
 from globalfunc.errors import GlobalFuncError, RequestTooLarge, Unauthorized
 from server.http.state import WWW_AUTHENTICATE, AppState, log_access
 
-__all__ = ["LINGER_SECONDS", "RequestGuard"]
+__all__ = ["LINGER_SECONDS", "RequestGuard", "Route"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,14 @@ LINGER_SECONDS = 5.0
 """How long a refused connection's remaining upload is read and dropped before closing."""
 
 _LINGERING: set[asyncio.Task[None]] = set()
+
+
+class Route(NamedTuple):
+    """One route as the guard sees it."""
+
+    pattern: re.Pattern[str]
+    public: bool
+    error_body: Callable[[GlobalFuncError, AppState], bytes]
 
 
 def route_label(path: str) -> str:
@@ -60,19 +70,19 @@ def route_label(path: str) -> str:
 class RequestGuard(httputil.HTTPMessageDelegate):
     """Checks a request's headers before handing it to ``inner`` (see the module doc)."""
 
-    __slots__ = ("conn", "inner", "method", "path", "public", "refused", "size", "start", "state")
+    __slots__ = ("conn", "inner", "method", "path", "refused", "routes", "size", "start", "state")
 
     def __init__(
         self,
         state: AppState,
         conn: httputil.HTTPConnection,
         inner: httputil.HTTPMessageDelegate,
-        public: Sequence[re.Pattern[str]],
+        routes: Sequence[Route],
     ) -> None:
         self.state = state
         self.conn = conn
         self.inner = inner
-        self.public = public
+        self.routes = routes
         self.refused = False
         self.size = 0
         self.method = "?"
@@ -99,7 +109,8 @@ class RequestGuard(httputil.HTTPMessageDelegate):
         chunked = "Transfer-Encoding" in headers
         if (declared is None or declared.strip() in ("", "0")) and not chunked:
             return None  # no body: nothing to hold; the handler decides
-        if state.token is not None and method != "OPTIONS" and not self._public():
+        route = self._route()
+        if state.token is not None and method != "OPTIONS" and not (route and route.public):
             try:
                 state.check_token(headers.get("Authorization"))
             except Unauthorized as err:
@@ -113,8 +124,14 @@ class RequestGuard(httputil.HTTPMessageDelegate):
                 return _too_large(size, state.max_body)
         return None
 
-    def _public(self) -> bool:
-        return any(p.fullmatch(self.path) for p in self.public)
+    def _route(self) -> Route | None:
+        return next((r for r in self.routes if r.pattern.fullmatch(self.path)), None)
+
+    def _payload(self, err: GlobalFuncError) -> bytes:
+        route = self._route()
+        if route is None:
+            return self.state.error_payload(err)
+        return route.error_body(err, self.state)
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         if self.refused:
@@ -166,7 +183,7 @@ class RequestGuard(httputil.HTTPMessageDelegate):
         """Answer now, take the connection from tornado, drop the upload, close."""
         self.refused = True
         self._account(err)
-        payload = self.state.error_payload(err)
+        payload = self._payload(err)
         status = err.http_status
         head = [f"HTTP/1.1 {status} {httputil.responses.get(status, 'Error')}"]
         head += self._headers(err, payload, origin)
@@ -183,7 +200,7 @@ class RequestGuard(httputil.HTTPMessageDelegate):
     def _answer_in_band(self, err: GlobalFuncError, origin: str | None = None) -> None:
         """Answer through tornado; it closes the connection after, the body unread."""
         self._account(err)
-        payload = self.state.error_payload(err)
+        payload = self._payload(err)
         headers = httputil.HTTPHeaders()
         for line in self._headers(err, payload, origin):
             name, _, value = line.partition(": ")

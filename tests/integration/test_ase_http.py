@@ -427,8 +427,8 @@ def test_metrics_and_access_log_see_ase_calls(iso: ServerProcess) -> None:
     text = get(iso, "/metrics").text
     assert f'gf_calls_total{{function="{SVC}",status="200"}}' in text
     assert 'gf_calls_total{function="echo",status="200"}' in text
-    assert 'route="/{version}/private/{serviceId}",method="POST",status="200"' in text
-    assert 'route="/v1/{serviceId}",method="POST",status="200"' in text
+    assert 'method="POST",route="/{version}/private/{serviceId}",status="200"' in text
+    assert 'method="POST",route="/v1/{serviceId}",status="200"' in text
     deadline = time.monotonic() + 5
     while f"POST /v1/private/{SVC} {SVC} 200" not in iso.log() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -577,7 +577,8 @@ def test_extra_routes_get_the_same_rules(storage_url: str, tmp_path: Path) -> No
             f"{base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
         ).text
         assert (
-            'gf_http_requests_total{route="/v1/private/<svc>",method="POST",status="200"} 1' in text
+            'gf_http_requests_total{method="POST",route="/v1/private/<svc>",status="200"} 1.0'
+            in text
         )
     finally:
         loop.call_soon_threadsafe(loop.stop)

@@ -72,6 +72,11 @@ class AseHandler(BaseHandler):
         # Errors raised before ``post`` (token, body limit) get the ase shape too.
         self._fail(AseError.of(err))
 
+    @classmethod
+    def refusal_payload(cls, err: GlobalFuncError, state: AppState) -> bytes:
+        # Refused at the headers (server.http.guard): the ase shape as well.
+        return orjson.dumps(AseError.of(err).body(uuid.uuid4().hex))
+
     async def post(self, *parts: str) -> None:
         svc = parts[-1]
         start = time.monotonic()
