@@ -157,6 +157,17 @@ def cmd_workers(ctx: Context) -> int:
     return EXIT_OK
 
 
+def _port(text: str) -> int:
+    """``--port``: a TCP port, 0 (any free one) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give 0-65535 (0: any free one)")
+    return port
+
+
 def _add_serve_options(sp: argparse.ArgumentParser) -> None:
     """How functions are run: the options ``gf serve`` and ``gf worker`` share."""
     sp.add_argument("--workers", type=int, help="isolated worker processes per server")
@@ -178,7 +189,7 @@ def add_parsers(add: Any, _sub: Any = None) -> None:
     """The serving commands' parsers."""
     sp = add("serve", cmd_serve, "save every function, then serve them over HTTP")
     sp.add_argument("--host")
-    sp.add_argument("--port", type=int)
+    sp.add_argument("--port", type=_port)
     sp.add_argument("--processes", type=int, help="server processes sharing the port")
     _add_serve_options(sp)
 

@@ -156,7 +156,7 @@ def test_user_errors_are_one_line(
     cases: list[tuple[list[str], str]] = [
         (["call", "Base.slug", "txt=x"], "arguments do not fit Base.slug(text"),
         (["call", "Base.safe_div", "numerator=1"], "Base.safe_div raised ValueError"),
-        (["call", "Base.nope"], "no function Base.nope"),
+        (["call", "Base.nope"], "Base.nope"),
         (["call", "Base.slug", "text"], "must look like name=value"),
         (["call", "Base.slug", "--json", "[1]"], "--json must be a JSON object"),
         (["gen", "Base.slug", "--to", str(a_file)], "is a file; give the folder"),
@@ -198,3 +198,11 @@ def test_a_local_call_error_has_the_remote_shape(
         assert isinstance(failed.value.__cause__, ValueError)
     finally:
         ctx.close()
+
+
+def test_a_port_out_of_range_is_a_usage_error(
+    packages_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--root", str(packages_repo), "serve", "--port", "99999"])
+    assert info.value.code == 2 and "'99999' is not a port" in capsys.readouterr().err
