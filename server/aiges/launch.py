@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 from server.aiges.engine import Engine
@@ -229,19 +230,42 @@ def fini_quietly(engine: Engine, clock: StopClock | None = None) -> None:
         log.exception("engine fini failed")
 
 
+def default_wrapper(cwd: str | Path, pythonpath: str = "") -> Path:
+    """The ``wrapper.py`` ``python -m aiges.serve`` would import: in ``cwd``, else in the
+    first ``PYTHONPATH`` folder that holds one; :class:`PluginError` naming where it looked."""
+    folders = [Path(cwd), *(Path(p) for p in pythonpath.split(os.pathsep) if p)]
+    for folder in folders:
+        candidate = folder / "wrapper.py"
+        if candidate.is_file():
+            return candidate.resolve()
+    raise PluginError(
+        "no --wrapper or --function given and no wrapper.py in the current folder or on "
+        f"PYTHONPATH (looked in: {', '.join(map(str, folders))}); run it from your wrapper's "
+        "folder, or pass --wrapper DIR_OR_FILE or --function Package.func"
+    )
+
+
 def build_engine(
     wrapper: str | None = None,
     function: str | None = None,
     root: str | None = None,
     service_id: str | None = None,
 ) -> Engine:
-    """The engine the options name: a wrapper file/dir, or a function under a packages root."""
-    if bool(wrapper) == bool(function):
-        raise PluginError("give exactly one of --wrapper DIR_OR_FILE or --function Package.func")
+    """The engine the options name: a wrapper file/dir, or a function under a packages root.
+
+    With neither, the ``wrapper.py`` of the current folder or ``PYTHONPATH`` (as
+    ``python -m aiges.serve`` does), so a loader's ``pythonPluginCmd`` changes one word.
+    """
+    if wrapper and function:
+        raise PluginError("give one of --wrapper DIR_OR_FILE or --function Package.func, not both")
+    if not (wrapper or function):
+        wrapper = str(default_wrapper(os.getcwd(), os.environ.get("PYTHONPATH", "")))
+        log.info("hosting %s (no --wrapper given)", wrapper)
     if wrapper:
         from server.aiges.wrapper_host import WrapperEngine
 
-        return WrapperEngine(wrapper)
+        # This process is the plugin: the wrapper's own `server` module must win over ours.
+        return WrapperEngine(wrapper, isolate_imports=True)
     from server.aiges.function_host import FunctionEngine, packages_resolver
 
     assert function is not None

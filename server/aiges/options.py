@@ -17,7 +17,10 @@ def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     )
     what = p.add_mutually_exclusive_group()
     what.add_argument(
-        "--wrapper", metavar="DIR_OR_FILE", help="a wrapper.py file or the folder holding it"
+        "--wrapper",
+        metavar="DIR_OR_FILE",
+        help="a wrapper.py file or the folder holding it (default, with no --function: "
+        "wrapper.py in the current folder or on PYTHONPATH, as `python -m aiges.serve`)",
     )
     what.add_argument(
         "--function", metavar="NAME", help="a registry function, e.g. Base.inverse_time_str"

@@ -99,14 +99,6 @@ def bind_port(server: grpc.Server, host: str, env: Mapping[str, str]) -> int:
     return port
 
 
-def _watch_parent(stop: threading.Event, parent: int) -> None:
-    while not stop.wait(PARENT_POLL_SECONDS):
-        if os.getppid() != parent:
-            log.warning("parent process %d is gone; exiting", parent)
-            stop.set()
-            return
-
-
 def serve_plugin(
     engine: Engine,
     *,
@@ -132,7 +124,10 @@ def serve_plugin(
     if switch_interval:
         sys.setswitchinterval(switch_interval)
     stop = threading.Event()
-    with on_stop_signals(lambda _reason: stop.set()):
+    # A signal handler only appends (Event.set from a handler can deadlock on the event's
+    # own lock); the main loop below polls for it, for Shutdown and for the parent.
+    stopping: list[str] = []
+    with on_stop_signals(stopping.append):
         with handshake(handshake_out) as announce:
             servicer = WrapperServicer(engine, workers=workers, error_details=error_details)
             handlers = futures.ThreadPoolExecutor(
@@ -159,21 +154,20 @@ def serve_plugin(
                 print(f"aiges plugin: {exc}", file=sys.stderr)
                 return 1
             server.start()
-            if watch_parent:
-                threading.Thread(
-                    target=_watch_parent,
-                    args=(stop, os.getppid()),
-                    name="aiges-parent-watch",
-                    daemon=True,
-                ).start()
+            parent = os.getppid()
             announce(host, port)
         log.info("aiges plugin serving on %s:%d with %d workers", host, port, workers)
         clock = StopClock(hard_exit=hard_exit)
         try:
-            stop.wait()
+            while not stopping:
+                if stop.wait(PARENT_POLL_SECONDS):
+                    stopping.append("Shutdown requested by the loader")
+                elif watch_parent and os.getppid() != parent:
+                    stopping.append(f"parent process {parent} is gone")
+            log.info("aiges plugin stopping: %s", stopping[0])
         finally:
             clock.start()
-            log.info("aiges plugin stopping")
+            stop.set()  # ends the stdio stream (set here, never in a signal handler)
             health_servicer.enter_graceful_shutdown()
             servicer.close()  # handlers waiting on user code give up now
             server.stop(grace=STOP_GRACE_SECONDS).wait(clock.left())

@@ -11,6 +11,7 @@ the tag of the ``wrapperCreate`` that opened the session.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import logging
 import sys
@@ -40,6 +41,7 @@ __all__ = [
     "data_list",
     "load_wrapper_module",
     "outcome_from_response",
+    "step_aside",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,47 @@ RECENT_SESSIONS = 256
 """How many ended sessions still route late frames to their tag."""
 
 
-def load_wrapper_module(path: str | Path, module_name: str = "wrapper") -> Any:
-    """Import ``path`` (a ``wrapper.py`` or the directory holding it) as ``module_name``."""
+OUR_PACKAGE = __name__.split(".")[0]
+"""Our top-level package (``server``): a name user projects use for their own modules too."""
+OUR_ROOT = Path(__file__).resolve().parents[2]
+"""The folder our top-level package is imported from."""
+
+
+def step_aside() -> list[str]:
+    """Let a wrapper's own ``server`` module or package win over ours; returns what was hidden.
+
+    For the plugin process only, once everything of ours it runs is imported: our
+    ``server``/``server.*`` entries leave ``sys.modules`` (our modules keep working
+    through the references they already hold; none imports lazily afterwards), and our
+    import root moves to the end of ``sys.path``. A wrapper's ``from server import X``
+    then finds the user's module first; without one, it still finds ours.
+    """
+    hidden = [n for n in sys.modules if n == OUR_PACKAGE or n.startswith(OUR_PACKAGE + ".")]
+    for name in hidden:
+        del sys.modules[name]
+    ours = [entry for entry in sys.path if _is_our_root(entry)]
+    if ours:
+        sys.path[:] = [entry for entry in sys.path if not _is_our_root(entry)] + [str(OUR_ROOT)]
+    importlib.invalidate_caches()
+    return hidden
+
+
+def _is_our_root(entry: str) -> bool:
+    try:
+        return Path(entry or ".").resolve() == OUR_ROOT
+    except OSError:
+        return False
+
+
+def load_wrapper_module(
+    path: str | Path, module_name: str = "wrapper", *, isolate: bool = False
+) -> Any:
+    """Import ``path`` (a ``wrapper.py`` or the directory holding it) as ``module_name``.
+
+    ``isolate`` (the plugin process) first lets the user's modules win over ours
+    (:func:`step_aside`); in a process that still imports ``server`` lazily (the HTTP
+    server, tests) leave it off.
+    """
     target = Path(path)
     file = target / f"{module_name}.py" if target.is_dir() else target
     if not file.is_file():
@@ -57,9 +98,12 @@ def load_wrapper_module(path: str | Path, module_name: str = "wrapper") -> Any:
             f"no wrapper file at {file}; pass the wrapper directory or its .py file"
         )
     compat.install()
+    if isolate:
+        step_aside()
     folder = str(file.parent.resolve())
-    if folder not in sys.path:
-        sys.path.insert(0, folder)  # the wrapper's own sibling modules import like in the loader
+    if folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)  # the wrapper's own sibling modules import first, as in the loader
     return import_file(module_name, file)
 
 
@@ -199,9 +243,16 @@ class WrapperEngine:
     """Engine for a user ``wrapper.py``; see the module docstring."""
 
     def __init__(
-        self, path: str | Path, module_name: str = "wrapper", class_name: str = "Wrapper"
+        self,
+        path: str | Path,
+        module_name: str = "wrapper",
+        class_name: str = "Wrapper",
+        *,
+        isolate_imports: bool = False,
     ) -> None:
+        """``isolate_imports``: see :func:`load_wrapper_module` (the plugin process sets it)."""
         self.path = Path(path)
+        self.isolate_imports = isolate_imports
         self.module_name = module_name
         self.class_name = class_name
         self.instance: Any = None
@@ -251,7 +302,7 @@ class WrapperEngine:
     # -- lifecycle ----------------------------------------------------------------------
     def init(self, config: dict[str, str]) -> int:
         try:
-            module = load_wrapper_module(self.path, self.module_name)
+            module = load_wrapper_module(self.path, self.module_name, isolate=self.isolate_imports)
             cls = getattr(module, self.class_name)
             self.instance = cls()
         except Exception as exc:
@@ -275,7 +326,7 @@ class WrapperEngine:
 
     def _wrapper_class(self) -> Any:
         module = sys.modules.get(self.module_name) or load_wrapper_module(
-            self.path, self.module_name
+            self.path, self.module_name, isolate=self.isolate_imports
         )
         return getattr(module, self.class_name)
 
