@@ -151,6 +151,7 @@ def test_unauthenticated_uploads_do_not_grow_the_servers_memory(guarded: GfServe
         assert headers["content-type"] == "application/json"
         assert headers["connection"] == "close"
         assert headers["www-authenticate"].startswith("Bearer")
+    print(f"RSS before {before} KiB, during +{during - before} KiB, after +{after - before} KiB")
     assert (during - before) <= 20 * 1024, f"RSS grew {(during - before) / 1024:.1f} MiB"
     assert (after - before) <= 20 * 1024, f"RSS grew {(after - before) / 1024:.1f} MiB"
     # and the server still answers
