@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,3 +144,16 @@ def test_no_arguments_and_no_wrapper_py_is_a_one_line_error(server: str, tmp_pat
     message = proc.stderr.decode().strip().splitlines()[-1]
     assert "no wrapper.py in the current folder or on PYTHONPATH" in message
     assert str(tmp_path) in message and "--wrapper" in message
+
+
+def test_gf_aiges_serve_with_no_arguments_beside_a_user_server_py(
+    server: str, tmp_path: Path
+) -> None:
+    gf = Path(sys.executable).with_name("gf")
+    assert gf.is_file(), f"no gf console script beside {sys.executable}: pip install -e ."
+    project = _project(tmp_path / "project", "file")
+    plain = {k: v for k, v in env().items() if k != "PYTHONPATH"}  # GlobalFunc as installed
+    with LoaderClient.start(
+        f"{gf} aiges serve --server {server}", env=plain, cwd=project, timeout=30
+    ) as client:
+        assert _answer(client) == b"user server.py|user server.py"

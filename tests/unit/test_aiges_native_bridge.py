@@ -111,3 +111,17 @@ def test_a_missing_native_module_says_how_to_build_it(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "server.aiges._native", None)  # makes the import fail
     with pytest.raises(PluginError, match="make native"):
         load_native()
+
+
+def test_out_of_range_results_are_normalised_to_exec_failed_before_the_cpp_side() -> None:
+    engine = FakeEngine()
+    bridge = Bridge(engine)
+    engine.once = lambda params, frames, tag: Outcome(frames=[Frame("r", b"x", 9, 3)])  # type: ignore[method-assign]
+    assert bridge.once({}, [], "t") == (EXEC_FAILED, [])
+    engine.once = lambda params, frames, tag: Outcome(ret=2**40)  # type: ignore[method-assign]
+    assert bridge.once({}, [], "t") == (EXEC_FAILED, [])
+    pushed: list[Any] = []
+    bridge.bind(lambda tag, ret, items: pushed.append((tag, ret, items)))
+    assert engine.emit is not None
+    engine.emit("s", Outcome(frames=[Frame("r", b"x", 0, -1)]))
+    assert pushed == [("s", EXEC_FAILED, [])]
