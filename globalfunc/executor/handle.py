@@ -97,6 +97,9 @@ class WorkerHandle:
         loop = self.loop
         assert loop is not None, "attach() first"
         fut: asyncio.Future[bytes] = loop.create_future()
+        if self.dead:  # it ended between being handed out and being used: nothing was sent
+            fut.set_exception(ChildDied(False, self.child.exit_description(0.5)))
+            return fut
         self._call = fut
         self._sent = 0
         self._out = memoryview(_HEADER.pack(len(job)) + job)

@@ -269,6 +269,7 @@ class SupervisedPool(Generic[S]):
             self._queue.appendleft(waiter)
         else:
             self._queue.append(waiter)
+        self._dispatch()  # an idle slot may be free for this key while others wait at their limit
         timer = self.loop.call_at(deadline, _give_up, waiter.fut)
         try:
             return await waiter.fut
