@@ -1,4 +1,5 @@
-"""HTTP benchmark: our tornado server vs the seed's handler vs FastAPI, and isolated vs inline.
+"""HTTP benchmark: our tornado server vs the seed's handler vs FastAPI, isolated vs inline,
+and two server processes vs one.
 
 All servers call ``Base.inverse_time_str(time_str="2024-02-15 11:11:11", bias_hours=-8)``
 through ``POST /gfgo/`` and run with ``TZ=UTC``. The load generator is ``wrk`` (one
@@ -11,14 +12,24 @@ rotating order, ``--repeats`` times; medians are reported.
   ``logging.logThreads/logProcesses/logMultiprocessing`` off, as the logging HOWTO advises);
 - seed: ``bench/seed_server.py`` (json.loads, getattr chain, call, json.dumps);
 - fastapi: ``bench/fastapi_server.py`` under uvicorn (its access log on, to a file);
-- ours-isolated: the same as ours-inline with ``--mode isolated`` (2 workers).
+- ours-isolated: the same as ours-inline with ``--mode isolated`` (2 workers);
+- ours-inline-p2: ours-inline with ``processes=2`` (``GF_PROCESSES=2``: two forked server
+  processes sharing the socket).
+
+For every run it also reads the CPU time wrk used (``getrusage`` of this process's
+children) and the CPU time of the server's whole process tree (``/proc``: the server, its
+forked processes, its workers), per request, and the load average before the run. On a
+2-core machine wrk shares the cores with the server, so ``2 / (server + wrk CPU per
+request)`` is the most two processes could serve; the script prints that ceiling beside
+the measured two-process ratio.
 
 Then the soak: at least ``--soak`` requests (100,000) at concurrency 64 against ours-inline
 (consecutive 10 s wrk runs),
 counting errors (wrk's non-2xx and socket errors, and the server's own metrics) and the
 server's RSS after a warm-up vs after the soak.
 
-    .venv/bin/python bench/bench_http.py --duration 10 --repeats 3
+    .venv/bin/python bench/bench_http.py --duration 10 --repeats 5
+    .venv/bin/python bench/bench_http.py --servers ours-inline,ours-inline-p2 --soak 0
 
 Needs ``wrk`` (``apt-get install -y wrk``). Prints one line per run and one per ratio.
 """
@@ -29,6 +40,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -82,6 +94,50 @@ class Run:
     p99_ms: float
     requests: int
     errors: int
+    wrk_cpu_us: float = 0.0  # wrk's CPU time per request
+    server_cpu_us: float = 0.0  # the server's process tree's CPU time per request
+    main_cpu_us: float = 0.0  # the first server process's own CPU time per request
+    load: float = 0.0  # 1-minute load average before the run
+
+
+SERVERS = ["ours-inline", "seed", "fastapi", "ours-isolated", "ours-inline-p2"]
+# (label, numerator server, denominator server, Median field, comparison, target): issue 10
+CHECKS = [
+    ("ours-inline / seed req/s", "ours-inline", "seed", "rps", ">=", 1.0),
+    ("ours-inline / seed p99", "ours-inline", "seed", "p99", "<=", 1.0),
+    ("ours-inline / fastapi req/s", "ours-inline", "fastapi", "rps", ">=", 1.2),
+    ("ours-isolated / ours-inline req/s", "ours-isolated", "ours-inline", "rps", ">=", 0.85),
+    ("ours-inline-p2 / ours-inline req/s", "ours-inline-p2", "ours-inline", "rps", ">=", 1.5),
+]
+
+
+@dataclass
+class Median:
+    """The medians of one server's runs."""
+
+    rps: float
+    p50: float
+    p99: float
+    server_cpu: float  # us per request
+    wrk_cpu: float  # us per request
+
+    @classmethod
+    def of(cls, runs: list[Run]) -> Median:
+        return cls(
+            statistics.median(r.rps for r in runs),
+            statistics.median(r.p50_ms for r in runs),
+            statistics.median(r.p99_ms for r in runs),
+            statistics.median(r.server_cpu_us for r in runs),
+            statistics.median(r.wrk_cpu_us for r in runs),
+        )
+
+    @property
+    def server_cores(self) -> float:
+        return self.rps * self.server_cpu / 1e6
+
+    @property
+    def wrk_cores(self) -> float:
+        return self.rps * self.wrk_cpu / 1e6
 
 
 def free_port() -> int:
@@ -130,6 +186,31 @@ class Server:
                     raise SystemExit(f"{name} did not start; see {self.out.name}") from None
                 time.sleep(0.1)
 
+    def tree_cpu_seconds(self) -> tuple[float, float]:
+        """CPU time (user + system) of the server's first process, and of it with every live
+        process under it (forked server processes, isolated workers)."""
+        parents: dict[int, int] = {}
+        ticks: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            pid = int(entry.name)
+            parents[pid] = int(fields[1])
+            ticks[pid] = int(fields[11]) + int(fields[12])  # utime, stime
+        tree = {self.proc.pid}
+        grew = True
+        while grew:
+            more = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+            grew = bool(more)
+            tree |= more
+        tick = os.sysconf("SC_CLK_TCK")
+        return ticks.get(self.proc.pid, 0) / tick, sum(ticks.get(p, 0) for p in tree) / tick
+
     def rss_kib(self) -> int:
         text = Path(f"/proc/{self.proc.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
@@ -153,7 +234,8 @@ def start(name: str, tmp: Path, storage_url: str) -> Server:
             "branch": "master",
             "host": "127.0.0.1",
             "port": port,
-            "mode": name.split("-", 1)[1],
+            "mode": name.split("-")[1],
+            "processes": 2 if name.endswith("-p2") else 1,
             "workers": 2,
             "cache_dir": str(tmp / "cache"),
             "access_log": str(tmp / f"access-{port}.log"),
@@ -164,6 +246,7 @@ def start(name: str, tmp: Path, storage_url: str) -> Server:
 
 
 def wrk(url: str, lua: Path, *, connections: int, duration: float) -> dict[str, float]:
+    """One wrk run; ``wrk_cpu`` is the CPU time (user + system) wrk itself used, seconds."""
     env = dict(os.environ)
     argv = [
         "wrk",
@@ -175,8 +258,11 @@ def wrk(url: str, lua: Path, *, connections: int, duration: float) -> dict[str, 
         str(lua),
         url,
     ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stdout
-    return parse_wrk(out)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {**parse_wrk(out), "wrk_cpu": cpu}
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -205,13 +291,31 @@ def measure(name: str, tmp: Path, url: str, lua: Path, args: argparse.Namespace)
     server = start(name, tmp, url)
     try:
         wrk(server.url, lua, connections=args.concurrency, duration=args.warmup)
+        load = os.getloadavg()[0]
+        main_before, cpu_before = server.tree_cpu_seconds()
         r = wrk(server.url, lua, connections=args.concurrency, duration=args.duration)
+        main_after, cpu_after = server.tree_cpu_seconds()
+        server_cpu, main_cpu = cpu_after - cpu_before, main_after - main_before
     finally:
         server.stop()
-    run = Run(name, r["rps"], r["p50"], r["p99"], int(r["requests"]), int(r["errors"]))
+    n = max(1, int(r["requests"]))
+    run = Run(
+        name,
+        r["rps"],
+        r["p50"],
+        r["p99"],
+        int(r["requests"]),
+        int(r["errors"]),
+        wrk_cpu_us=r["wrk_cpu"] / n * 1e6,
+        server_cpu_us=server_cpu / n * 1e6,
+        main_cpu_us=main_cpu / n * 1e6,
+        load=load,
+    )
     print(
         f"run {name:14s} {run.rps:9.0f} req/s  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms"
-        f"  ({run.requests} requests, {run.errors} errors)",
+        f"  ({run.requests} requests, {run.errors} errors)  CPU/req server "
+        f"{run.server_cpu_us:4.0f} us (first process {run.main_cpu_us:4.0f}) "
+        f"wrk {run.wrk_cpu_us:3.0f} us  load {load:.2f}",
         flush=True,
     )
     return run
@@ -258,11 +362,20 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--soak", type=int, default=100_000, help="0 skips the soak")
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help=f"comma-separated subset of {','.join(SERVERS)} (ratios need both sides)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        print("wrk is not installed: bash scripts/system-deps.sh --bench", file=sys.stderr)
         return 2
-    names = ["ours-inline", "seed", "fastapi", "ours-isolated"]
+    names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(SERVERS))
+    if unknown:
+        print(f"unknown servers {unknown}; choose from {','.join(SERVERS)}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="gf-bench-") as d:
         tmp = Path(d)
         url = build_registry(tmp)
@@ -273,36 +386,32 @@ def main() -> int:
             order = names[i % len(names) :] + names[: i % len(names)]
             for name in order:
                 runs[name].append(measure(name, tmp, url, lua, args))
-        med = {
-            n: (
-                statistics.median(r.rps for r in rs),
-                statistics.median(r.p99_ms for r in rs),
-                statistics.median(r.p50_ms for r in rs),
-            )
-            for n, rs in runs.items()
-        }
+        med = {n: Median.of(rs) for n, rs in runs.items()}
         print()
-        for n, (rps, p99, p50) in med.items():
+        for n, m in med.items():
             errors = sum(r.errors for r in runs[n])
             print(
-                f"median {n:14s} {rps:9.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errors}"
+                f"median {n:14s} {m.rps:9.0f} req/s  p50 {m.p50:6.2f} ms  p99 {m.p99:6.2f} ms"
+                f"  errors {errors}  CPU/req server {m.server_cpu:4.0f} us wrk {m.wrk_cpu:3.0f} us"
+                f"  (server {m.server_cores:.2f} + wrk {m.wrk_cores:.2f} cores)"
             )
-        checks = [
-            ("ours-inline / seed req/s", med["ours-inline"][0] / med["seed"][0], ">=", 1.0),
-            ("ours-inline / fastapi req/s", med["ours-inline"][0] / med["fastapi"][0], ">=", 1.2),
-            ("ours-inline / seed p99", med["ours-inline"][1] / med["seed"][1], "<=", 1.2),
-            (
-                "ours-isolated / ours-inline req/s",
-                med["ours-isolated"][0] / med["ours-inline"][0],
-                ">=",
-                0.5,
-            ),
-        ]
         print()
-        for label, value, op, target in checks:
+        for label, a, b, field, op, target in CHECKS:
+            if a not in med or b not in med:
+                continue
+            value = getattr(med[a], field) / getattr(med[b], field)
             met = value >= target if op == ">=" else value <= target
             print(
                 f"ratio {label}: {value:.2f}x (target {op} {target}x) {'MET' if met else 'NOT MET'}"
+            )
+        if "ours-inline" in med and "ours-inline-p2" in med:
+            one, two = med["ours-inline"], med["ours-inline-p2"]
+            cores = os.cpu_count() or 1
+            ceiling = cores / ((one.server_cpu + two.wrk_cpu) / 1e6) / one.rps
+            print(
+                f"ceiling for ours-inline-p2 / ours-inline on {cores} cores shared with wrk: "
+                f"{ceiling:.2f}x = {cores} / (one process's server CPU {one.server_cpu:.0f} us + "
+                f"wrk {two.wrk_cpu:.0f} us per request) / {one.rps:.0f} req/s"
             )
         if args.soak:
             s = soak(tmp, url, lua, args)
