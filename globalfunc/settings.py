@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from globalfunc.errors import ConfigError
 from globalfunc.naming import DEFAULT_TIER1
+from globalfunc.storage.base import DEFAULT_CACHE_TTL
 
 
 class Settings(BaseSettings):
@@ -29,6 +30,12 @@ class Settings(BaseSettings):
     )
     cache_url: str | None = Field(None, description="Redis cache URL placed over storage_url")
     storage_timeout: float = Field(2.0, gt=0, description="seconds for any storage network call")
+    cache_ttl: float = Field(
+        DEFAULT_CACHE_TTL,
+        gt=0,
+        description="seconds an entry of the Redis cache (cache_url) may be served before it "
+        "is read again from the durable store: the bound on how stale a cached function can be",
+    )
     max_file_size: int = Field(1 << 20, gt=0, description="largest function file scanned, bytes")
 
     host: str = "127.0.0.1"

@@ -52,7 +52,7 @@ from globalfunc.executor.child import DEFAULT_WORKER_USER
 from globalfunc.jsoncodec import DEFAULT_MAX_DEPTH
 from globalfunc.naming import DEFAULT_TIER1
 from globalfunc.registry import Registry
-from globalfunc.storage.base import redact_url
+from globalfunc.storage.base import DEFAULT_CACHE_TTL, open_storage, redact_url
 from server.aiges.ase_http import AseServices, ase_openapi, ase_routes, load_wrappers
 from server.http.app import make_app
 from server.http.metrics import enable_multiprocess
@@ -125,6 +125,8 @@ def serve(
     root: Path,
     *,
     storage_url: str | None = None,
+    storage_timeout: float = 2.0,
+    cache_ttl: float | None = DEFAULT_CACHE_TTL,
     host: str = "127.0.0.1",
     port: int = 8000,
     processes: int = 1,
@@ -168,6 +170,9 @@ def serve(
 
     ``on_ready(url)`` runs in each server process once it listens; ``on_stop()`` when a
     stop signal arrives, before the server stops accepting (``gf worker`` deregisters).
+
+    ``storage_timeout`` bounds each storage network call; ``cache_ttl`` how long an entry
+    of a tiered store's cache is served (``GF_STORAGE_TIMEOUT``, ``GF_CACHE_TTL``).
 
     Without a ``token``, a ``host`` that is not a loopback address is refused
     (:class:`ConfigError`) unless ``insecure``: anyone who reaches the port could run every
@@ -250,6 +255,8 @@ def serve(
             sockets,
             root=root,
             storage_url=storage_url,
+            storage_timeout=storage_timeout,
+            cache_ttl=cache_ttl,
             mode=mode,
             workers=workers,
             token=token,
@@ -285,6 +292,8 @@ async def _run(
     *,
     root: Path,
     storage_url: str,
+    storage_timeout: float,
+    cache_ttl: float | None,
     mode: str,
     workers: int | None,
     token: str | None,
@@ -312,7 +321,11 @@ async def _run(
     on_ready: Callable[[str], None] | None,
     on_stop: Callable[[], None] | None,
 ) -> None:
-    registry = Registry.open(storage_url, tier1=tier1, branch=branch)
+    registry = Registry(
+        open_storage(storage_url, timeout=storage_timeout, cache_ttl=cache_ttl),
+        tier1=tier1,
+        branch=branch,
+    )
     executor = build_executor(
         mode,
         registry,

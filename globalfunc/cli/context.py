@@ -13,10 +13,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from globalfunc.errors import ConfigError
 from globalfunc.settings import Settings
+
+if TYPE_CHECKING:
+    from globalfunc.storage import Storage
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "Context", "Parser", "out", "short", "when"]
 
@@ -59,17 +62,26 @@ class Context:
             durable = default_storage_url(self.root)
         return combine_urls(durable, self.settings.cache_url)
 
+    def open_storage(self) -> Storage:
+        """The storage the settings and options name (tiered when GF_CACHE_URL is set)."""
+        from globalfunc.storage import open_storage
+
+        return open_storage(
+            self.storage_url(),
+            timeout=self.settings.storage_timeout,
+            cache_ttl=self.settings.cache_ttl,
+        )
+
     @property
     def gfbase(self) -> Any:
         if self._gfbase is None:
             from gfbase import GFBase
-            from globalfunc.storage import open_storage
 
             self._check_root()
             self._gfbase = GFBase(
                 self.root,
                 tier1=self.tier1,
-                storage=open_storage(self.storage_url(), timeout=self.settings.storage_timeout),
+                storage=self.open_storage(),
                 max_file_size=self.settings.max_file_size,
             )
         return self._gfbase

@@ -45,6 +45,8 @@ def serve_options(ctx: Context) -> dict[str, Any]:
     return {
         "root": gfb.project_path,
         "storage_url": ctx.storage_url(),
+        "storage_timeout": s.storage_timeout,
+        "cache_ttl": s.cache_ttl,
         "tier1": ctx.tier1,
         "workers": ctx.args.workers or s.workers,
         "mode": ctx.args.mode or s.mode,
