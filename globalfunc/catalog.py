@@ -16,9 +16,16 @@ from globalfunc.naming import parse_call_name, parse_package
 from globalfunc.record import FunctionRecord
 from globalfunc.registry import Registry
 
+NOT_FOUND_HINT = "list the registered ones with `gf ls` or GET /functions"
+"""What a not-found message suggests unless the surface passes its own ``hint``."""
+
 
 class Catalog:
-    """Registered, exposed functions of one registry, by call name."""
+    """Registered, exposed functions of one registry, by call name.
+
+    ``hint`` ends the message of a name that is not registered: how the caller's surface
+    lists what is (``gf ls``, ``GET /functions``); the default names both.
+    """
 
     def __init__(
         self,
@@ -26,8 +33,10 @@ class Catalog:
         *,
         allow_packages: Sequence[str] | None = None,
         ttl: float = 5.0,
+        hint: str = NOT_FOUND_HINT,
     ) -> None:
         self.registry = registry
+        self.hint = hint
         self.allow = (
             None if allow_packages is None else tuple(parse_package(p) for p in allow_packages)
         )
@@ -58,7 +67,8 @@ class Catalog:
         except FunctionNotFound:
             self._hits.pop(name, None)
             raise FunctionNotFound(
-                f"no registered function {name!r}; see GET /functions", name=name
+                f"no registered function {name!r} on branch {self.registry.branch!r}; {self.hint}",
+                name=name,
             ) from None
         self._hits[name] = (record, now + self.ttl)
         return record

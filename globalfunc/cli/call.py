@@ -22,6 +22,10 @@ from globalfunc.errors import InvalidRequest
 __all__ = ["add_parsers", "cmd_call", "parse_kv"]
 
 
+LOCAL_HINT = "list the registered ones with `gf ls`, or save it first with `gf save`"
+"""How a local ``gf call`` of an unregistered name ends its message."""
+
+
 def parse_kv(items: Sequence[str]) -> dict[str, Any]:
     """``["a=1", "b=x"]`` as ``{"a": 1, "b": "x"}``: JSON values, else the bare string."""
     kwargs: dict[str, Any] = {}
@@ -57,7 +61,8 @@ def call_local(ctx: Context, name: str, kwargs: dict[str, Any]) -> Any:
     from globalfunc.resolve import Resolver
 
     registry = ctx.gfbase.registry
-    invoker = Invoker(Catalog(registry), InlineExecutor(Resolver(registry), debug=ctx.args.debug))
+    catalog = Catalog(registry, hint=LOCAL_HINT)
+    invoker = Invoker(catalog, InlineExecutor(Resolver(registry), debug=ctx.args.debug))
     return invoker.call(name, (), kwargs)
 
 

@@ -23,6 +23,9 @@ from globalfunc.record import FunctionRecord
 
 __all__ = ["add_parsers"]
 
+DIRTY_NOTE = "dirty (saved with changes not in that commit)"
+"""Marks a version saved from a file with uncommitted changes (``record.dirty``)."""
+
 Add = Callable[[str, Callable[[Context], int], str], argparse.ArgumentParser]
 
 
@@ -114,6 +117,7 @@ def cmd_show(ctx: Context) -> int:
     out(f"  {r.package}.{r.name}{r.signature}")
     out(
         f"  sha256 {r.sha256}  md5 {r.md5}  saved {when(r.saved_at)}  commit {(r.commit or '-')[:12]}"
+        + (f"  {DIRTY_NOTE}" if r.dirty else "")
     )
     if r.imports:
         out(f"  imports: {', '.join(r.imports)}")
@@ -131,7 +135,7 @@ def cmd_show(ctx: Context) -> int:
 def _print_history(history: Sequence[FunctionRecord]) -> None:
     out(f"history ({len(history)} versions, newest first):")
     for h in history:
-        mark = "  deleted" if h.deleted else ""
+        mark = ("  deleted" if h.deleted else "") + (f"  {DIRTY_NOTE}" if h.dirty else "")
         out(f"  {when(h.saved_at)}  {short(h.sha256)}  commit {(h.commit or '-')[:12]}{mark}")
 
 
