@@ -1,6 +1,8 @@
 """The tornado handlers of the ase routes, and :func:`ase_routes` to mount them.
 
-A handler reads the body, finds the service (an in-process engine first, then a
+A handler reads the body (parsed by :func:`globalfunc.jsoncodec.loads` with the server's
+nesting limit, ``GF_MAX_JSON_DEPTH``: deeper is a 400 ``NestingTooDeep`` in the ase error
+shape, as on every other route), finds the service (an in-process engine first, then a
 registered function of the serving catalog), runs it, and answers in the ase shapes of
 :mod:`.protocol`. The handlers subclass :class:`server.http.app.BaseHandler`, so token,
 body limit, CORS, metrics and the access log are the server's; only the error body takes
@@ -19,7 +21,15 @@ from typing import Any, ClassVar
 
 import orjson
 
-from globalfunc.errors import Forbidden, GlobalFuncError, InvalidName, InvalidRequest, NotFound
+from globalfunc import jsoncodec
+from globalfunc.errors import (
+    Forbidden,
+    GlobalFuncError,
+    InvalidName,
+    InvalidRequest,
+    NestingTooDeep,
+    NotFound,
+)
 from globalfunc.record import FunctionRecord
 from server.aiges.ase_http.protocol import (
     INTERNAL_ERROR,
@@ -104,9 +114,17 @@ class AseHandler(BaseHandler):
 
     def _request(self, svc: str) -> tuple[dict[str, str], dict[str, dict[str, Any]], list[Frame]]:
         try:
-            body = orjson.loads(self.request.body or b"null")
-        except orjson.JSONDecodeError as exc:
-            raise AseError(InvalidRequest.aiges_code, f"the body is not JSON: {exc}") from exc
+            body = jsoncodec.loads(
+                self.request.body or b"null",
+                max_depth=self.state.max_json_depth,
+                decode_tags=False,
+            )
+        except NestingTooDeep as err:
+            # Refused before any service sees it, like an oversized body: a 4xx, not the
+            # 500 the loader answers for a failed call.
+            raise AseError(err.aiges_code, err.message, err.http_status, "NestingTooDeep") from None
+        except InvalidRequest as err:  # not JSON: a failed request, 500 as the loader answers
+            raise AseError(InvalidRequest.aiges_code, err.message) from err
         return parse_body(svc, body)
 
     async def _answer(self, svc: str) -> dict[str, Any]:
