@@ -266,10 +266,12 @@ def build_engine(
 
         # This process is the plugin: the wrapper's own `server` module must win over ours.
         return WrapperEngine(wrapper, isolate_imports=True)
-    from server.aiges.function_host import FunctionEngine, packages_resolver
+    from server.aiges.function_host import FunctionEngine, open_functions
 
     assert function is not None
-    return FunctionEngine(function, packages_resolver(root or "packages"), service_id=service_id)
+    # The packages folder is scanned into an in-memory registry: calls take the one call
+    # path (globalfunc.invoke), inline, since this process is the isolation boundary.
+    return FunctionEngine(function, open_functions(root or "packages"), service_id=service_id)
 
 
 def _configure_logging(log_file: str | None, level: str) -> None:
