@@ -271,7 +271,9 @@ def build_engine(
     assert function is not None
     # The packages folder is scanned into an in-memory registry: calls take the one call
     # path (globalfunc.invoke), inline, since this process is the isolation boundary.
-    return FunctionEngine(function, open_functions(root or "packages"), service_id=service_id)
+    # Records are written out for import under GF_CACHE_DIR (default: the user's cache).
+    functions = open_functions(root or "packages", cache_dir=os.environ.get("GF_CACHE_DIR") or None)
+    return FunctionEngine(function, functions, service_id=service_id)
 
 
 def _configure_logging(log_file: str | None, level: str) -> None:
