@@ -57,6 +57,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "Bench"
 SOURCES = {
@@ -144,6 +146,9 @@ class Inline:
 
 
 class Ours:
+    """Called as the server's ``Invoker`` calls it: the record looked up once and passed
+    with every call; awaitable calls send the arguments as parsed JSON (``encoded``)."""
+
     name = "ours"
 
     def __init__(self, registry_url: str, workers: int, loop: Any = None) -> None:
@@ -155,15 +160,22 @@ class Ours:
             function_concurrency=workers,
             loop=loop,
         )
+        assert self.ex.registry is not None
+        self.records = {fn: self.ex.registry.get(f"{PACKAGE}.{fn}") for fn in SOURCES}
 
     async def astart(self) -> None:
         await self.ex.astart()
 
     def call(self, fn: str, args: tuple[Any, ...], timeout: float | None = None) -> Any:
-        return self.ex.call(f"{PACKAGE}.{fn}", args, timeout=timeout)
+        raw = self.ex.call_sync_json(
+            f"{PACKAGE}.{fn}", args, timeout=timeout, record=self.records[fn]
+        )
+        return orjson.loads(raw)
 
     async def acall(self, fn: str, args: tuple[Any, ...]) -> Any:
-        return await self.ex.call_json(f"{PACKAGE}.{fn}", args)
+        return await self.ex.call_json(
+            f"{PACKAGE}.{fn}", args, record=self.records[fn], encoded=True
+        )
 
     def close(self) -> None:
         self.ex.close()
