@@ -350,6 +350,7 @@ async def _run(
                 isolated=mode == "isolated",
                 call_timeout=call_timeout,
                 memory_mb=memory_limit_mb,
+                user=worker_user,
             )
         )
         app = make_app(

@@ -34,6 +34,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,29 +206,53 @@ class Child:
         return self.proc.poll()
 
     def kill(self) -> None:
-        """SIGKILL the process (no wait). Safe to call more than once."""
+        """SIGKILL the process and its process group (no wait). Safe to call more than once.
+
+        The group is the child's own session: whatever it started (a function that forks)
+        goes with it. Only before the child is reaped, while its pid still names the group.
+        """
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                self.proc.send_signal(signal.SIGKILL)
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
     def reap(self, timeout: float = 0.0) -> int | None:
-        """Collect the exit status if the process has ended within ``timeout`` seconds."""
+        """Collect the exit status if the process has ended within ``timeout`` seconds; what
+        it left running in its group is killed first."""
+        if self.proc.returncode is None:
+            deadline = time.monotonic() + timeout
+            while (state := self._state()) == "running":
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                time.sleep(min(0.01, left))
+            if state == "ended":
+                self.kill()  # the leader is a zombie: its pid still names the group
         try:
-            return self.proc.wait(timeout=timeout) if timeout > 0 else self.proc.poll()
-        except subprocess.TimeoutExpired:
+            return self.proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:  # pragma: no cover - it had ended already
             return None
 
+    def _state(self) -> str:
+        """``running``, ``ended`` (not reaped yet) or ``gone`` (reaped), without reaping."""
+        try:
+            info = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return "gone"
+        return "running" if info is None else "ended"
+
     def close(self, grace: float = 0.0) -> None:
-        """Close our pipe ends, give the child ``grace`` seconds to leave, then kill and reap."""
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        if grace > 0 and self.reap(grace) is not None:
-            self._close_exit_fd()
-            return
-        self.kill()
-        self.reap(5.0)
+        """Close its stdin (EOF), give it ``grace`` seconds to leave, kill it, reap it, and
+        only then close its stdout: a thread may be blocked reading it, and closing a
+        buffered reader waits for that read (the child's end makes it return)."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        if grace <= 0 or self.reap(grace) is None:
+            self.kill()
+            self.reap(5.0)
+        if self.proc.stdout is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdout.close()
         self._close_exit_fd()
 
     def _close_exit_fd(self) -> None:

@@ -33,7 +33,6 @@ import contextlib
 import json
 import logging
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +54,7 @@ from globalfunc.executor.frame import _ERR_EXITING, _OK
 from globalfunc.executor.handle import WorkerHandle
 from globalfunc.executor.pool import (
     ChildDied,
+    LoopThread,
     PoolClosed,
     PoolFull,
     QueueTimeout,
@@ -94,25 +94,6 @@ class WorkerTarget:
     def __post_init__(self) -> None:
         if (self.registry_url is None) == (self.packages_dir is None):
             raise ConfigError("WorkerTarget needs exactly one of registry_url or packages_dir")
-
-
-class _LoopThread:
-    """A private event loop on a daemon thread, for pools used from synchronous code."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, name="gf-pool", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        if not self.thread.is_alive():
-            self.loop.close()
 
 
 class IsolatedExecutor:
@@ -187,9 +168,9 @@ class IsolatedExecutor:
             memory_mb=memory_limit_mb,
             user=user,
         )
-        self._thread: _LoopThread | None = None
+        self._thread: LoopThread | None = None
         if loop is None:
-            self._thread = _LoopThread()
+            self._thread = LoopThread()
             loop = self._thread.loop
         self.loop = loop
         self.pool: SupervisedPool[WorkerHandle] = SupervisedPool(

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from globalfunc.executor.child import Child
 
 __all__ = [
     "ChildDied",
+    "LoopThread",
     "PoolClosed",
     "PoolFull",
     "QueueTimeout",
@@ -112,6 +114,25 @@ class Slot(Protocol):
 
 
 S = TypeVar("S", bound=Slot)
+
+
+class LoopThread:
+    """A private event loop on a daemon thread, for pools used from synchronous code."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="gf-pool", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 class _Waiter:

@@ -138,14 +138,23 @@ class LoaderClient:
             )
         finally:
             os.close(fd)
+        return cls.attach(process, Path(stderr_name), timeout=timeout)
+
+    @classmethod
+    def attach(
+        cls, process: subprocess.Popen[bytes], stderr_path: Path | None, *, timeout: float = 60.0
+    ) -> LoaderClient:
+        """Connect to a plugin process already started with its stdout on a pipe: read its
+        handshake line, then wait for its channel; raises :class:`PluginStartError`."""
         assert process.stdout is not None
+        stderr_name = "" if stderr_path is None else str(stderr_path)
         try:
             line = _read_line(process.stdout, timeout)
             if not line:
                 process.wait(5)
                 raise PluginStartError(
                     f"plugin exited with {process.returncode} before its handshake; stderr:\n"
-                    + Path(stderr_name).read_text(errors="replace")[-4000:]
+                    + (Path(stderr_name).read_text(errors="replace")[-4000:] if stderr_name else "")
                 )
             handshake = Handshake.parse(line.decode("utf-8", "replace"))
         except BaseException:
@@ -153,7 +162,7 @@ class LoaderClient:
                 process.kill()
                 process.wait(5)
             raise
-        client = cls(process, handshake, Path(stderr_name))
+        client = cls(process, handshake, stderr_path)
         threading.Thread(target=client._drain_stdout, daemon=True).start()
         grpc.channel_ready_future(client.channel).result(timeout=timeout)
         return client

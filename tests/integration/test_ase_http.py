@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -43,15 +44,24 @@ def storage_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="module")
-def echo_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ``gf aiges create``-style project: ``wrapper/wrapper.py`` and an aiges.toml config."""
-    project = tmp_path_factory.mktemp("echo-project")
+def echo_project() -> Iterator[Path]:
+    """A ``gf aiges create``-style project: ``wrapper/wrapper.py`` and an aiges.toml config.
+
+    In a folder any user can read: as root, wrapper processes run as the worker user.
+    """
+    project = Path(tempfile.mkdtemp(prefix="gf-echo-project-"))
+    project.chmod(0o755)
+    yield from _project(project)
+    shutil.rmtree(project, ignore_errors=True)
+
+
+def _project(project: Path) -> Iterator[Path]:
     (project / "wrapper").mkdir()
     shutil.copy(AIGES / "echo" / "wrapper.py", project / "wrapper" / "wrapper.py")
     (project / "aiges.toml").write_text(
         '[aiges]\npythonPluginCmd = "python -m server.aiges"\n\n[wrapper]\nprefix = "> "\n'
     )
-    return project
+    yield project
 
 
 def _server(tmp: Path, storage_url: str, **kwargs: Any) -> ServerProcess:

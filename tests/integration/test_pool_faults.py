@@ -230,3 +230,28 @@ def test_a_call_the_worker_took_is_blamed_when_it_dies() -> None:
         os.kill(ex.pids()[0], signal.SIGKILL)
         caller.join(30)
         assert len(errors) == 1 and "SIGKILL" in str(errors[0])
+
+
+def test_what_a_function_leaves_running_dies_with_its_worker() -> None:
+    with IsolatedExecutor(WorkerTarget(packages_dir=str(FUNCS)), workers=1, timeout=30) as ex:
+        orphan = ex.call("Misbehave.spawn_orphan")
+        assert Path(f"/proc/{orphan}").exists()
+        with pytest.raises(WorkerCrashed):
+            ex.call("Misbehave.exit_now")
+        deadline = time.monotonic() + 5
+        while _running(orphan) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(orphan)
+        kept = ex.call("Misbehave.spawn_orphan")
+    deadline = time.monotonic() + 5  # and when the pool closes
+    while _running(kept) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(kept)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -59,12 +59,13 @@ def load_wrappers(
     isolated: bool = False,
     call_timeout: float = 30.0,
     memory_mb: int | None = None,
+    user: str | None = None,
 ) -> dict[str, Engine]:
     """Load and init each wrapper (dir, ``wrapper.py`` or project), keyed by its serviceId.
 
     ``isolated`` runs each wrapper in its own plugin process
     (:class:`~server.aiges.process_engine.ProcessEngine`: ``call_timeout``, a
-    ``memory_mb`` cap, replaced when it hangs or dies); otherwise it is imported into this
+    ``memory_mb`` cap, as ``user`` when we are root, replaced when it hangs or dies); otherwise it is imported into this
     process. ``wrapperInit`` gets the ``[wrapper]`` table of an ``aiges.toml`` next to the
     wrapper or its project, as under the loader. Raises :class:`ConfigError` naming the
     wrapper that failed to load or init, or a service id served twice; engines already
@@ -78,7 +79,7 @@ def load_wrappers(
         for raw in paths:
             file, toml = _wrapper_location(Path(raw))
             engine: WrapperEngine | ProcessEngine = (
-                ProcessEngine(file, call_timeout=call_timeout, memory_mb=memory_mb)
+                ProcessEngine(file, call_timeout=call_timeout, memory_mb=memory_mb, user=user)
                 if isolated
                 else WrapperEngine(file)
             )
