@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -546,3 +547,15 @@ def test_wrapper_processes_do_not_see_the_servers_settings(monkeypatch: pytest.M
     env = ProcessEngine(AIGES / "echo")._env()
     assert not [k for k in env if k.startswith("GF_")]
     assert env["BASIC_PLUGIN"] == "hello"
+
+
+def test_a_hung_wrapper_call_holds_one_process_not_the_others(fragile: ServerProcess) -> None:
+    """Each call has a plugin process of its own: a hang and its timeout cost that one only."""
+    with ThreadPoolExecutor(2) as pool:
+        hung = pool.submit(_misbehave, fragile, "hang")
+        time.sleep(0.3)
+        began = time.monotonic()
+        pid = _wrapper_pid(fragile)  # served by the other process meanwhile
+        assert time.monotonic() - began < 1.5
+        assert_error(hung.result(), 500, 10102)
+    assert _wrapper_pid(fragile) == pid  # the timeout replaced the hung process, not this one
