@@ -56,6 +56,8 @@ bench: setup native
 	$(BIN)/python bench/bench_scan.py
 	$(BIN)/python bench/bench_storage.py
 	$(BIN)/python bench/bench_http.py
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/bench_pool.py
 	$(BIN)/python bench/bench_aiges.py
 
 clean:
