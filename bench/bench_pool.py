@@ -45,6 +45,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import importlib
 import os
 import statistics
@@ -222,12 +223,12 @@ class Loky:
 
         ex = self.ex
         try:
-            return ex.submit(_function(fn), *args)  # type: ignore[no-any-return]
+            return ex.submit(_function(fn), *args)
         except concurrent.futures.BrokenExecutor:
             with self.lock:
                 if self.ex is ex:
                     self.ex = loky.get_reusable_executor(max_workers=self.workers, timeout=3600)
-            return self.ex.submit(_function(fn), *args)  # type: ignore[no-any-return]
+            return self.ex.submit(_function(fn), *args)
 
     def call(self, fn: str, args: tuple[Any, ...], timeout: float | None = None) -> Any:
         return self.submit(fn, args).result(timeout=timeout)
@@ -342,7 +343,7 @@ def speed(args: argparse.Namespace, registry_url: str, spin_n: int) -> None:
                     for key, run in asyncio.run(
                         _speed_async(name, registry_url, args, workloads)
                     ).items():
-                        results.setdefault((style, *key), []).append(run)  # type: ignore[arg-type]
+                        results.setdefault((style, *key), []).append(run)
             print(f"  {style} repeat {repeat + 1}/{args.repeats} done", flush=True)
     print()
     print("| callers | style | workload | pool | calls/s | vs ours | vs inline | p99 ms |")
@@ -461,8 +462,8 @@ def faults(args: argparse.Namespace, registry_url: str) -> None:
             pool = make_pool(name, registry_url, 2)
             try:
                 pool.call("echo", (ECHO_ARG,))
-                what, took = _outcome(lambda p=pool, f=fault, a=fargs, t=timeout: p.call(f, a, t))
-                next_ok = _until_ok(lambda p=pool: p.call("echo", (ECHO_ARG,), 5.0), limit)
+                what, took = _outcome(functools.partial(pool.call, fault, fargs, timeout))
+                next_ok = _until_ok(functools.partial(pool.call, "echo", (ECHO_ARG,), 5.0), limit)
 
                 def both(p: Pool = pool) -> None:
                     with concurrent.futures.ThreadPoolExecutor(2) as threads:
