@@ -1,7 +1,7 @@
 """Remove all digits from a string."""
 
 
-def clear_digits(text: str | None = None) -> str:
+def clear_digits(text: str = None) -> str:
     """Return ``text`` with every digit character removed.
 
     ``clear_digits(text="abc123def4")`` is ``"abcdef"``. Unicode digits such as ``"٣"``

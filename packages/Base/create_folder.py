@@ -3,7 +3,7 @@
 import os
 
 
-def create_folder(path: str | None = None) -> str:
+def create_folder(path: str = None) -> str:
     """Create the folder ``path`` (and any missing parents); do nothing if it exists.
 
     Args:

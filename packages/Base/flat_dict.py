@@ -3,7 +3,7 @@
 from typing import Any
 
 
-def flat_dict(data: dict[str, Any] | None = None, sep: str = ".") -> dict[str, Any]:
+def flat_dict(data: dict[Any, Any] = None, sep: str = ".") -> dict[str, Any]:
     """Flatten nested dicts so ``{"a": {"b": 1}}`` becomes ``{"a.b": 1}``.
 
     Keys are joined with ``sep`` and turned into str. Lists and other values are kept as

@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 
-def from_json_file(file_path: str | None = None) -> Any:
+def from_json_file(file_path: str = None) -> Any:
     """Read the JSON file ``file_path`` and return the decoded value.
 
     Args:

@@ -5,7 +5,7 @@ import pickle
 from typing import Any
 
 
-def from_pickle(file_name: str | None = None, path: str = "./") -> Any:
+def from_pickle(file_name: str = None, path: str = "./") -> Any:
     """Load and return the object pickled in ``<path>/<file_name>.pkl``.
 
     Only load files you trust: unpickling can run arbitrary code.

@@ -3,7 +3,7 @@
 import time
 
 
-def inverse_time_str(time_str: str | None = None, bias_hours: float = 0) -> int | float:
+def inverse_time_str(time_str: str = None, bias_hours: float = 0) -> int | float:
     """Parse a local time string and return its unix timestamp plus ``bias_hours`` hours.
 
     Computes ``time.mktime(time.strptime(time_str, "%Y-%m-%d %H:%M:%S")) +

@@ -3,7 +3,7 @@
 import hashlib
 
 
-def md5_text(text: str | None = None, encoding: str = "utf-8") -> str:
+def md5_text(text: str = None, encoding: str = "utf-8") -> str:
     """Return the 32-character lowercase hex MD5 digest of ``text``.
 
     Meant for cache keys and checksums, not for security.

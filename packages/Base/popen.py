@@ -3,7 +3,7 @@
 import os
 
 
-def popen(some_cmd: str | None = None) -> str:
+def popen(some_cmd: str = None) -> str:
     """Run ``some_cmd`` through the shell (like ``os.popen``) and return its stdout.
 
     Only stdout is captured; stderr goes to the caller's stderr. The exit status is not

@@ -3,7 +3,7 @@
 import os
 
 
-def popen1(some_cmd: str | None = None) -> str:
+def popen1(some_cmd: str = None) -> str:
     """Run ``some_cmd`` through the shell and return the first word of its stdout.
 
     Same as ``popen`` followed by taking the first whitespace-separated word; handy for

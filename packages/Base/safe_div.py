@@ -1,9 +1,7 @@
 """Divide two numbers, returning a default instead of failing on zero."""
 
 
-def safe_div(
-    numerator: float | None = None, denominator: float | None = None, default: float = 0.0
-) -> float:
+def safe_div(numerator: float = None, denominator: float = None, default: float = 0.0) -> float:
     """Return ``numerator / denominator``, or ``default`` when ``denominator`` is 0.
 
     ``safe_div(numerator=1, denominator=4)`` is ``0.25``;

@@ -4,7 +4,7 @@ import re
 import unicodedata
 
 
-def slug(text: str | None = None, sep: str = "-", max_length: int = 0) -> str:
+def slug(text: str = None, sep: str = "-", max_length: int = 0) -> str:
     """Return a lowercase ASCII slug of ``text`` for URLs and file names.
 
     Accents are stripped (``"Café"`` gives ``"cafe"``), characters with no ASCII form are

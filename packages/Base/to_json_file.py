@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 
-def to_json_file(data: Any = None, file_path: str | None = None, indent: int | None = 2) -> str:
+def to_json_file(data: Any = None, file_path: str = None, indent: int | None = 2) -> str:
     """Write ``data`` as JSON to ``file_path`` (UTF-8, non-ASCII kept as is).
 
     The parent folder must already exist; an existing file is overwritten.

@@ -5,7 +5,7 @@ import pickle
 from typing import Any
 
 
-def to_pickle(data: Any = None, file_name: str | None = None, path: str = "./") -> str:
+def to_pickle(data: Any = None, file_name: str = None, path: str = "./") -> str:
     """Pickle ``data`` to ``<path>/<file_name>.pkl`` and return the full file path.
 
     The folder must already exist. ``path`` is joined with ``os.path.join``, so

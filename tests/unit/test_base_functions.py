@@ -1,15 +1,23 @@
-"""Unit tests for the functions in packages/Base."""
+"""Unit tests for the functions in packages/Base: behaviour, and annotations the server can check.
 
+Not covered here: the server's argument checker itself (tests of globalfunc/server).
+"""
+
+import ast
 import hashlib
 import json
 import os
 import socket
 import sys
 import time
+import typing
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packages"))
 
@@ -415,3 +423,259 @@ def test_slug_bad_input() -> None:
         slug(text=3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="-1"):
         slug(text="x", max_length=-1)
+
+
+# --- annotations -------------------------------------------------------------------
+# The server checks every call's arguments against these annotations (pydantic, strict,
+# over JSON values) and publishes a schema per function from the same annotation TEXT,
+# without importing the module. So each Base function must annotate every parameter and
+# its return with names the checker can evaluate, and say whether a ``None`` default is
+# accepted (``x: int | None = None``) or only the seed's placeholder (``x: str = None``,
+# which the checker treats as required).
+
+BASE_DIR = Path(__file__).resolve().parents[2] / "packages" / "Base"
+ALLOWED_BUILTINS = {"int", "float", "str", "bool", "bytes", "list", "dict", "tuple", "set", "None"}
+ALLOWED_TYPING = {"Any", "Literal", "Optional", "Union"}
+
+
+def _base_functions() -> list[tuple[Path, ast.Module, ast.FunctionDef]]:
+    found = []
+    for path in sorted(BASE_DIR.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        module = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in module.body:
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                found.append((path, module, node))
+    return found
+
+
+def _all_args(func: ast.FunctionDef) -> list[ast.arg]:
+    a = func.args
+    extra = [x for x in (a.vararg, a.kwarg) if x is not None]
+    return [*a.posonlyargs, *a.args, *a.kwonlyargs, *extra]
+
+
+def _imported_names(module: ast.Module) -> dict[str, str]:
+    """``{local name: "typing.Any"}`` for the file's ``from typing/collections.abc import``."""
+    names: dict[str, str] = {}
+    for node in module.body:
+        if isinstance(node, ast.ImportFrom) and node.module in ("typing", "collections.abc"):
+            for alias in node.names:
+                names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return names
+
+
+def _names_in(annotation: ast.expr) -> set[str]:
+    return {n.id for n in ast.walk(annotation) if isinstance(n, ast.Name)}
+
+
+def _admits_none(annotation: ast.expr, imported: dict[str, str]) -> bool:
+    """Whether the annotation lets ``None`` through: None, Any, Optional[...], ``| None``, Union."""
+    if isinstance(annotation, ast.Constant):
+        return annotation.value is None
+    if isinstance(annotation, ast.Name):
+        return imported.get(annotation.id) == "typing.Any"
+    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+        return _admits_none(annotation.left, imported) or _admits_none(annotation.right, imported)
+    if isinstance(annotation, ast.Subscript) and isinstance(annotation.value, ast.Name):
+        origin = imported.get(annotation.value.id)
+        if origin == "typing.Optional":
+            return True
+        if origin == "typing.Union":
+            members = annotation.slice
+            items = members.elts if isinstance(members, ast.Tuple) else [members]
+            return any(_admits_none(item, imported) for item in items)
+    return False
+
+
+def test_every_base_function_is_exported_and_seen() -> None:
+    import Base
+
+    names = {func.name for _, _, func in _base_functions()}
+    exported = {name for name in dir(Base) if callable(getattr(Base, name))}
+    assert names == exported
+    assert len(names) == 17
+
+
+@pytest.mark.parametrize(
+    "path,func", [(p, f) for p, _, f in _base_functions()], ids=lambda v: getattr(v, "name", "")
+)
+def test_base_function_is_fully_annotated(path: Path, func: ast.FunctionDef) -> None:
+    missing = [arg.arg for arg in _all_args(func) if arg.annotation is None]
+    assert not missing, f"{path.name}: {func.name} has unannotated parameters {missing}"
+    assert func.returns is not None, f"{path.name}: {func.name} has no return annotation"
+
+
+def test_base_annotations_use_only_names_the_checker_evaluates() -> None:
+    for path, module, func in _base_functions():
+        imported = _imported_names(module)
+        allowed = ALLOWED_BUILTINS | {
+            name
+            for name, origin in imported.items()
+            if origin.startswith("collections.abc.") or origin.split(".")[1] in ALLOWED_TYPING
+        }
+        annotations = [a.annotation for a in _all_args(func) if a.annotation is not None]
+        for annotation in [*annotations, func.returns]:
+            assert annotation is not None
+            assert not isinstance(annotation, ast.Constant) or annotation.value is None, (
+                f"{func.name}: a string annotation {ast.unparse(annotation)!r}"
+            )
+            unknown = _names_in(annotation) - allowed
+            assert not unknown, (
+                f"{path.name}: {func.name} uses {unknown} in {ast.unparse(annotation)}"
+            )
+
+
+def test_base_annotations_build_strict_json_schemas_from_their_text() -> None:
+    """What the checker does: evaluate the text (no module import) and build a strict adapter."""
+    import collections.abc
+    import typing
+
+    from pydantic import ConfigDict, TypeAdapter
+
+    for _, module, func in _base_functions():
+        namespace: dict[str, Any] = {}
+        for name, origin in _imported_names(module).items():
+            owner, attr = origin.rsplit(".", 1)
+            namespace[name] = getattr(typing if owner == "typing" else collections.abc, attr)
+        annotations = [a.annotation for a in _all_args(func) if a.annotation is not None]
+        for annotation in [*annotations, func.returns]:
+            assert annotation is not None
+            hint = eval(ast.unparse(annotation), {"__builtins__": __builtins__}, namespace)
+            adapter = TypeAdapter(hint, config=ConfigDict(strict=True))
+            assert isinstance(adapter.json_schema(), dict)
+
+
+def _valid_kwargs(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """One call per function that succeeds; the None test leaves one parameter out of it."""
+    (tmp_path / "in.json").write_text('{"a": 1}', encoding="utf-8")
+    to_pickle(data=1, file_name="in", path=str(tmp_path))
+    return {
+        "chunk_list": {"items": [1, 2, 3]},
+        "clear_digits": {"text": "a1"},
+        "create_folder": {"path": str(tmp_path / "made")},
+        "dedup_keep_order": {"items": [1, 1]},
+        "flat_dict": {"data": {"a": {"b": 1}}},
+        "from_json_file": {"file_path": str(tmp_path / "in.json")},
+        "from_pickle": {"file_name": "in", "path": str(tmp_path)},
+        "get_machine_name": {"given_name": "box"},
+        "inverse_time_str": {"time_str": "2024-02-15 11:11:11"},
+        "md5_text": {"text": "x"},
+        "popen": {"some_cmd": "true"},
+        "popen1": {"some_cmd": "true"},
+        "safe_div": {"numerator": 1, "denominator": 2},
+        "slug": {"text": "A b"},
+        "time_str": {"timestamp": 0},
+        "to_json_file": {"data": [1], "file_path": str(tmp_path / "out.json")},
+        "to_pickle": {"data": [1], "file_name": "out", "path": str(tmp_path)},
+    }
+
+
+def test_a_none_default_is_accepted_exactly_where_the_annotation_admits_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import Base
+
+    valid = _valid_kwargs(tmp_path)
+    checked = []
+    for _, module, func in _base_functions():
+        imported = _imported_names(module)
+        function = getattr(Base, func.name)
+        function(**valid[func.name])  # the baseline call succeeds
+        defaults = dict(zip(reversed(func.args.args), reversed(func.args.defaults), strict=False))
+        for arg, default in defaults.items():
+            if not (isinstance(default, ast.Constant) and default.value is None):
+                continue
+            assert arg.annotation is not None
+            kwargs = {k: v for k, v in valid[func.name].items() if k != arg.arg}
+            if _admits_none(arg.annotation, imported):
+                function(**kwargs)
+            else:
+                with pytest.raises(ValueError, match=arg.arg):
+                    function(**kwargs)
+            checked.append(f"{func.name}.{arg.arg}")
+    capsys.readouterr()
+    assert len(checked) == 20, checked
+
+
+# The functions the contract tester may fuzz: no exception on any JSON value their
+# annotations admit, no file written, no shell. Every other Base function can raise for
+# some well-typed value (size=0, a bad time format, an unknown encoding, a huge int
+# divided, a key collision, a missing file), writes files, or runs a shell command.
+SAFE_TO_FUZZ = {"clear_digits", "dedup_keep_order", "get_machine_name"}
+
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=20,
+)
+_FUZZ_ARGS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "clear_digits": {"text": st.text()},
+    "dedup_keep_order": {"items": st.lists(_json_values, max_size=12)},
+    "get_machine_name": {"given_name": st.none() | st.text()},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAFE_TO_FUZZ))
+def test_safe_to_fuzz_functions_never_raise_on_what_their_annotations_admit(name: str) -> None:
+    import Base
+    from pydantic import ConfigDict, TypeAdapter
+
+    function = getattr(Base, name)
+    hints = typing.get_type_hints(function)
+    adapters = {p: TypeAdapter(hints[p], config=ConfigDict(strict=True)) for p in _FUZZ_ARGS[name]}
+    returns = TypeAdapter(hints["return"], config=ConfigDict(strict=True))
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.fixed_dictionaries(_FUZZ_ARGS[name]))
+    def run(kwargs: dict[str, Any]) -> None:
+        for param, value in kwargs.items():  # the generated value is one the checker lets in
+            adapters[param].validate_json(json.dumps(value))
+        returns.validate_python(function(**kwargs))
+
+    run()
+
+
+# Why each other function is not fuzzed: it writes files or runs a shell, or here is a call
+# whose every argument the checker lets in (strict, from JSON) and that still raises.
+WRITES_OR_SHELL = {"create_folder", "to_json_file", "to_pickle", "popen", "popen1"}
+RAISES_ON_WELL_TYPED: dict[str, dict[str, Any]] = {
+    "chunk_list": {"items": [1], "size": 0},
+    "flat_dict": {"data": {"a.b": 1, "a": {"b": 2}}},
+    "from_json_file": {"file_path": "no-such-folder-h8/x.json"},
+    "from_pickle": {"file_name": "x", "path": "no-such-folder-h8"},
+    "inverse_time_str": {"time_str": "yesterday"},
+    "md5_text": {"text": "x", "encoding": "no-such-codec"},
+    "safe_div": {"numerator": 10**400, "denominator": 3},  # OverflowError: too large a float
+    "slug": {"text": "x", "max_length": -1},
+    "time_str": {"timestamp": 1e300},
+}
+
+
+def test_every_base_function_is_classified_for_fuzzing() -> None:
+    names = {func.name for _, _, func in _base_functions()}
+    groups = [SAFE_TO_FUZZ, WRITES_OR_SHELL, set(RAISES_ON_WELL_TYPED)]
+    assert set().union(*groups) == names
+    assert sum(len(group) for group in groups) == len(names)  # no function in two groups
+
+
+@pytest.mark.parametrize("name", sorted(RAISES_ON_WELL_TYPED))
+def test_unsafe_to_fuzz_functions_raise_on_a_well_typed_call(name: str) -> None:
+    import Base
+    from pydantic import ConfigDict, TypeAdapter
+
+    function = getattr(Base, name)
+    hints = typing.get_type_hints(function)
+    kwargs = RAISES_ON_WELL_TYPED[name]
+    for param, value in kwargs.items():
+        TypeAdapter(hints[param], config=ConfigDict(strict=True)).validate_json(json.dumps(value))
+    with pytest.raises((ValueError, OverflowError, OSError)):
+        function(**kwargs)
