@@ -114,11 +114,13 @@ class InvalidRequest(GlobalFuncError):
 
 
 class BadArguments(InvalidRequest, TypeError):
-    """The kwargs do not fit the function's signature.
+    """The arguments do not fit the function's signature or its annotations (422).
 
     Also a :class:`TypeError`, so ``except TypeError`` catches a bad call whether it ran
     here (Python's own ``TypeError``) or on a server (this class, rebuilt by the client).
     """
+
+    http_status = 422
 
 
 class RequestTooLarge(InvalidRequest):

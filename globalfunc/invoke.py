@@ -8,8 +8,10 @@ code). One place therefore decides, for every surface:
 - the version: the record found is the one that runs (its hash pins the executor, and an
   isolated worker is sent that record's code);
 - the arguments: a server passes them as parsed from its request (``encoded=True``: JSON
-  values that may still hold type tags), and they are decoded once, where the function
-  runs (in the worker for the isolated executor, so the server never imports numpy);
+  values that may still hold type tags); they are checked against the function's
+  annotations (:class:`~globalfunc.signature.CallSpec`, 422 ``BadArguments`` on a
+  mismatch) and decoded once, where the function runs (in the worker for the isolated
+  executor, so the server never imports numpy);
 - the errors: :mod:`globalfunc.errors` classes, which each edge renders in its own shape.
 
 What it does not do: parse requests, check tokens or render errors (the edges do), or run
@@ -27,6 +29,7 @@ from globalfunc.catalog import Catalog
 from globalfunc.errors import GlobalFuncError
 from globalfunc.executor.base import Executor
 from globalfunc.record import FunctionRecord
+from globalfunc.signature import CallSpec
 
 __all__ = ["CallObserver", "Invoker"]
 
@@ -68,15 +71,16 @@ class Invoker:
             record = self.lookup(name)
         started = time.perf_counter()
         try:
+            args, kwargs = self._checked(record, args, kwargs, encoded)
             out = self.executor.submit_json(
                 name,
                 args,
-                kwargs or {},
+                kwargs,
                 tagged=tagged,
                 timeout=timeout,
                 version=record.sha256,
                 record=record,
-                encoded=encoded,
+                encoded=True,
             )
         except GlobalFuncError as err:
             self._observe(name, started, err)
@@ -109,14 +113,27 @@ class Invoker:
         record = self.lookup(name)
         started = time.perf_counter()
         try:
+            args, kwargs = self._checked(record, args, kwargs, False)
             raw = self.executor.call_sync_json(
-                name, args, kwargs or {}, timeout=timeout, record=record
+                name, args, kwargs, timeout=timeout, record=record, encoded=True
             )
         except GlobalFuncError as err:
             self._observe(name, started, err)
             raise
         self._observe(name, started, None)
         return jsoncodec.loads(raw)
+
+    @staticmethod
+    def _checked(
+        record: FunctionRecord,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any] | None,
+        encoded: bool,
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """The arguments as JSON values with type tags, checked against the annotations."""
+        if not encoded:
+            args, kwargs = jsoncodec.encode(list(args)), jsoncodec.encode(dict(kwargs or {}))
+        return CallSpec.of(record).check(args, kwargs or {})
 
     def _observe(self, name: str, started: float, err: GlobalFuncError | None) -> None:
         if self.observe is not None:

@@ -135,6 +135,7 @@ class Executor(Protocol):
         *,
         timeout: float | None = None,
         record: FunctionRecord | None = None,
+        encoded: bool = False,
     ) -> bytes:
         """Run from synchronous code; the result as JSON bytes (tagged)."""
         ...

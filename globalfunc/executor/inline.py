@@ -117,8 +117,9 @@ class InlineExecutor:
         *,
         timeout: float | None = None,
         record: FunctionRecord | None = None,
+        encoded: bool = False,
     ) -> bytes:
-        out = self.submit_json(name, args, kwargs, record=record)
+        out = self.submit_json(name, args, kwargs, record=record, encoded=encoded)
         return out if isinstance(out, bytes) else _run_coroutine(out)
 
     def stats(self) -> dict[str, int]:

@@ -336,6 +336,7 @@ class IsolatedExecutor:
         *,
         timeout: float | None = None,
         record: FunctionRecord | None = None,
+        encoded: bool = False,
     ) -> bytes:
         """Run from synchronous code (not the pool's loop); the result's JSON bytes, tagged."""
         if self._on_loop():
@@ -346,7 +347,7 @@ class IsolatedExecutor:
         if record is None and self.registry is not None:
             record = self._record(name, None)
         version = None if record is None else record.sha256
-        payload = self._request(name, args, kwargs or {}, True, version, False)
+        payload = self._request(name, args, kwargs or {}, True, version, encoded)
         out: bytes = self._sync(self._run(name, payload, record, limit), None)
         return out
 

@@ -155,7 +155,8 @@ def test_user_errors_are_one_line(
     a_file.write_text("x")
     cases: list[tuple[list[str], str]] = [
         (["call", "Base.slug", "txt=x"], "arguments do not fit Base.slug(text"),
-        (["call", "Base.safe_div", "numerator=1"], "Base.safe_div raised ValueError"),
+        (["call", "Base.slug", "text=x", "max_length=-1"], "Base.slug raised ValueError"),
+        (["call", "Base.safe_div", "numerator=1"], "Base.safe_div needs 'denominator'"),
         (["call", "Base.nope"], "Base.nope"),
         (["call", "Base.slug", "text"], "must look like name=value"),
         (["call", "Base.slug", "--json", "[1]"], "--json must be a JSON object"),
@@ -193,7 +194,7 @@ def test_a_local_call_error_has_the_remote_shape(
             call_local(ctx, "Base.slug", {"txt": "x"})
         assert isinstance(bad.value, TypeError)
         with pytest.raises(ExecutionError) as failed:
-            call_local(ctx, "Base.safe_div", {"numerator": 1})
+            call_local(ctx, "Base.slug", {"text": "x", "max_length": -1})
         assert failed.value.details["exc_type"] == "ValueError"
         assert isinstance(failed.value.__cause__, ValueError)
     finally:

@@ -223,11 +223,11 @@ def test_path_separators_never_reach_a_function(iso: ServerProcess) -> None:
         ("/gfgo/", {"pack_func": "Base.slug", "args": [1, 2, 3, 4, 5, 6]}, "too many positional"),
     ],
 )
-def test_wrong_or_missing_kwargs_are_400_with_the_signature(
+def test_wrong_or_missing_kwargs_are_422_with_the_signature(
     iso: ServerProcess, path: str, body: dict[str, Any], fragment: str
 ) -> None:
     r = post(iso, path, body)
-    assert r.status_code == 400 and error_of(r) == "BadArguments"
+    assert r.status_code == 422 and error_of(r) == "BadArguments"
     message = r.json()["message"]
     assert fragment in message
     assert re.search(r"\w+\.\w+\(.*\)", r.json()["details"]["signature"])
@@ -461,10 +461,10 @@ def test_metrics_count_calls_errors_and_latency(iso: ServerProcess) -> None:
     before = _metric(get(iso, "/metrics").text, 'gf_calls_total{function="Base.slug",status="200"}')
     for _ in range(3):
         assert post(iso, "/call/Base.slug", {"text": "Hello World"}).status_code == 200
-    assert post(iso, "/call/Base.slug", {"nope": 1}).status_code == 400
+    assert post(iso, "/call/Base.slug", {"nope": 1}).status_code == 422
     text = get(iso, "/metrics").text
     assert _metric(text, 'gf_calls_total{function="Base.slug",status="200"}') == before + 3
-    assert _metric(text, 'gf_calls_total{function="Base.slug",status="400"}') >= 1
+    assert _metric(text, 'gf_calls_total{function="Base.slug",status="422"}') >= 1
     assert _metric(text, 'gf_call_errors_total{error="BadArguments",function="Base.slug"}') >= 1
     assert _metric(text, 'gf_call_duration_seconds_count{function="Base.slug"}') >= 4
     assert _metric(text, 'gf_call_duration_seconds_bucket{function="Base.slug",le="+Inf"}') >= 4

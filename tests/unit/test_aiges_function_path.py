@@ -96,7 +96,7 @@ def test_the_argument_check_is_the_executors(packages: Path, tmp_path: Path) -> 
     host = engine(packages, tmp_path, "Host.positional", seen)
     out = host.once({"a": "1"}, [], "t")  # a keyword for a positional-only parameter
     assert out.ret == 10106 and "arguments do not fit Host.positional(a, /, b=2)" in out.message
-    assert seen == [("Host.positional", 400, "BadArguments")]
+    assert seen == [("Host.positional", 422, "BadArguments")]
 
 
 def test_errors_and_results_are_translated_by_the_invoke_path(

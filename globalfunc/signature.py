@@ -1,0 +1,350 @@
+"""A function's arguments checked against its annotations, and the JSON schemas that say so.
+
+One place for both (issue: "an exact HTTP contract"): :class:`CallSpec` is built from a
+stored record's parameters, whose annotations and defaults are source text as the scanner
+read them, so the function's module is never imported. Annotation text is evaluated by a
+small interpreter over a fixed vocabulary (builtins, ``typing``, ``collections.abc``,
+``datetime``, ``decimal``, ``pathlib``, ``uuid``); a name outside it (``np.ndarray``, a
+class of the user's) makes that parameter unchecked, as an unannotated one is.
+
+The rules, the same for every surface (``/gfgo/``, ``/call/``, ase, ``gf call``, the AIGES
+function host, all through :mod:`globalfunc.invoke`):
+
+- values are checked in pydantic's **strict JSON mode**: no coercion between kinds (``"1"``
+  is not an ``int``, ``1.0`` is not an ``int``, ``true`` is not an ``int``), but what JSON
+  cannot spell is read from its usual spelling (an ``int`` is a ``float``, a list is a
+  ``tuple`` or a ``set``, an ISO string is a ``datetime``, a string is ``bytes``);
+- a parameter whose default is ``None`` but whose annotation does not admit ``None`` (the
+  seed's ``text: str = None``) is required: ``None`` was a placeholder the function rejects;
+- the function receives the checked value: ``1.0`` for a ``float`` sent as ``1``, a tuple
+  for a ``tuple`` sent as a list, a ``datetime`` for one sent as an ISO string;
+- a value sent with a GlobalFunc type tag (``GFClient``'s bytes, datetimes, numpy arrays) is
+  not checked here: it is decoded where the function runs;
+- a mismatch is :class:`~globalfunc.errors.BadArguments` (HTTP 422) naming the parameter,
+  what it expected and what it got.
+
+``request_schema()`` and ``response_schema()`` are the JSON schemas of the same model, for
+the OpenAPI document. What it does not do: run or import the function.
+"""
+
+from __future__ import annotations
+
+import ast
+import collections.abc
+import datetime
+import decimal
+import inspect
+import json
+import pathlib
+import threading
+import typing
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
+
+from globalfunc import jsoncodec
+from globalfunc.errors import BadArguments
+from globalfunc.record import FunctionInfo, Param
+
+__all__ = ["CallSpec", "annotation_type"]
+
+_UNKNOWN: Any = object()
+_NAMES: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "bytes": bytes,
+    "list": list,
+    "dict": dict,
+    "tuple": tuple,
+    "set": set,
+    "frozenset": frozenset,
+    "None": type(None),
+    "NoneType": type(None),
+    "object": Any,
+    "Any": Any,
+    "Optional": typing.Optional,
+    "Union": typing.Union,
+    "Literal": typing.Literal,
+    "List": list,
+    "Dict": dict,
+    "Tuple": tuple,
+    "Set": set,
+    "FrozenSet": frozenset,
+    "datetime": datetime.datetime,
+    "date": datetime.date,
+    "time": datetime.time,
+    "timedelta": datetime.timedelta,
+    "Decimal": decimal.Decimal,
+    "Path": pathlib.Path,
+    "UUID": uuid.UUID,
+}
+for _name in ("Sequence", "Mapping", "MutableMapping", "Iterable", "Collection", "MutableSequence"):
+    _NAMES[_name] = getattr(collections.abc, _name)
+
+
+def annotation_type(text: str | None) -> Any:
+    """The type an annotation's source text names, or ``Any`` when it is not one we know."""
+    if not text:
+        return Any
+    try:
+        found = _evaluate(ast.parse(text, mode="eval").body)
+    except (SyntaxError, TypeError, ValueError, RecursionError):
+        return Any
+    return Any if found is _UNKNOWN else found
+
+
+def _evaluate(node: ast.expr) -> Any:
+    if isinstance(node, ast.Constant):
+        if node.value is None:
+            return type(None)
+        if isinstance(node.value, str):  # a quoted annotation
+            return _evaluate(ast.parse(node.value, mode="eval").body)
+        return _UNKNOWN
+    if isinstance(node, ast.Name):
+        return _NAMES.get(node.id, _UNKNOWN)
+    if isinstance(node, ast.Attribute):  # typing.Any, dt.datetime: the last name decides
+        return _NAMES.get(node.attr, _UNKNOWN) if node.attr != "time" else datetime.time
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        left, right = _evaluate(node.left), _evaluate(node.right)
+        if _UNKNOWN in (left, right):
+            return _UNKNOWN
+        return typing.Union[left, right]  # noqa: UP007 - built from values, not syntax
+    if isinstance(node, ast.Subscript):
+        base = _evaluate(node.value)
+        if base is _UNKNOWN:
+            return _UNKNOWN
+        items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if base is typing.Literal:
+            values = [ast.literal_eval(item) for item in items]
+            return typing.Literal[tuple(values)]
+        args = tuple(_evaluate(item) for item in items)
+        if _UNKNOWN in args:
+            return _UNKNOWN
+        return base[args if len(args) > 1 else args[0]]
+    if isinstance(node, ast.Constant | ast.Ellipsis):  # pragma: no cover - py<3.8 shapes
+        return _UNKNOWN
+    return _UNKNOWN
+
+
+def _admits_none(kind: Any) -> bool:
+    try:
+        TypeAdapter(kind).validate_python(None, strict=True)
+    except ValidationError:
+        return False
+    return True
+
+
+_KINDS = {
+    "positional_only": inspect.Parameter.POSITIONAL_ONLY,
+    "positional_or_keyword": inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    "var_positional": inspect.Parameter.VAR_POSITIONAL,
+    "keyword_only": inspect.Parameter.KEYWORD_ONLY,
+    "var_keyword": inspect.Parameter.VAR_KEYWORD,
+}
+_PLACEHOLDER = object()  # a default we did not evaluate: the function applies its own
+
+
+class CallSpec:
+    """The checked parameters of one function version; see the module docstring."""
+
+    __slots__ = (
+        "_model",
+        "_returns",
+        "checked",
+        "name",
+        "params",
+        "required",
+        "signature",
+        "text",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        params: Sequence[Param],
+        returns: str | None = None,
+        signature: str | None = None,
+    ) -> None:
+        self.name = name
+        self.params = tuple(params)
+        self.text = f"{name}{signature or _text(self.params)}"
+        fields: dict[str, Any] = {}
+        self.checked: dict[str, Any] = {}
+        self.required: list[str] = []
+        sig_params = []
+        var_keyword = False
+        for p in self.params:
+            kind = _KINDS.get(p.kind, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            has_default = p.default is not None
+            sig_params.append(
+                inspect.Parameter(
+                    p.name, kind, default=_PLACEHOLDER if has_default else inspect.Parameter.empty
+                )
+            )
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                var_keyword = True
+                continue
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                continue
+            kind_type = annotation_type(p.annotation)
+            required = not has_default or (
+                p.default == "None" and kind_type is not Any and not _admits_none(kind_type)
+            )
+            if required:
+                self.required.append(p.name)
+            if kind_type is not Any:
+                self.checked[p.name] = kind_type
+            default = _literal(p.default) if has_default and not required else ...
+            fields[p.name] = (kind_type, default)
+        self.signature = inspect.Signature(sig_params)
+        config = ConfigDict(strict=True, extra="allow" if var_keyword else "forbid")
+        self._model = create_model(f"{name}.arguments", __config__=config, **fields)
+        self._returns = annotation_type(returns)
+
+    @classmethod
+    def of(cls, info: FunctionInfo) -> CallSpec:
+        """The spec of a stored version (cached by its hash)."""
+        key = info.sha256
+        with _CACHE_LOCK:
+            spec = _CACHE.get(key)
+            if spec is not None:
+                _CACHE.move_to_end(key)
+                return spec
+        spec = cls(f"{info.package}.{info.name}", info.params, info.returns, info.signature)
+        with _CACHE_LOCK:
+            _CACHE[key] = spec
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+        return spec
+
+    # -- checking --------------------------------------------------------------------------
+    def check(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """The arguments as the function receives them (JSON values, type tags kept);
+        :class:`BadArguments` naming the parameter when they do not fit."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise BadArguments(
+                f"arguments do not fit {self.text}: {exc}", signature=self.text
+            ) from None
+        values = bound.arguments
+        missing = [n for n in self.required if n not in values]
+        if missing:
+            raise BadArguments(
+                f"{self.name} needs {', '.join(repr(m) for m in missing)} "
+                f"(expected {self._expected(missing[0])})",
+                parameter=missing[0],
+                expected=self._expected(missing[0]),
+            )
+        plain = {n: v for n, v in values.items() if n in self.checked and not _has_tag(v)}
+        if plain:
+            for n, v in self._validate(plain).items():
+                values[n] = v if type(v) in _JSON_KINDS else jsoncodec.encode(v)
+        return list(bound.args), dict(bound.kwargs)
+
+    def _validate(self, plain: dict[str, Any]) -> dict[str, Any]:
+        try:
+            raw = orjson.dumps(plain)
+        except TypeError:  # an integer past 64 bits
+            raw = json.dumps(plain).encode()
+        model = _partial_model(self, frozenset(plain))
+        try:
+            return dict(model.model_validate_json(raw, strict=True))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = first["loc"][0] if first["loc"] else "?"
+            inner = ".".join(str(x) for x in first["loc"][1:])
+            raise BadArguments(
+                f"argument {str(where) + ('[' + inner + ']' if inner else '')!r} of {self.name} "
+                f"must be {self._expected(str(where))}: {first['msg']}, got "
+                f"{_short(first.get('input'))}",
+                parameter=str(where),
+                expected=self._expected(str(where)),
+            ) from None
+
+    def _expected(self, name: str) -> str:
+        for p in self.params:
+            if p.name == name:
+                return p.annotation or "any value"
+        return "any value"
+
+    # -- schemas -------------------------------------------------------------------------
+    def request_schema(self) -> dict[str, Any]:
+        """The JSON schema of the keyword-arguments object this function accepts."""
+        schema = self._model.model_json_schema(mode="validation")
+        schema["required"] = list(self.required)
+        if not schema["required"]:
+            del schema["required"]
+        schema.pop("title", None)
+        return schema
+
+    def response_schema(self) -> dict[str, Any]:
+        """The JSON schema of the result (``{}``: any JSON value)."""
+        if self._returns is Any:
+            return {}
+        try:
+            return TypeAdapter(self._returns).json_schema(mode="serialization")
+        except Exception:  # a type pydantic cannot describe: say nothing rather than wrong
+            return {}
+
+
+_CACHE: OrderedDict[str, CallSpec] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 4096
+_MODELS: dict[tuple[int, frozenset[str]], type[BaseModel]] = {}
+_JSON_KINDS = frozenset({int, float, str, bool, type(None)})
+
+
+def _partial_model(spec: CallSpec, names: frozenset[str]) -> type[BaseModel]:
+    """A model checking just ``names`` (the plain-JSON values of one call)."""
+    key = (id(spec), names)
+    model = _MODELS.get(key)
+    if model is None:
+        fields: dict[str, Any] = {n: (spec.checked[n], ...) for n in names}
+        model = create_model(f"{spec.name}.arguments", __config__=ConfigDict(strict=True), **fields)
+        if len(_MODELS) > 8192:
+            _MODELS.clear()
+        _MODELS[key] = model
+    return model
+
+
+def _has_tag(value: Any) -> bool:
+    kind = type(value)
+    if kind is dict:
+        return jsoncodec.TAG in value or any(_has_tag(v) for v in value.values())
+    if kind is list:
+        return any(_has_tag(v) for v in value)
+    return False
+
+
+def _literal(text: str | None) -> Any:
+    try:
+        value = ast.literal_eval(text or "")
+        orjson.dumps(value)
+    except (ValueError, SyntaxError, TypeError, orjson.JSONEncodeError, RecursionError):
+        return None  # a default JSON cannot show: the schema names none
+    return value
+
+
+def _text(params: Sequence[Param]) -> str:
+    parts = []
+    for p in params:
+        star = "*" if p.kind == "var_positional" else "**" if p.kind == "var_keyword" else ""
+        part = f"{star}{p.name}" + (f": {p.annotation}" if p.annotation else "")
+        if p.default is not None:
+            part += f" = {p.default}"
+        parts.append(part)
+    return f"({', '.join(parts)})"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
