@@ -25,7 +25,7 @@ import requests
 
 from globalfunc.errors import ConfigError
 from server.aiges.ase_http import load_wrappers
-from tests.integration.http_support import REPO, ServerProcess, build_registry
+from tests.integration.serve_support import REPO, ServerProcess, build_registry
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ def _project(project: Path) -> Iterator[Path]:
 
 
 def _server(tmp: Path, storage_url: str, **kwargs: Any) -> ServerProcess:
-    return ServerProcess(
+    return ServerProcess.serve_call(
         tmp, storage_url=storage_url, branch="master", cache_dir=str(tmp / "cache"), **kwargs
     ).start()
 
@@ -358,7 +358,7 @@ def test_load_wrappers_reports_what_is_wrong(tmp_path: Path) -> None:
 
 
 def test_a_broken_wrapper_stops_the_server_from_starting(tmp_path: Path, storage_url: str) -> None:
-    server = ServerProcess(
+    server = ServerProcess.serve_call(
         tmp_path, storage_url=storage_url, mode="inline", aiges_wrappers=[str(AIGES / "broken")]
     )
     with pytest.raises(RuntimeError, match="server did not start") as info:

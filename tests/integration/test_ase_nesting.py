@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.http_support import REPO, ServerProcess, build_registry
+from tests.integration.serve_support import REPO, ServerProcess, build_registry
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ DEPTH = 4  # the server's limit here; a plain ase request is 4 deep (parameter.<
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("ase-depth")
-    srv = ServerProcess(
+    srv = ServerProcess.serve_call(
         tmp,
         storage_url=build_registry(tmp),
         branch="master",

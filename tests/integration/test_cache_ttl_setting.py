@@ -22,7 +22,7 @@ import redis
 from globalfunc.record import FunctionRecord
 from globalfunc.scan import Scanner
 from globalfunc.storage.mongo import MongoStorage
-from tests.integration.gf_serve import GfProcess, clean_env
+from tests.integration.serve_support import ServerProcess, clean_env
 
 pytestmark = pytest.mark.integration
 
@@ -96,10 +96,10 @@ def test_gf_serve_opens_its_tiered_store_with_gf_cache_ttl(
 ) -> None:
     cache = redis.Redis.from_url(redis_url)
     env = tiered_env(packages_repo, redis_url, mongo_url, GF_CACHE_TTL="5")
-    server = GfProcess(packages_repo, "serve", "--port", "0", env=env).wait()
+    server = ServerProcess.gf(packages_repo, "serve", "--port", "0", env=env).start()
     try:
         cache.delete(CACHED)  # what the save before serving cached: the server refills it
-        with urllib.request.urlopen(f"{server.url}/functions/Base.slug", timeout=30) as reply:
+        with urllib.request.urlopen(f"{server.base_url}/functions/Base.slug", timeout=30) as reply:
             assert reply.status == 200
         assert 0 < cache.pttl(CACHED) <= 5000  # the default would be 60000
     finally:

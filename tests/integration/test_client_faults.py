@@ -15,7 +15,7 @@ import pytest
 
 from globalfunc.client import GFClient
 from globalfunc.errors import ServerUnavailable
-from tests.integration.gf_serve import GfProcess, clean_env, make_repo
+from tests.integration.serve_support import ServerProcess, clean_env, make_repo
 from tests.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -28,8 +28,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_server_killed_and_restarted_on_its_port_takes_the_next_call(root: Path) -> None:
     port = str(free_port())
-    first = GfProcess(root, "serve", "--port", port).wait()
-    second: GfProcess | None = None
+    first = ServerProcess.gf(root, "serve", "--port", port).start()
+    second: ServerProcess | None = None
     try:
         with GFClient(first.url, retries=1, backoff=0.05) as client:
             assert client.call("Raising.whoami") == first.proc.pid  # a pooled connection now
@@ -37,7 +37,7 @@ def test_a_server_killed_and_restarted_on_its_port_takes_the_next_call(root: Pat
             with pytest.raises(ServerUnavailable) as down:
                 client.call("Raising.whoami")
             assert "was not sent" in str(down.value) and "may have run" not in str(down.value)
-            second = GfProcess(root, "serve", "--port", port).wait()
+            second = ServerProcess.gf(root, "serve", "--port", port).start()
             assert client.call("Raising.whoami") == second.proc.pid
             assert client.call("Raising.whoami") == second.proc.pid  # keep-alive again
     finally:
@@ -63,11 +63,13 @@ def test_a_worker_killed_between_calls_hands_the_next_call_to_another(
     first_port = free_port()
     ports = f"{first_port}-{first_port + 20}"
     other_root = make_repo(tmp_path / "other")
-    doomed = GfProcess(root, "worker", "--ports", ports, "--host-label", "doomed", env=env)
-    other = GfProcess(other_root, "worker", "--ports", ports, "--host-label", "other", env=env)
+    doomed = ServerProcess.gf(root, "worker", "--ports", ports, "--host-label", "doomed", env=env)
+    other = ServerProcess.gf(
+        other_root, "worker", "--ports", ports, "--host-label", "other", env=env
+    )
     try:
-        doomed.wait()
-        other.wait()
+        doomed.start()
+        other.start()
         with GFClient.from_workers(redis_url, prefer="doomed_*", backoff=0.05) as client:
             names = [w.name for w in client.workers()]
             assert len(names) == 2, names

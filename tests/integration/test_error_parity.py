@@ -17,7 +17,7 @@ import pytest
 from gfgo import GFGo
 from globalfunc.client import GFClient
 from globalfunc.errors import BadArguments, ExecutionError
-from tests.integration.gf_serve import GfProcess, clean_env, make_repo
+from tests.integration.serve_support import ServerProcess, clean_env, make_repo
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +31,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module", params=["inline", "isolated"])
 def remote(root: Path, request: pytest.FixtureRequest) -> Iterator[Call]:
-    server = GfProcess(root, "serve", "--port", "0", env=clean_env(GF_MODE=request.param))
-    server.wait()
+    server = ServerProcess.gf(root, "serve", "--port", "0", env=clean_env(GF_MODE=request.param))
+    server.start()
     client = GFClient(server.url)
     try:
         yield client.call

@@ -21,7 +21,7 @@ from globalfunc.errors import (
     Unauthorized,
     WorkerCrashed,
 )
-from tests.integration.http_support import ServerProcess, build_registry
+from tests.integration.serve_support import ServerProcess, build_registry
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +31,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
     tmp = tmp_path_factory.mktemp("client")
     url = build_registry(tmp)
     common = {"storage_url": url, "branch": "master", "cache_dir": str(tmp / "cache")}
-    iso = ServerProcess(
+    iso = ServerProcess.serve_call(
         tmp, mode="isolated", workers=2, timeouts={"Misbehave.hang": 1.0}, **common
     ).start()
-    secure = ServerProcess(
+    secure = ServerProcess.serve_call(
         tmp, mode="inline", token="tok", allow_packages=["Base"], **common
     ).start()
     yield {"iso": iso, "secure": secure}

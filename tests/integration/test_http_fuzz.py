@@ -17,7 +17,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.http_support import ServerProcess, build_registry
+from tests.integration.serve_support import ServerProcess, build_registry
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ EXPECTED_5XX = {"ExecutionError", "ExecutionTimeout", "WorkerCrashed", "ResultNo
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("fuzz")
-    proc = ServerProcess(
+    proc = ServerProcess.serve_call(
         tmp,
         storage_url=build_registry(tmp),
         branch="master",

@@ -24,8 +24,7 @@ import git
 import pytest
 import requests
 
-from tests.integration.http_support import ServerProcess, build_registry
-from tests.integration.serve_support import REPO, GfServe
+from tests.integration.serve_support import REPO, ServerProcess, build_registry
 
 pytestmark = pytest.mark.integration
 
@@ -53,12 +52,14 @@ def packages_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def guarded(packages_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GfServe]:
+def guarded(
+    packages_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     """``gf serve`` (inline) with a token from a file and short body and idle timeouts."""
     tmp = tmp_path_factory.mktemp("guarded")
     token_file = tmp / "token"
     token_file.write_text(TOKEN + "\n")
-    server = GfServe(
+    server = ServerProcess.gf_serve(
         packages_root,
         tmp,
         "--mode",
@@ -118,7 +119,7 @@ def _wait_closed(sock: socket.socket, limit: float) -> float:
 
 
 # -- item 3: bodies judged at the headers --------------------------------------------------------
-def test_unauthenticated_uploads_do_not_grow_the_servers_memory(guarded: GfServe) -> None:
+def test_unauthenticated_uploads_do_not_grow_the_servers_memory(guarded: ServerProcess) -> None:
     small = {"pack_func": "Base.slug", "kwargs": {"text": "x" * 1000}}
     for _ in range(20):  # warm up: the first requests allocate what every request shares
         assert requests.post(guarded.url + "gfgo/", json=small, headers=AUTH).status_code == 200
@@ -160,7 +161,7 @@ def test_unauthenticated_uploads_do_not_grow_the_servers_memory(guarded: GfServe
 
 @pytest.mark.parametrize("path", ["/gfgo/", "/call/Base.slug", "/", "/functions"])
 def test_a_hundred_mib_declared_body_gets_the_413_json_before_it_is_sent(
-    guarded: GfServe, path: str
+    guarded: ServerProcess, path: str
 ) -> None:
     with socket.create_connection(guarded.address, timeout=10) as sock:
         sock.sendall(_head(path, 100 * MiB, token=True))
@@ -170,12 +171,14 @@ def test_a_hundred_mib_declared_body_gets_the_413_json_before_it_is_sent(
     assert "GF_MAX_BODY" in body["message"] and headers["connection"] == "close"
 
 
-def test_a_hundred_mib_body_sent_in_full_gets_the_413_json_not_a_reset(guarded: GfServe) -> None:
+def test_a_hundred_mib_body_sent_in_full_gets_the_413_json_not_a_reset(
+    guarded: ServerProcess,
+) -> None:
     r = requests.post(guarded.url + "gfgo/", data=b"x" * (100 * MiB), headers=AUTH, timeout=60)
     assert r.status_code == 413 and r.json()["error"] == "RequestTooLarge"
 
 
-def test_a_chunked_body_over_the_limit_gets_the_413_json(guarded: GfServe) -> None:
+def test_a_chunked_body_over_the_limit_gets_the_413_json(guarded: ServerProcess) -> None:
     def chunks() -> Iterator[bytes]:
         for _ in range(12 * 16):  # 12 MiB
             yield b"x" * 65536
@@ -185,7 +188,7 @@ def test_a_chunked_body_over_the_limit_gets_the_413_json(guarded: GfServe) -> No
     assert r.json()["details"]["limit"] == 10 * MiB
 
 
-def test_a_wrong_token_is_refused_before_the_body_on_every_route(guarded: GfServe) -> None:
+def test_a_wrong_token_is_refused_before_the_body_on_every_route(guarded: ServerProcess) -> None:
     for path in ("/gfgo/", "/", "/nope"):
         with socket.create_connection(guarded.address, timeout=10) as sock:
             sock.sendall(_head(path, 5 * MiB, token=False))
@@ -193,7 +196,7 @@ def test_a_wrong_token_is_refused_before_the_body_on_every_route(guarded: GfServ
         assert status == 401 and body["error"] == "Unauthorized", path
 
 
-def test_a_stalled_upload_is_cut_after_the_body_timeout(guarded: GfServe) -> None:
+def test_a_stalled_upload_is_cut_after_the_body_timeout(guarded: ServerProcess) -> None:
     with socket.create_connection(guarded.address, timeout=10) as sock:
         sock.sendall(_head("/gfgo/", 1000, token=True) + b'{"pack_func": "Base.slug", ')
         waited = _wait_closed(sock, BODY_TIMEOUT + 10)
@@ -201,7 +204,7 @@ def test_a_stalled_upload_is_cut_after_the_body_timeout(guarded: GfServe) -> Non
     assert requests.get(guarded.url + "healthz").status_code == 200
 
 
-def test_an_idle_connection_is_closed_after_the_idle_timeout(guarded: GfServe) -> None:
+def test_an_idle_connection_is_closed_after_the_idle_timeout(guarded: ServerProcess) -> None:
     with socket.create_connection(guarded.address, timeout=10) as sock:
         body = b'{"text": "Hello World"}'
         sock.sendall(_head("/call/Base.slug", len(body), token=True) + body)
@@ -225,7 +228,7 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, storage_url: str
 ) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp(request.param)
-    srv = ServerProcess(
+    srv = ServerProcess.serve_call(
         tmp,
         storage_url=storage_url,
         branch="master",

@@ -20,8 +20,7 @@ import requests
 
 from globalfunc.client import GFClient
 from globalfunc.errors import Unauthorized
-from tests.integration.http_support import ServerProcess, build_registry
-from tests.integration.serve_support import REPO, GfServe
+from tests.integration.serve_support import REPO, ServerProcess, build_registry
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +66,7 @@ def _one_line_error(result: object) -> str:
 def test_non_loopback_without_a_token_refuses_to_start(
     packages_root: Path, tmp_path: Path, args: list[str], env: dict[str, str]
 ) -> None:
-    line = _one_line_error(GfServe(packages_root, tmp_path, *args, env=env).run())
+    line = _one_line_error(ServerProcess.gf_serve(packages_root, tmp_path, *args, env=env).run())
     assert "without a token" in line
     assert "GF_TOKEN=" in line and "GF_TOKEN_FILE=" in line and "--insecure" in line
 
@@ -78,7 +77,7 @@ def test_non_loopback_without_a_token_refuses_to_start(
 def test_insecure_serves_on_every_address_with_a_warning(
     packages_root: Path, tmp_path: Path, args: list[str], env: dict[str, str]
 ) -> None:
-    server = GfServe(
+    server = ServerProcess.gf_serve(
         packages_root, tmp_path, "--host", "0.0.0.0", "--mode", "inline", *args, env=env
     ).start()
     try:
@@ -95,7 +94,7 @@ def test_insecure_serves_on_every_address_with_a_warning(
 def test_token_flow_on_every_address(packages_root: Path, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    server = GfServe(
+    server = ServerProcess.gf_serve(
         packages_root,
         tmp_path,
         "--host",
@@ -135,7 +134,7 @@ def test_a_bad_token_file_refuses_to_start(packages_root: Path, tmp_path: Path, 
     elif case == "both":
         token_file.write_text(TOKEN)
         env["GF_TOKEN"] = TOKEN
-    line = _one_line_error(GfServe(packages_root, tmp_path, *[], env=env).run())
+    line = _one_line_error(ServerProcess.gf_serve(packages_root, tmp_path, *[], env=env).run())
     assert "GF_TOKEN_FILE" in line
     if case != "both":
         assert str(token_file) in line
@@ -145,7 +144,9 @@ def test_a_bad_token_file_refuses_to_start(packages_root: Path, tmp_path: Path, 
 def test_the_token_is_not_passed_on_to_what_the_server_starts(
     packages_root: Path, tmp_path: Path
 ) -> None:
-    server = GfServe(packages_root, tmp_path, "--mode", "inline", env={"GF_TOKEN": TOKEN}).start()
+    server = ServerProcess.gf_serve(
+        packages_root, tmp_path, "--mode", "inline", env={"GF_TOKEN": TOKEN}
+    ).start()
     try:
         r = requests.post(
             server.url + "call/Base.popen",
@@ -168,7 +169,7 @@ def test_the_server_process_is_not_dumpable(
     storage_url: str, tmp_path: Path, processes: int
 ) -> None:
     """Probe.dumpable runs inside the server process (inline) and asks the kernel."""
-    server = ServerProcess(
+    server = ServerProcess.serve_call(
         tmp_path,
         storage_url=storage_url,
         branch="master",
@@ -206,7 +207,9 @@ def test_metrics_with_two_processes_count_the_calls_of_both(
     packages_root: Path, tmp_path: Path
 ) -> None:
     dirs_before = set(Path("/tmp").glob("gf-metrics-*"))
-    server = GfServe(packages_root, tmp_path, "--mode", "inline", env={"GF_PROCESSES": "2"}).start()
+    server = ServerProcess.gf_serve(
+        packages_root, tmp_path, "--mode", "inline", env={"GF_PROCESSES": "2"}
+    ).start()
     try:
         assert "processes 2" in server.banner
         served_by: dict[int, int] = {}

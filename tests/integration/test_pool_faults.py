@@ -24,24 +24,24 @@ import requests
 
 from globalfunc.errors import WorkerCrashed
 from globalfunc.executor import IsolatedExecutor, WorkerTarget
-from tests.integration.serve_support import GfServe
+from tests.integration.serve_support import ServerProcess
 
 pytestmark = pytest.mark.integration
 
 FUNCS = Path(__file__).resolve().parents[1] / "data" / "funcs"
 
 
-def _serve(tmp: Path, *args: str, **env: str) -> GfServe:
+def _serve(tmp: Path, *args: str, **env: str) -> ServerProcess:
     base = {
         "GF_STORAGE_URL": f"sqlite://{tmp / 'registry.db'}",
         "GF_MODE": "isolated",
         "GF_WORKERS": "2",
         "GF_MEMORY_MB": "400",
     }
-    return GfServe(FUNCS, tmp, *args, env={**base, **env}).start()
+    return ServerProcess.gf_serve(FUNCS, tmp, *args, env={**base, **env}).start()
 
 
-def _post(server: GfServe, name: str, body: dict[str, Any], **kw: Any) -> requests.Response:
+def _post(server: ServerProcess, name: str, body: dict[str, Any], **kw: Any) -> requests.Response:
     return requests.post(f"{server.url}call/{name}", json=body, timeout=30, **kw)
 
 
