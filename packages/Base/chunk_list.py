@@ -3,7 +3,7 @@
 from typing import Any
 
 
-def chunk_list(items: list[Any] | tuple[Any, ...] = None, size: int = 1) -> list[list[Any]]:
+def chunk_list(items: list[Any] | tuple = None, size: int = 1) -> list[list[Any]]:
     """Split ``items`` into consecutive chunks of ``size`` elements.
 
     ``chunk_list(items=[1, 2, 3, 4, 5], size=2)`` is ``[[1, 2], [3, 4], [5]]``; only the

@@ -3,7 +3,7 @@
 from typing import Any
 
 
-def dedup_keep_order(items: list[Any] | tuple[Any, ...] = None) -> list[Any]:
+def dedup_keep_order(items: list[Any] | tuple = None) -> list[Any]:
     """Return ``items`` without duplicates, in order of first occurrence.
 
     ``dedup_keep_order(items=[3, 1, 3, 2, 1])`` is ``[3, 1, 2]``. Unhashable items such

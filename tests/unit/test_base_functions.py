@@ -679,3 +679,52 @@ def test_unsafe_to_fuzz_functions_raise_on_a_well_typed_call(name: str) -> None:
         TypeAdapter(hints[param], config=ConfigDict(strict=True)).validate_json(json.dumps(value))
     with pytest.raises((ValueError, OverflowError, OSError)):
         function(**kwargs)
+
+
+def test_the_servers_checker_checks_every_base_parameter_and_requires_the_placeholders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through globalfunc.signature, from the scanned records (the function is not imported)."""
+    import Base
+
+    from globalfunc.errors import BadArguments
+    from globalfunc.scan import Scanner
+    from globalfunc.signature import CallSpec
+
+    result = Scanner(BASE_DIR.parent).scan()
+    assert not result.problems, result.problems
+    infos = {f"{i.package}.{i.name}": i for i in result.functions.values() if i.package == "Base"}
+    assert len(infos) == 17
+    valid = _valid_kwargs(tmp_path)
+    required = set()
+    for name, info in infos.items():
+        spec = CallSpec.of(info)
+        unchecked = {p.name for p in info.params} - set(spec.checked)
+        # only ``Any`` is left to the function: what to_pickle / to_json_file store
+        assert all(p.annotation == "Any" for p in info.params if p.name in unchecked), name
+        required |= {f"{name}.{param}" for param in spec.required}
+        short = name.split(".", 1)[1]
+        args, kwargs = spec.check([], valid[short])  # the valid call passes the checker ...
+        getattr(Base, short)(*args, **kwargs)  # ... and the function takes what it passes on
+        for param in spec.required:
+            with pytest.raises(BadArguments, match=param):
+                spec.check([], {k: v for k, v in valid[short].items() if k != param})
+    capsys.readouterr()
+    assert required == {
+        "Base.chunk_list.items",
+        "Base.clear_digits.text",
+        "Base.create_folder.path",
+        "Base.dedup_keep_order.items",
+        "Base.flat_dict.data",
+        "Base.from_json_file.file_path",
+        "Base.from_pickle.file_name",
+        "Base.inverse_time_str.time_str",
+        "Base.md5_text.text",
+        "Base.popen.some_cmd",
+        "Base.popen1.some_cmd",
+        "Base.safe_div.numerator",
+        "Base.safe_div.denominator",
+        "Base.slug.text",
+        "Base.to_json_file.file_path",
+        "Base.to_pickle.file_name",
+    }
