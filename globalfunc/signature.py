@@ -202,7 +202,11 @@ class CallSpec:
                 self.checked[p.name] = kind_type
             default = _literal(p.default) if has_default and not required else ...
             fields[p.name] = (kind_type, default)
-        self.signature = inspect.Signature(sig_params)
+        # Ordered by kind, unvalidated: a hand-built record whose params come in an order
+        # no def can have still gets a signature to bind against instead of a ValueError.
+        self.signature = inspect.Signature(
+            sorted(sig_params, key=lambda q: q.kind), __validate_parameters__=False
+        )
         config = ConfigDict(strict=True, extra="allow" if var_keyword else "forbid")
         self._model = create_model(f"{name}.arguments", __config__=config, **fields)
         self._returns = annotation_type(returns)
@@ -277,23 +281,103 @@ class CallSpec:
         return "any value"
 
     # -- schemas -------------------------------------------------------------------------
+    # Every schema below is read off the model ``check`` validates with (no second mapping
+    # from annotation text): what a schema allows, the check accepts, and the other way round.
+    def _properties(self) -> dict[str, dict[str, Any]]:
+        schema = _inline(self._model.model_json_schema(mode="validation"))
+        props: dict[str, dict[str, Any]] = schema.get("properties", {})
+        return props
+
+    def param_schema(self, name: str) -> dict[str, Any]:
+        """The JSON schema of one named (not ``*args``/``**kwargs``) parameter's value."""
+        return dict(self._properties()[name])
+
+    @property
+    def positional(self) -> list[str]:
+        """The parameters that may be passed by position, in order."""
+        return [
+            p.name for p in self.params if p.kind in ("positional_only", "positional_or_keyword")
+        ]
+
+    @property
+    def keyword(self) -> list[str]:
+        """The parameters that may be passed by keyword, in order."""
+        return [p.name for p in self.params if p.kind in ("positional_or_keyword", "keyword_only")]
+
+    def var_positional(self) -> dict[str, Any] | None:
+        """The schema of each extra positional value (``*args``), or None without one."""
+        return self._var_schema("var_positional")
+
+    def var_keyword(self) -> dict[str, Any] | None:
+        """The schema of each extra keyword value (``**kwargs``), or None without one."""
+        return self._var_schema("var_keyword")
+
+    def _var_schema(self, kind: str) -> dict[str, Any] | None:
+        # ``check`` does not look into ``*args``/``**kwargs`` values: any JSON value.
+        return {} if any(p.kind == kind for p in self.params) else None
+
+    def keywords_schema(self, skip: Sequence[str] = ()) -> dict[str, Any] | None:
+        """The JSON schema of the keyword-arguments object when the parameters in ``skip``
+        came by position; None when no such object can satisfy the check (a required
+        positional-only parameter left out)."""
+        props = self._properties()
+        names = [n for n in self.keyword if n not in skip]
+        left = [p.name for p in self.params if p.kind == "positional_only" and p.name not in skip]
+        if any(n in self.required for n in left):
+            return None
+        schema: dict[str, Any] = {
+            "type": "object",
+            "properties": {n: props[n] for n in names},
+        }
+        required = [n for n in self.required if n in names]
+        if required:
+            schema["required"] = required
+        schema["additionalProperties"] = self.var_keyword() is not None
+        return schema
+
     def request_schema(self) -> dict[str, Any]:
         """The JSON schema of the keyword-arguments object this function accepts."""
-        schema = self._model.model_json_schema(mode="validation")
-        schema["required"] = list(self.required)
-        if not schema["required"]:
-            del schema["required"]
-        schema.pop("title", None)
-        return schema
+        schema = self.keywords_schema()
+        return schema if schema is not None else {"not": {}}
 
     def response_schema(self) -> dict[str, Any]:
         """The JSON schema of the result (``{}``: any JSON value)."""
         if self._returns is Any:
             return {}
         try:
-            return TypeAdapter(self._returns).json_schema(mode="serialization")
+            return _inline(TypeAdapter(self._returns).json_schema(mode="serialization"))
         except Exception:  # a type pydantic cannot describe: say nothing rather than wrong
             return {}
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` references written out and the titles pydantic adds
+    dropped, so that a fragment stands alone inside another document."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any, depth: int) -> Any:
+        if isinstance(node, list):
+            return [walk(v, depth) for v in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and depth < 32:
+            target = defs.get(ref[len("#/$defs/") :], {})
+            return walk({**target, **{k: v for k, v in node.items() if k != "$ref"}}, depth + 1)
+        out = {}
+        for key, value in node.items():
+            if key in ("$defs", "title"):
+                continue
+            if key in ("properties", "patternProperties") and isinstance(value, dict):
+                out[key] = {name: walk(sub, depth) for name, sub in value.items()}
+            elif key == "default":
+                out[key] = value
+            else:
+                out[key] = walk(value, depth)
+        return out
+
+    result: dict[str, Any] = walk(schema, 0)
+    return result
 
 
 _CACHE: OrderedDict[str, CallSpec] = OrderedDict()

@@ -44,8 +44,9 @@ from globalfunc.naming import CallName, parse_call_name
 from globalfunc.record import FunctionRecord, Param
 from globalfunc.registry import Registry
 from globalfunc.resolve import Resolver
+from globalfunc.signature import CallSpec
 from server.aiges.engine import EXEC_FAILED, INIT_FAILED, NOT_INITIALIZED, Emit, Frame, Outcome
-from server.aiges.schema import DEFAULT_KEYWORD, function_schema
+from server.aiges.schema import dialect_schema, function_schema
 
 __all__ = [
     "FunctionEngine",
@@ -267,6 +268,7 @@ class FunctionEngine:
         self.invoker: Invoker | None = source if isinstance(source, Invoker) else None
         self.record: FunctionRecord | None = None
         self.params: dict[str, Param] = {}
+        self._all_params: tuple[Param, ...] = ()
         self._loaded = False
         self._given: tuple[Callable[..., Any], Sequence[Param]] | None = None
         self._var_keyword = False
@@ -285,6 +287,7 @@ class FunctionEngine:
         else:
             func, params = self.source(self.call_name)
             self._given = (func, params)
+        self._all_params = tuple(params)
         self.params = {p.name: p for p in params if p.kind not in ("var_positional", "var_keyword")}
         self._var_keyword = any(p.kind == "var_keyword" for p in params)
         self._loaded = True
@@ -303,28 +306,16 @@ class FunctionEngine:
     def schema(self, service_id: str) -> dict[str, Any]:
         if not self._loaded:
             self._load()
+        # The JSON schema of the argument checker (CallSpec, the one model) in the
+        # loader's dialect; no second mapping from annotation text.
+        spec = CallSpec(self.call_name, list(self._all_params))
         props: dict[str, dict[str, Any]] = {}
         for p in self.params.values():
-            words = _type_words(p) - {"None", "Any", "object"}
-            json_type = (
-                "boolean"
-                if words == {"bool"}
-                else "integer"
-                if words == {"int"}
-                else "number"
-                if words and words <= {"int", "float"}
-                else "string"
-            )
-            prop: dict[str, Any] = {"type": json_type}
-            note = "required" if p.required else f"default {p.default}"
+            if p.kind == "positional_only":
+                continue
+            prop = dialect_schema(spec.param_schema(p.name))
+            note = "required" if p.name in spec.required else f"default {p.default}"
             prop["description"] = f"{p.name}: {p.annotation or 'any'} ({note})"
-            if p.default is not None:
-                try:
-                    default = ast.literal_eval(p.default)
-                    if isinstance(default, str | int | float | bool):
-                        prop[DEFAULT_KEYWORD] = default
-                except (ValueError, SyntaxError):
-                    pass
             props[p.name] = prop
         # Required arguments may also arrive in the ``kwargs`` payload, so the HTTP schema
         # lists none as required; the engine checks them per call.

@@ -26,6 +26,7 @@ from typing import Any
 __all__ = [
     "DATA_TYPE_NAMES",
     "DIALECT_KEYWORDS",
+    "dialect_schema",
     "dialect_violations",
     "document",
     "field_descriptors",
@@ -347,6 +348,37 @@ def _check_node(node: Any, path: str, problems: list[str]) -> None:
             problems.append(f"{where}: must be a list, not {type(value).__name__}")
         elif key == "type" and not isinstance(value, str):
             problems.append(f"{where}: must be one type name, not {value!r}")
+
+
+def dialect_schema(node: Any) -> Any:
+    """A JSON Schema (as :class:`globalfunc.signature.CallSpec` writes it) in the loader's
+    dialect: ``default`` becomes ``defaultVal``, ``anyOf`` becomes ``oneOf``, ``const`` a
+    one-value ``enum``, ``prefixItems`` a list of ``items``; keywords the dialect lacks
+    (``additionalProperties``, ``minItems``, ``format``, ...) are left out, so the result
+    is a looser description of the same values, never a fatal one."""
+    if isinstance(node, list):
+        return [dialect_schema(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "default":
+            out[DEFAULT_KEYWORD] = value
+        elif key == "const":
+            out["enum"] = [value]
+        elif key in ("anyOf", "oneOf") and isinstance(value, list):
+            out["oneOf"] = [dialect_schema(v) for v in value]
+        elif key == "prefixItems" and isinstance(value, list):
+            out["items"] = [dialect_schema(v) for v in value]
+        elif key == "items" and "prefixItems" not in node:
+            out["items"] = dialect_schema(value)
+        elif key == "properties" and isinstance(value, dict):
+            out[key] = {name: dialect_schema(sub) for name, sub in value.items()}
+        elif key == "type" and isinstance(value, list):
+            out["oneOf"] = [{"type": t} for t in value]
+        elif key in DIALECT_KEYWORDS and key not in ("items", "oneOf", "properties"):
+            out[key] = value
+    return out
 
 
 def standard_json_schema(node: Any) -> Any:

@@ -71,6 +71,7 @@ VERSION = "0.1.0"
 _JSON = "application/json"
 _INFO_GET = "【GET】This is Website for Internal API System"
 _INFO_POST = "【POST】This is Website for Internal API System"
+_INTEGER = re.compile(r"-?[0-9]{1,12}")
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -78,6 +79,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     route: ClassVar[str] = "?"
     public: ClassVar[bool] = False
+    fast_methods: ClassVar[tuple[str, ...]] = ()
+    """Methods answered before routing (:mod:`server.http.calls`), for ``Allow``."""
     state: AppState
     gf_function: str | None
     gf_error: str | None
@@ -168,8 +171,23 @@ class BaseHandler(tornado.web.RequestHandler):
             return
         super()._handle_request_exception(e)
 
+    def allowed_methods(self) -> list[str]:
+        """The methods this route answers (RFC 9110: a 405 lists them in ``Allow``)."""
+        base = tornado.web.RequestHandler
+        found = [
+            m
+            for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+            if getattr(type(self), m.lower(), None) is not getattr(base, m.lower(), None)
+        ]
+        found += [m for m in self.fast_methods if m not in found]
+        if self.state.cors_origins:
+            found.append("OPTIONS")
+        return found
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self._headers["Content-Type"] = _JSON
+        if status_code == 405:
+            self._headers["Allow"] = ", ".join(self.allowed_methods())
         if status_code >= 500:
             body = {"error": "InternalError", "message": "internal server error (see server log)"}
             self.gf_error = "InternalError"
@@ -217,12 +235,14 @@ class GfgoHandler(BaseHandler):
     """
 
     route = "/gfgo/"
+    fast_methods = ("POST",)
 
 
 class CallHandler(BaseHandler):
     """``/call/<name>`` for methods other than POST (see :class:`GfgoHandler`)."""
 
     route = "/call/<name>"
+    fast_methods = ("POST",)
 
 
 def _describe(record: FunctionRecord, *, full: bool) -> dict[str, Any]:
@@ -287,10 +307,9 @@ class SearchHandler(BaseHandler):
         if not q.strip():
             raise InvalidRequest("search needs a query: GET /search?q=time")
         raw_limit = self.get_query_argument("limit", "20")
-        try:
-            limit = int(raw_limit)
-        except ValueError:
-            raise InvalidRequest(f"limit {raw_limit!r:.40} is not an integer") from None
+        if not _INTEGER.fullmatch(raw_limit):  # int() would take " 5", "1_0" and "٥"
+            raise InvalidRequest(f"limit {raw_limit!r:.40} is not an integer; try limit=20")
+        limit = int(raw_limit)
         if not 1 <= limit <= 200:
             raise InvalidRequest(f"limit must be between 1 and 200, got {limit}")
         hits = self.state.catalog.search(q, limit)

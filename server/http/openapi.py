@@ -1,144 +1,97 @@
-"""The OpenAPI 3.1 document of the HTTP server, with a kwargs schema for every function.
+"""The OpenAPI 3.1 document of the HTTP server: exactly what each endpoint accepts and returns.
 
-Schemas come from the registered signature (annotations and defaults as source text, as
-the scanner recorded them), never from importing the code. Annotations we can map
-(``int``, ``float``, ``str``, ``bool``, ``list[...]``, ``dict[...]``, ``X | None``,
-``Optional[X]``, ...) become JSON Schema types; anything else is left open (``{}``).
+Per-function schemas come from :class:`globalfunc.signature.CallSpec`, the model the
+server checks arguments with (one model, no second mapping from annotation text): the body
+of ``POST /call/<name>`` is the keyword-arguments object, ``POST /gfgo/`` takes one branch
+per function and way of splitting its arguments between ``args`` and ``kwargs``, and the
+result (bare on ``/gfgo/``, ``{"result": ...}`` on ``/call/``) has the schema of the
+return annotation. Names in paths and queries carry the patterns of
+:mod:`globalfunc.naming`; a query that must not be empty says ``minLength``. Every status
+an operation can answer is listed, each error with the JSON schema of its body.
+
 Routes added with ``make_app(extra_routes=...)`` describe themselves through fragments
-passed as ``extensions`` (the ase protocol's come from :func:`server.aiges.ase_http.ase_openapi`),
-built with this module's operation helpers (:func:`operation`, :func:`responses`, ...), so
-there is one way to write an operation.
+passed as ``extensions`` (the ase protocol's come from
+:func:`server.aiges.ase_http.ase_openapi`), built with this module's operation helpers
+(:func:`operation`, :func:`responses`, ...), so there is one way to write an operation.
+
+What it does not do: check requests (the handlers and ``CallSpec`` do) or import the
+functions it describes.
 """
 
 from __future__ import annotations
 
-import ast
+import keyword
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from globalfunc.record import FunctionRecord, Param
+from globalfunc.naming import MAX_NAME, MAX_PART
+from globalfunc.record import FunctionRecord
+from globalfunc.signature import CallSpec
 
-_SIMPLE: dict[str, dict[str, Any]] = {
-    "int": {"type": "integer"},
-    "float": {"type": "number"},
-    "complex": {"type": "object"},
-    "str": {"type": "string"},
-    "bool": {"type": "boolean"},
-    "None": {"type": "null"},
-    "NoneType": {"type": "null"},
-    "bytes": {"$ref": "#/components/schemas/TaggedValue"},
-    "list": {"type": "array"},
-    "List": {"type": "array"},
-    "Sequence": {"type": "array"},
-    "Iterable": {"type": "array"},
-    "tuple": {"type": "array"},
-    "Tuple": {"type": "array"},
-    "set": {"type": "array"},
-    "dict": {"type": "object"},
-    "Dict": {"type": "object"},
-    "Mapping": {"type": "object"},
-    "Any": {},
-    "object": {},
+# -- name patterns (globalfunc.naming's rules, as ECMA-262 regular expressions) -----------
+_END = r"(?![\s\S])"  # end of input; "$" would also match before a final newline in Python
+_KEYWORDS = "|".join(sorted(set(keyword.kwlist + keyword.softkwlist) - {"_"}))
+_PART = rf"[A-Za-z][A-Za-z0-9_]{{0,{MAX_PART - 1}}}"
+_NO_KEYWORD = rf"(?!(?:[^.]*\.)*(?:{_KEYWORDS})(?:\.|{_END}))"
+CALL_NAME_PATTERN = rf"^{_NO_KEYWORD}{_PART}(?:\.{_PART})+{_END}"
+"""A call name ``Package.func`` (nested ``pkg.sub.func``): identifiers, no leading ``_``,
+no keywords, at most :data:`~globalfunc.naming.MAX_PART` characters a part."""
+PACKAGE_PATTERN = rf"^{_NO_KEYWORD}{_PART}(?:\.{_PART})*{_END}"
+"""A package name (``Base``, ``pkg.sub``)."""
+NOT_BLANK = r"\S"
+"""Holds a character that is not white space."""
+
+CALL_NAME: dict[str, Any] = {
+    "type": "string",
+    "pattern": CALL_NAME_PATTERN,
+    "minLength": 3,
+    "maxLength": MAX_NAME,
 }
-_OPEN: dict[str, Any] = {}
-
-
-def annotation_schema(text: str | None) -> dict[str, Any]:
-    """A JSON Schema for an annotation written as source text (``{}`` when unknown)."""
-    if not text:
-        return {}
-    try:
-        node = ast.parse(text.strip().strip("'\""), mode="eval").body
-    except SyntaxError:
-        return {}
-    return _node_schema(node)
-
-
-def _node_schema(node: ast.expr) -> dict[str, Any]:
-    if isinstance(node, ast.Constant) and node.value is None:
-        return {"type": "null"}
-    if isinstance(node, ast.Name | ast.Attribute):
-        name = node.id if isinstance(node, ast.Name) else node.attr
-        return dict(_SIMPLE.get(name, _OPEN))
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        return _union([node.left, node.right])
-    if isinstance(node, ast.Subscript):
-        base = (
-            node.value.id if isinstance(node.value, ast.Name) else getattr(node.value, "attr", "")
-        )
-        args = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
-        if base == "Optional":
-            return _union([*args, ast.Constant(None)])
-        if base == "Union":
-            return _union(args)
-        if base == "Literal":
-            values = [a.value for a in args if isinstance(a, ast.Constant)]
-            return {"enum": values}
-        schema = dict(_SIMPLE.get(base, _OPEN))
-        if schema.get("type") == "array" and len(args) == 1:
-            schema["items"] = _node_schema(args[0])
-        elif schema.get("type") == "object" and len(args) == 2:
-            schema["additionalProperties"] = _node_schema(args[1])
-        return schema
-    return {}
-
-
-def _union(nodes: Sequence[ast.expr]) -> dict[str, Any]:
-    flat: list[dict[str, Any]] = []
-    for n in nodes:
-        s = _node_schema(n)
-        flat.extend(s.get("anyOf", [s]))
-    if any(not s for s in flat):
-        return {}
-    return {"anyOf": flat}
-
-
-def _default(text: str | None) -> tuple[bool, Any]:
-    if text is None:
-        return False, None
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return False, None
-    if isinstance(value, str | int | float | bool | type(None) | list | dict):
-        return True, value
-    return False, None
 
 
 def kwargs_schema(record: FunctionRecord) -> dict[str, Any]:
     """The JSON Schema of the body of ``POST /call/<name>`` for this function."""
-    props: dict[str, Any] = {}
-    required: list[str] = []
-    extra = False
-    for p in record.params:
-        if p.kind == "var_keyword":
-            extra = True
-            continue
-        if p.kind in ("var_positional", "positional_only"):
-            continue
-        props[p.name] = _param_schema(p)
-        if p.required:
-            required.append(p.name)
-    schema: dict[str, Any] = {
-        "type": "object",
-        "title": f"{record.package}.{record.name} kwargs",
-        "properties": props,
-        "additionalProperties": extra,
-    }
-    if required:
-        schema["required"] = required
-    return schema
+    return CallSpec.of(record).request_schema()
 
 
-def _param_schema(p: Param) -> dict[str, Any]:
-    schema = annotation_schema(p.annotation)
-    has, value = _default(p.default)
-    if has:
-        schema["default"] = value
-    if p.annotation:
-        schema["description"] = f"annotation: {p.annotation}"
-    return schema
+def gfgo_branches(record: FunctionRecord) -> list[dict[str, Any]]:
+    """The ``/gfgo/`` bodies calling ``record``: one per number of arguments sent by position.
+
+    The first ``k`` positional parameters in ``args`` (exactly ``k`` items, more only with
+    ``*args``), the rest in ``kwargs``; a split that leaves a required positional-only
+    parameter out is no branch.
+    """
+    spec = CallSpec.of(record)
+    name = f"{record.package}.{record.name}"
+    positional = spec.positional
+    extra_args = spec.var_positional()
+    out: list[dict[str, Any]] = []
+    for k in range(len(positional) + 1):
+        taken = positional[:k]
+        kwargs = spec.keywords_schema(skip=taken)
+        if kwargs is None:
+            continue
+        args: dict[str, Any] = {"type": "array", "minItems": k}
+        if taken:
+            args["prefixItems"] = [spec.param_schema(n) for n in taken]
+        if extra_args is not None and k == len(positional):
+            args["items"] = extra_args
+        else:
+            args["maxItems"] = k
+        required = ["pack_func"]
+        if k:
+            required.append("args")
+        if kwargs.get("required"):
+            required.append("kwargs")
+        out.append(
+            {
+                "type": "object",
+                "required": required,
+                "properties": {"pack_func": {"const": name}, "args": args, "kwargs": kwargs},
+            }
+        )
+    return out
 
 
 # -- the operation builder (shared with the ase routes, server.aiges.ase_http.openapi) ----------
@@ -155,9 +108,14 @@ def json_content(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def path_param(name: str) -> dict[str, Any]:
-    """A required string path parameter."""
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+def path_param(name: str, schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A required path parameter (a string matching ``schema``, any non-empty one by default)."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": dict(schema) if schema is not None else {"type": "string", "minLength": 1},
+    }
 
 
 def responses(
@@ -192,22 +150,49 @@ def operation_id(prefix: str, name: str) -> str:
 
 
 _ERROR = schema_ref("Error")
-_DESCRIPTIONS = {
-    400: "Invalid request, name or arguments",
+DESCRIPTIONS = {
+    400: "Malformed request: not JSON, nested too deep, a wrong body shape, an invalid name",
     401: "Missing or wrong bearer token",
-    403: "Package not exposed",
-    404: "No such registered function",
-    413: "Body too large",
-    500: "The function raised, crashed, or its result is not JSON",
+    403: "Package not exposed by this server",
+    404: "No such registered function or package",
+    413: "Body too large (GF_MAX_BODY)",
+    422: "Arguments that do not fit the function's annotations (BadArguments)",
+    500: "The function raised or crashed, its result is not JSON, or the server failed",
+    503: "Overloaded (Retry-After) or the storage is unavailable",
     504: "The function ran past its timeout",
 }
+"""What each status means, for every operation that can answer it."""
 
 
-def _responses(ok: dict[str, Any], *codes: int) -> dict[str, Any]:
-    return responses(ok, {code: _DESCRIPTIONS[code] for code in codes}, _ERROR)
+def _responses(ok: Mapping[str, Any], *codes: int) -> dict[str, Any]:
+    return responses(ok, {code: DESCRIPTIONS[code] for code in codes}, _ERROR)
 
 
-_CALL_CODES = (400, 401, 403, 404, 413, 500, 504)
+_CALL_CODES = (400, 401, 403, 404, 413, 422, 500, 503, 504)
+_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+def _any_of(schemas: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    unique: list[dict[str, Any]] = []
+    for s in schemas:
+        if not s:
+            return {}
+        if dict(s) not in unique:
+            unique.append(dict(s))
+    if not unique:
+        return {}
+    return unique[0] if len(unique) == 1 else {"anyOf": unique}
+
+
+def _gfgo_body(records: Sequence[FunctionRecord]) -> dict[str, Any]:
+    branches = [b for r in records for b in gfgo_branches(r)]
+    if not branches:  # nothing is served: no body can succeed
+        return {
+            "type": "object",
+            "required": ["pack_func"],
+            "properties": {"pack_func": CALL_NAME},
+        }
+    return {"anyOf": branches}
 
 
 def build_openapi(
@@ -223,103 +208,118 @@ def build_openapi(
     ``extensions`` are fragments (``paths`` and ``components.schemas``) of extra routes,
     such as the ase protocol's; they add paths and schemas, never replace built-in ones.
     """
-    gfgo_body = {
-        "type": "object",
-        "required": ["pack_func"],
-        "properties": {
-            "pack_func": {"type": "string", "examples": ["Base.inverse_time_str"]},
-            "args": {"type": "array", "default": []},
-            "kwargs": {"type": "object", "default": {}},
-        },
-    }
+    results = _any_of([CallSpec.of(r).response_schema() for r in records])
     paths: dict[str, Any] = {
         "/": {
-            "get": {
-                "summary": "Service information",
-                "responses": _responses({"type": "object"}, 401),
-            },
-            "post": {
-                "summary": "Echo the JSON body back (the seed's IndexHandler)",
-                "requestBody": {"content": {"application/json": {"schema": {}}}},
-                "responses": _responses({"type": "object"}, 400, 401, 413),
-            },
+            "get": operation("Service information", _responses(_OBJECT, 401, 500)),
+            "post": operation(
+                "Echo the JSON body back (the seed's IndexHandler); an empty body is {}",
+                _responses(
+                    {
+                        "type": "object",
+                        "required": ["info", "input_dict"],
+                        "properties": {"info": {"type": "string"}, "input_dict": {}},
+                    },
+                    400,
+                    401,
+                    413,
+                    500,
+                ),
+                body={},
+                body_required=False,
+            ),
         },
         "/gfgo/": {
             "post": operation(
                 "Call pack_func with args/kwargs; the bare JSON result (the seed's API)",
-                _responses({}, *_CALL_CODES),
-                body=gfgo_body,
+                _responses(results, *_CALL_CODES),
+                body=_gfgo_body(records),
+                description="Unknown fields are ignored. `args` go to the first positional "
+                "parameters, `kwargs` to the others by name.",
             )
         },
         "/functions": {
-            "get": {
-                "summary": "Registered functions exposed here",
-                "parameters": [
+            "get": operation(
+                "Registered functions exposed here",
+                _responses(_OBJECT, 400, 401, 403, 500, 503),
+                parameters=[
                     {
                         "name": "package",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string"},
+                        "description": "only this package (empty: every package)",
+                        "schema": {
+                            "type": "string",
+                            "maxLength": MAX_NAME,
+                            "anyOf": [{"const": ""}, {"pattern": PACKAGE_PATTERN}],
+                        },
                     }
                 ],
-                "responses": _responses({"type": "object"}, 400, 401, 403),
-            }
+            )
         },
         "/functions/{name}": {
-            "get": {
-                "summary": "One function: signature, docstring, hash, versions",
-                "parameters": [path_param("name")],
-                "responses": _responses({"type": "object"}, 400, 401, 403, 404),
-            }
+            "get": operation(
+                "One function: signature, docstring, hash, versions",
+                _responses(_OBJECT, 400, 401, 403, 404, 500, 503),
+                parameters=[path_param("name", CALL_NAME)],
+            )
         },
         "/search": {
-            "get": {
-                "summary": "Full-text search over names and docstrings",
-                "parameters": [
-                    {"name": "q", "in": "query", "required": True, "schema": {"type": "string"}},
+            "get": operation(
+                "Full-text search over names and docstrings",
+                _responses(_OBJECT, 400, 401, 500, 503),
+                parameters=[
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1, "pattern": NOT_BLANK},
+                    },
                     {
                         "name": "limit",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20},
                     },
                 ],
-                "responses": _responses({"type": "object"}, 400, 401),
-            }
+            )
         },
         "/healthz": {
-            "get": {
-                "summary": "Liveness",
-                "security": [],
-                "responses": _responses({"type": "object"}),
-            }
+            "get": operation("Liveness", _responses(_OBJECT, 500), security=[]),
         },
         "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics",
-                "responses": {
+            "get": operation(
+                "Prometheus metrics",
+                {
                     "200": {
                         "description": "OK",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    **{k: v for k, v in _responses({}, 401, 500).items() if k != "200"},
                 },
-            }
+            )
         },
         "/openapi.json": {
-            "get": {"summary": "This document", "responses": _responses({"type": "object"}, 401)}
+            "get": operation("This document", _responses(_OBJECT, 401, 500, 503)),
         },
     }
     for record in records:
         name = f"{record.package}.{record.name}"
+        spec = CallSpec.of(record)
         summary = (record.docstring or "").strip().splitlines()[0] if record.docstring else name
         paths[f"/call/{name}"] = {
             "post": operation(
                 summary,
                 _responses(
-                    {"type": "object", "properties": {"result": {}}, "required": ["result"]},
+                    {
+                        "type": "object",
+                        "properties": {"result": spec.response_schema()},
+                        "required": ["result"],
+                        "additionalProperties": False,
+                    },
                     *_CALL_CODES,
                 ),
-                body=kwargs_schema(record),
+                body=spec.request_schema(),
                 body_required=False,
                 description=f"`{name}{record.signature}`\n\n{record.docstring or ''}".strip(),
                 operationId=operation_id("call_", name),
@@ -331,8 +331,10 @@ def build_openapi(
         "info": {
             "title": title,
             "version": version,
-            "description": "Call registered Python functions by name. Values JSON has no "
-            'type for travel as {"__gf__": tag, ...} (see TaggedValue).',
+            "description": "Call registered Python functions by name. Arguments are checked "
+            "against the annotations in pydantic's strict JSON mode (422 BadArguments names "
+            'the parameter). Values JSON has no type for travel as {"__gf__": tag, ...} '
+            "(see TaggedValue); those are decoded where the function runs, not checked here.",
         },
         "paths": paths,
         "components": {

@@ -60,7 +60,7 @@ def test_parse_body_rejects_with_10106_and_the_place(body: Any, needle: str) -> 
     with pytest.raises(AseError) as caught:
         parse_body("svc", body)
     assert caught.value.code == 10106 and needle in caught.value.message
-    assert caught.value.http_status == 500
+    assert caught.value.http_status == 400  # the client's mistake: 4xx, code 10106 kept
 
 
 def test_render_outcome_text_raw_binary_base64_and_undeclared_10106() -> None:

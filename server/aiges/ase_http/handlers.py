@@ -123,8 +123,8 @@ class AseHandler(BaseHandler):
             # Refused before any service sees it, like an oversized body: a 4xx, not the
             # 500 the loader answers for a failed call.
             raise AseError(err.aiges_code, err.message, err.http_status, "NestingTooDeep") from None
-        except InvalidRequest as err:  # not JSON: a failed request, 500 as the loader answers
-            raise AseError(InvalidRequest.aiges_code, err.message) from err
+        except InvalidRequest as err:  # not JSON: the client's mistake, 400 (code 10106)
+            raise AseError(InvalidRequest.aiges_code, err.message, 400, "InvalidRequest") from err
         return parse_body(svc, body)
 
     async def _answer(self, svc: str) -> dict[str, Any]:
@@ -197,9 +197,11 @@ def ase_routes(
     if not isinstance(services, AseServices):
         services = AseServices(services, workers=workers)
     kw: dict[str, Any] = {"services": services}
-    svc = r"([^/]{1,200})"
+    # Any segment: a service id that names nothing is a 404 in the ase shape, not the
+    # generic one, so every answer on these routes has the shape the document gives them.
+    svc = r"([^/]+)"
     return [
         (rf"/v1/{svc}", AseV1Handler, kw),
-        (rf"/([^/]{{1,20}})/private/{svc}", AseHandler, kw),
+        (rf"/([^/]+)/private/{svc}", AseHandler, kw),
         (r"/ping", PingHandler, kw),
     ]

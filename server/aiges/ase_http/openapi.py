@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from globalfunc.record import FunctionRecord
+from globalfunc.signature import CallSpec
 from server.aiges.ase_http.services import AseServices
 from server.aiges.schema import standard_json_schema
 from server.http.openapi import operation, operation_id, path_param, responses, schema_ref
@@ -24,13 +25,15 @@ __all__ = ["ase_openapi"]
 log = logging.getLogger(__name__)
 
 _ASE_ERRORS = {
+    400: "Malformed request, header.code 10106: not JSON, nested too deep, a wrong "
+    "header/parameter/payload shape, or an output the request did not declare",
     401: "Missing or wrong bearer token (code 10105)",
     403: "Package not exposed by this server (code 10105)",
     404: "No such service (code 10107)",
     413: "Body too large (code 10106)",
-    500: "The call failed: header.code is the AIGES code (10106 bad request or "
-    "undeclared output, 30003 the function raised, 10910 its worker crashed, 10102 "
-    "timeout, or the wrapper's own code)",
+    422: "Arguments that do not fit the function's annotations (code 10106, BadArguments)",
+    500: "The call failed: header.code is the AIGES code (30003 the function raised, 10910 "
+    "its worker crashed, 10102 timeout, or the wrapper's own code)",
 }
 _SCHEMAS: dict[str, Any] = {
     "AseRequest": {
@@ -94,6 +97,7 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 _GENERIC = schema_ref("AseRequest")
+_SEGMENT = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[A-Za-z0-9._~-]+$"}
 _PONG = {"const": "pong"}
 
 
@@ -111,18 +115,63 @@ def _service_input(engine: Any, svc: str) -> dict[str, Any]:
     return standard_json_schema(schema) if isinstance(schema, dict) else dict(_GENERIC)
 
 
+_OUTPUT = {
+    "type": "object",
+    "description": "declares an output: its attributes",
+    "properties": {
+        "encoding": {"type": "string"},
+        "compress": {"type": "string"},
+        "format": {"type": "string"},
+        "data_type": {"type": "integer"},
+    },
+}
+
+
+def _registry_input(record: FunctionRecord, svc: str) -> dict[str, Any]:
+    """The body calling a registry function: its parameters (by CallSpec, as on ``/call/``)
+    under ``parameter.<svc>``, whose ``result`` output must be declared."""
+    spec = CallSpec.of(record)
+    props: dict[str, Any] = {"result": _OUTPUT}
+    for name in spec.keyword:
+        schema = spec.param_schema(name)
+        # An object under parameter.<svc> declares an output: such a value travels in
+        # the JSON text payload 'kwargs' instead.
+        if schema.get("type") != "object":
+            props[name] = schema
+    section = {
+        "type": "object",
+        "required": ["result", *[n for n in spec.required if n in props]],
+        "properties": props,
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "required": ["parameter"],
+        "properties": {
+            "header": {"type": "object"},
+            "parameter": {
+                "type": "object",
+                "required": [svc],
+                "properties": {svc: section},
+            },
+        },
+    }
+
+
 def _fixed_paths() -> dict[str, Any]:
     return {
         "/{version}/private/{serviceId}": {
             "post": _ase_operation(
                 "ase protocol call of any service (the AIGES loader's route)",
                 _GENERIC,
-                parameters=[path_param("version"), path_param("serviceId")],
+                parameters=[path_param("version", _SEGMENT), path_param("serviceId", _SEGMENT)],
             )
         },
         "/v1/{serviceId}": {
             "post": _ase_operation(
-                "ase protocol call, the older route", _GENERIC, parameters=[path_param("serviceId")]
+                "ase protocol call, the older route",
+                _GENERIC,
+                parameters=[path_param("serviceId", _SEGMENT)],
             )
         },
         "/ping": {
@@ -146,7 +195,7 @@ def ase_openapi(services: AseServices, records: Sequence[FunctionRecord]) -> dic
             continue
         services_ops[svc] = _ase_operation(
             f"ase: {svc} (registry function; JSON result as text output 'result')",
-            _service_input(services.mapper(record), svc),
+            _registry_input(record, svc),
             description=f"`{svc}{record.signature}` over the ase protocol. Parameters as "
             f"parameter.{svc}.<name>, or a JSON text payload 'kwargs'; declare the output "
             f'parameter.{svc}.result = {{"encoding": "utf8", "compress": "raw", '

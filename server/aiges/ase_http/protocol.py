@@ -43,25 +43,31 @@ RESULT_DESC = {"encoding": "utf8", "compress": "raw", "format": "json"}
 
 _KINDS = {"text": 0, "audio": 1, "image": 2, "video": 3}
 _NAMES = {v: k for k, v in _KINDS.items()}
-# Access errors keep their HTTP status; every other failure is a 500, as the loader answers.
-_KEEP_STATUS = frozenset({401, 403, 404, 413})
 
 
 class AseError(Exception):
-    """A failed ase request: the AIGES ``code`` and ``message`` of the body, and the HTTP status."""
+    """A failed ase request: the AIGES ``code`` and ``message`` of the body, and the HTTP status.
+
+    The status is the caller's to give; by default a request the client got wrong (the
+    loader's 10106: not JSON, a wrong shape, an undeclared output) is a 400 and anything
+    else a 500. The body keeps the AIGES code either way.
+    """
 
     def __init__(
-        self, code: int, message: str, http_status: int = 500, kind: str = "AseError"
+        self, code: int, message: str, http_status: int | None = None, kind: str = "AseError"
     ) -> None:
         super().__init__(message)
+        if http_status is None:
+            http_status = 400 if code == InvalidRequest.aiges_code else 500
         self.code, self.message, self.http_status = code, message, http_status
         self.kind = kind
         """The error class for metrics and logs (the GlobalFunc error's name when translated)."""
 
     @classmethod
     def of(cls, err: GlobalFuncError) -> AseError:
-        """The ase form of a GlobalFunc error: its ``aiges_code``; access errors keep their status."""
-        status = err.http_status if err.http_status in _KEEP_STATUS else 500
+        """The ase form of a GlobalFunc error: its ``aiges_code``; a client's mistake keeps its
+        4xx status, every failure of the server or the function is a 500, as the loader answers."""
+        status = err.http_status if 400 <= err.http_status < 500 else 500
         return cls(err.aiges_code, err.message, status, type(err).__name__)
 
     def body(self, sid: str) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Typed functions for the contract test: each accepts every value its annotations admit."""
