@@ -8,6 +8,9 @@ also come from a file (``GF_TOKEN_FILE``, read by :meth:`Settings.bearer_token`)
 
 from __future__ import annotations
 
+import os
+import shlex
+import stat
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -16,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from globalfunc.errors import ConfigError
 from globalfunc.naming import DEFAULT_TIER1
 from globalfunc.storage.base import DEFAULT_CACHE_TTL
+
+_SHARED_READ = stat.S_IRGRP | stat.S_IROTH
 
 
 class Settings(BaseSettings):
@@ -108,8 +113,10 @@ class Settings(BaseSettings):
         """The token the server requires: ``GF_TOKEN``, else the content of ``GF_TOKEN_FILE``.
 
         Raises :class:`~globalfunc.errors.ConfigError` when both are set, or when the file
-        cannot be read or holds no token. One trailing newline (``\\n`` or ``\\r\\n``) is
-        stripped; other whitespace is part of the token.
+        cannot be read, holds no token, or can be read by its group or by others (POSIX:
+        whoever can read it can call every served function; ``chmod 600`` it). One
+        trailing newline (``\\n`` or ``\\r\\n``) is stripped; other whitespace is part
+        of the token.
         """
         token = self.token.get_secret_value() if self.token is not None else None
         if self.token_file is None:
@@ -121,12 +128,20 @@ class Settings(BaseSettings):
             )
         path = Path(self.token_file).expanduser()
         try:
-            raw = path.read_bytes()
+            with path.open("rb") as fh:
+                mode = os.fstat(fh.fileno()).st_mode
+                raw = fh.read()
         except OSError as exc:
             raise ConfigError(
                 f"cannot read the token file {str(path)!r} (GF_TOKEN_FILE): "
                 f"{exc.strerror or exc}; point GF_TOKEN_FILE at a readable file holding the token"
             ) from None
+        if os.name == "posix" and mode & _SHARED_READ:
+            raise ConfigError(
+                f"the token file {str(path)!r} (GF_TOKEN_FILE) has mode "
+                f"{stat.S_IMODE(mode):04o}: its group or other users can read the token; "
+                f"run chmod 600 {shlex.quote(str(path))} and start again"
+            )
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:

@@ -4,6 +4,9 @@ A user error (any :mod:`globalfunc.errors` class, a bad ``GF_*`` setting, a file
 error) prints ``gf: error: ...`` and exits 1; a usage error exits 2; anything else is
 reported as one line naming the exception and ``--debug``, which shows tracebacks.
 
+``GF_TOKEN`` leaves the environment as soon as the settings have read it, so no process
+``gf`` starts inherits the token.
+
 Building the parser imports no edge (``server``, ``gfbase``, ``gfgo``): each command
 imports what it needs when it runs.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -73,7 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     ctx: Context | None = None
     try:
-        ctx = Context(args, Settings())
+        settings = Settings()
+        # Read once; now out of the environment before anything starts a child (GitPython's
+        # long-lived ``git cat-file``, the server's workers): a process of the same user
+        # could read it in /proc/<child>/environ. GF_TOKEN_FILE holds only a path.
+        os.environ.pop("GF_TOKEN", None)
+        ctx = Context(args, settings)
         return int(args.func(ctx))
     except KeyboardInterrupt:
         return 130

@@ -59,6 +59,7 @@ def guarded(
     tmp = tmp_path_factory.mktemp("guarded")
     token_file = tmp / "token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)  # a file others can read refuses to start
     server = ServerProcess.gf_serve(
         packages_root,
         tmp,

