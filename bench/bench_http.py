@@ -98,6 +98,7 @@ class Run:
     server_cpu_us: float = 0.0  # the server's process tree's CPU time per request
     main_cpu_us: float = 0.0  # the first server process's own CPU time per request
     load: float = 0.0  # 1-minute load average before the run
+    other_cores: float = 0.0  # cores busy with neither the server nor wrk during the run
 
 
 SERVERS = ["ours-inline", "seed", "fastapi", "ours-isolated", "ours-inline-p2"]
@@ -120,6 +121,7 @@ class Median:
     p99: float
     server_cpu: float  # us per request
     wrk_cpu: float  # us per request
+    other_cores: float  # cores other processes used during the runs
 
     @classmethod
     def of(cls, runs: list[Run]) -> Median:
@@ -129,6 +131,7 @@ class Median:
             statistics.median(r.p99_ms for r in runs),
             statistics.median(r.server_cpu_us for r in runs),
             statistics.median(r.wrk_cpu_us for r in runs),
+            statistics.median(r.other_cores for r in runs),
         )
 
     @property
@@ -245,6 +248,14 @@ def start(name: str, tmp: Path, storage_url: str) -> Server:
     return Server(name, [PY, script, "--port", str(port), "--packages", "packages"], port, tmp)
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (``/proc/stat``), to tell how much of
+    the machine other processes (other engineers' tests) took during a run."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(url: str, lua: Path, *, connections: int, duration: float) -> dict[str, float]:
     """One wrk run; ``wrk_cpu`` is the CPU time (user + system) wrk itself used, seconds."""
     env = dict(os.environ)
@@ -293,7 +304,10 @@ def measure(name: str, tmp: Path, url: str, lua: Path, args: argparse.Namespace)
         wrk(server.url, lua, connections=args.concurrency, duration=args.warmup)
         load = os.getloadavg()[0]
         main_before, cpu_before = server.tree_cpu_seconds()
+        busy_before, wall_before = machine_busy_seconds(), time.monotonic()
         r = wrk(server.url, lua, connections=args.concurrency, duration=args.duration)
+        busy = machine_busy_seconds() - busy_before
+        wall = time.monotonic() - wall_before
         main_after, cpu_after = server.tree_cpu_seconds()
         server_cpu, main_cpu = cpu_after - cpu_before, main_after - main_before
     finally:
@@ -310,12 +324,13 @@ def measure(name: str, tmp: Path, url: str, lua: Path, args: argparse.Namespace)
         server_cpu_us=server_cpu / n * 1e6,
         main_cpu_us=main_cpu / n * 1e6,
         load=load,
+        other_cores=max(0.0, (busy - server_cpu - r["wrk_cpu"]) / wall),
     )
     print(
         f"run {name:14s} {run.rps:9.0f} req/s  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms"
         f"  ({run.requests} requests, {run.errors} errors)  CPU/req server "
         f"{run.server_cpu_us:4.0f} us (first process {run.main_cpu_us:4.0f}) "
-        f"wrk {run.wrk_cpu_us:3.0f} us  load {load:.2f}",
+        f"wrk {run.wrk_cpu_us:3.0f} us  load {load:.2f}, other processes {run.other_cores:.2f} cores",
         flush=True,
     )
     return run
@@ -393,7 +408,8 @@ def main() -> int:
             print(
                 f"median {n:14s} {m.rps:9.0f} req/s  p50 {m.p50:6.2f} ms  p99 {m.p99:6.2f} ms"
                 f"  errors {errors}  CPU/req server {m.server_cpu:4.0f} us wrk {m.wrk_cpu:3.0f} us"
-                f"  (server {m.server_cores:.2f} + wrk {m.wrk_cores:.2f} cores)"
+                f"  (server {m.server_cores:.2f} + wrk {m.wrk_cores:.2f} + others "
+                f"{m.other_cores:.2f} cores)"
             )
         print()
         for label, a, b, field, op, target in CHECKS:
@@ -408,10 +424,13 @@ def main() -> int:
             one, two = med["ours-inline"], med["ours-inline-p2"]
             cores = os.cpu_count() or 1
             ceiling = cores / ((one.server_cpu + two.wrk_cpu) / 1e6) / one.rps
+            free = max(0.0, cores - two.other_cores)
             print(
                 f"ceiling for ours-inline-p2 / ours-inline on {cores} cores shared with wrk: "
                 f"{ceiling:.2f}x = {cores} / (one process's server CPU {one.server_cpu:.0f} us + "
-                f"wrk {two.wrk_cpu:.0f} us per request) / {one.rps:.0f} req/s"
+                f"wrk {two.wrk_cpu:.0f} us per request) / {one.rps:.0f} req/s; with the "
+                f"{two.other_cores:.2f} cores other processes took during the two-process runs: "
+                f"{ceiling * free / cores:.2f}x"
             )
         if args.soak:
             s = soak(tmp, url, lua, args)
