@@ -28,9 +28,11 @@ Anything else raises :class:`~globalfunc.errors.ResultNotSerializable` naming th
 (the server's case); the client turns that into :class:`~globalfunc.errors.InvalidRequest`.
 
 Numbers are exact both ways. orjson, the fast path, reads an integer past 64 bits as a
-float and cannot write one, so :func:`loads` parses again with the standard library when
-the document holds an integral float of 2**63 or more (which only such a literal or a
-huge float literal gives), and :func:`dumps` falls back to the standard library when
+float (and refuses one of more than 308 digits as infinite) and cannot write one, so
+:func:`loads` parses again with the standard library when the document holds an integral
+float of 2**63 or more (which only such a literal or a huge float literal gives) or
+orjson found a number infinite as a double (a float literal such as ``1e400`` is still
+refused), and :func:`dumps` falls back to the standard library when
 orjson refuses an integer. A float NaN or Infinity (which orjson would silently write as
 ``null``) raises :class:`~globalfunc.errors.ResultNotFinite` naming where it was. A
 document nested deeper than ``max_depth`` raises
@@ -78,6 +80,7 @@ _OPTS = orjson.OPT_NON_STR_KEYS
 _SCALARS = (str, int, float, bool, type(None))
 _INT64 = 2.0**63  # orjson reads integer literals from here on as floats
 _PARSER_DEPTH = 1024  # orjson's own nesting limit
+_INFINITE = "infinity when parsed as double"  # orjson's refusal of a number past 1e308
 
 
 class _NonFinite(Exception):
@@ -273,10 +276,20 @@ def loads(raw: bytes | str, *, max_depth: int | None = None, decode_tags: bool =
     except orjson.JSONDecodeError as exc:
         if "depth" in str(exc):
             raise _too_deep(limit) from None
+        if _INFINITE in str(exc):  # an integer of 309+ digits, or a float literal past 1e308
+            value = _std_loads(raw, limit)
+            if type(value) is dict or type(value) is list:
+                _walk(value, limit)  # the nesting check orjson did not get to
+            return _decoded(raw, value, decode_tags)
         raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
     kind = type(value)
     if ((kind is dict or kind is list) and _walk(value, limit)) or (kind is float and _big(value)):
         value = _std_loads(raw, limit)
+    return _decoded(raw, value, decode_tags)
+
+
+def _decoded(raw: bytes | str, value: Any, decode_tags: bool) -> Any:
+    """``value`` (parsed from ``raw``) with its tags decoded, when asked and it may hold any."""
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
     return decode(value) if decode_tags and needs_decode(raw) else value
@@ -306,17 +319,25 @@ def _big(value: float) -> bool:
 
 
 def _std_loads(raw: bytes | str, max_depth: int) -> Any:
-    """The slow, exact parse: integers stay ``int`` at any size."""
+    """The slow, exact parse: integers stay ``int`` at any size; a float literal that is
+    infinite as a double (``1e400``) is refused, as orjson refuses it."""
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise _too_deep(max_depth) from None
-    except ValueError as exc:  # orjson accepted it; the two parsers should agree
+    except ValueError as exc:  # UnicodeDecodeError and int digit limits are ValueErrors too
         raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]!r} is infinity when parsed as double")
+    return value
 
 
 def _too_deep(max_depth: int) -> NestingTooDeep:

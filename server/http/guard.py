@@ -129,9 +129,16 @@ class RequestGuard(httputil.HTTPMessageDelegate):
 
     def _payload(self, err: GlobalFuncError) -> bytes:
         route = self._route()
-        if route is None:
-            return self.state.error_payload(err)
-        return route.error_body(err, self.state)
+        if route is not None:
+            try:
+                return route.error_body(err, self.state)
+            except (TypeError, ValueError) as exc:  # orjson's refusals are TypeErrors
+                log.warning(
+                    "%s: the route's error body failed (%r); the plain one instead",
+                    self.path[:200],
+                    exc,
+                )
+        return self.state.error_payload(err)
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         if self.refused:

@@ -7,6 +7,7 @@ tornado handlers (``server.http.app``) apply exactly the same rules.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -78,7 +79,20 @@ class AppState:
                 body["details"] = details
             else:
                 del body["details"]
-        return orjson.dumps(body, default=str)
+        try:
+            return orjson.dumps(body, default=str)
+        except orjson.JSONEncodeError:  # an int past 64 bits (a 23-digit Content-Length), ...
+            return _fallback_payload(body)
+
+
+def _fallback_payload(body: dict[str, Any]) -> bytes:
+    """The error body written by the standard library, which writes integers of any size;
+    if even that fails (a NaN in the details), the error's name and message alone."""
+    try:
+        text = json.dumps(body, default=str, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = json.dumps({"error": body.get("error"), "message": body.get("message")})
+    return text.encode("utf-8", "replace")
 
 
 def log_access(

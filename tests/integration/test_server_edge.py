@@ -12,6 +12,9 @@ modes (test_store_modes.py).
 
 from __future__ import annotations
 
+import json
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -123,3 +126,90 @@ def test_a_private_token_file_serves(tmp_path: Path) -> None:
         assert r.status_code == 200 and r.json() == {"result": 2}
     finally:
         server.stop()
+
+
+# -- 7 and 10: numbers past 64 bits at the edge ------------------------------------------------
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
+    """One inline and one isolated ``gf serve`` over the test functions."""
+    tmp = tmp_path_factory.mktemp("edge")
+    root = make_repo(tmp / "pk", FUNCS)
+    started: dict[str, ServerProcess] = {}
+    try:
+        for mode in ("inline", "isolated"):
+            started[mode] = ServerProcess.gf_serve(
+                root,
+                tmp,
+                "--mode",
+                mode,
+                env={"GF_STORAGE_URL": f"sqlite://{tmp / (mode + '.db')}", "GF_WORKERS": "1"},
+            ).start()
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+def _raw_request(server: ServerProcess, head: str) -> tuple[int, dict[str, str], bytes]:
+    """Send ``head`` (no body) on a fresh connection; the status, headers and body back."""
+    with socket.create_connection(server.address, timeout=10) as sock:
+        sock.sendall(head.encode("latin-1"))
+        data = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    assert data, "no answer at all (the connection closed without one)"
+    header, _, body = data.partition(b"\r\n\r\n")
+    lines = header.decode("latin-1").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in fields.items()}, body
+
+
+@pytest.mark.parametrize("path", ["/call/Codec.echo", "/gfgo/", "/v1/Codec.echo", "/nowhere"])
+@pytest.mark.parametrize("length", ["99999999999999999999999", str(2**64), str(2**63)])
+def test_a_content_length_past_64_bits_is_a_413_json_answer(
+    servers: dict[str, ServerProcess], path: str, length: str
+) -> None:
+    server = servers["inline"]
+    status, headers, body = _raw_request(
+        server,
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n",
+    )
+    assert status == 413, body
+    assert headers["content-type"].startswith("application/json")
+    assert len(body) == int(headers["content-length"])
+    answer = json.loads(body)
+    message = answer["header"]["message"] if path.startswith("/v1/") else answer["message"]
+    assert length in message and "GF_MAX_BODY" in message, answer  # the size, exactly
+    if not path.startswith("/v1/"):  # the ase routes answer in the ase shape
+        assert answer["error"] == "RequestTooLarge", answer
+    assert "Uncaught exception" not in server.log()
+    assert "Traceback" not in server.log()
+
+
+@pytest.mark.parametrize("mode", ["inline", "isolated"])
+@pytest.mark.parametrize("digits", [309, 1000, 4000])
+def test_an_integer_of_hundreds_of_digits_round_trips(
+    servers: dict[str, ServerProcess], mode: str, digits: int
+) -> None:
+    server = servers[mode]
+    big = int(("9" + "1234567890" * (digits // 10 + 1))[:digits])
+    assert len(str(big)) == digits
+    for value in (big, -big, [big, {"n": big}]):
+        raw = json.dumps({"value": value}).encode()
+        r = requests.post(
+            server.url + "call/Codec.echo",
+            data=raw,
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text[:300]
+        assert json.loads(r.content) == {"result": value}  # the standard parser: exact
+    r = requests.post(server.url + "call/Codec.echo", data=b'{"value": 1e400}', timeout=30)
+    assert r.status_code == 400 and "infinity" in r.json()["message"]

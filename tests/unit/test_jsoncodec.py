@@ -100,6 +100,32 @@ def test_loads_reads_integer_literals_past_64_bits_as_int() -> None:
 
 
 @pytest.mark.parametrize(
+    "value",
+    [10**308, 10**309, -(10**309), int("7" * 1000), [1, {"n": -int("9" * 2000)}], (10**400,)],
+)
+def test_integers_past_308_digits_round_trip_exactly(value: object) -> None:
+    """orjson refuses such a literal as infinite; loads must read it exactly all the same."""
+    back = jsoncodec.loads(jsoncodec.dumps(value))
+    assert back == value and type(back) is type(value)
+
+
+def test_a_huge_integer_keeps_the_nesting_limit_and_the_tags() -> None:
+    big = b"1" + b"0" * 400
+    with pytest.raises(NestingTooDeep):
+        jsoncodec.loads(b"[" * 6 + big + b"]" * 6, max_depth=5)
+    assert jsoncodec.loads(b"[" * 5 + big + b"]" * 5, max_depth=5) == [[[[[10**400]]]]]
+    tagged = b'{"__gf__": "tuple", "items": [' + big + b"]}"
+    assert jsoncodec.loads(tagged) == (10**400,)
+    assert jsoncodec.loads(tagged, decode_tags=False) == {"__gf__": "tuple", "items": [10**400]}
+
+
+@pytest.mark.parametrize("raw", [b"1e400", b"[1, -1e999]", b"[1e309, " + b"1" * 400 + b"]"])
+def test_a_float_literal_infinite_as_a_double_is_still_invalid_json(raw: bytes) -> None:
+    with pytest.raises(InvalidRequest, match="infinity when parsed as double"):
+        jsoncodec.loads(raw)
+
+
+@pytest.mark.parametrize(
     ("value", "what", "where"),
     [
         (float("nan"), "NaN", "result"),
