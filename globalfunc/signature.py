@@ -96,13 +96,15 @@ def annotation_type(text: str | None) -> Any:
         found = _evaluate(ast.parse(text, mode="eval").body)
     except (SyntaxError, TypeError, ValueError, RecursionError):
         return Any
-    return Any if found is _UNKNOWN else found
+    return Any if found is _UNKNOWN or found is Ellipsis else found
 
 
 def _evaluate(node: ast.expr) -> Any:
     if isinstance(node, ast.Constant):
         if node.value is None:
             return type(None)
+        if node.value is Ellipsis:  # tuple[int, ...]: only meaningful as a subscript item
+            return Ellipsis
         if isinstance(node.value, str):  # a quoted annotation
             return _evaluate(ast.parse(node.value, mode="eval").body)
         return _UNKNOWN

@@ -35,13 +35,22 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from globalfunc.errors import ConfigError
 
-__all__ = ["DEFAULT_WORKER_USER", "Child", "ChildSpec", "child_env", "import_root"]
+__all__ = [
+    "DEFAULT_WORKER_USER",
+    "Child",
+    "ChildSpec",
+    "adopt_orphans",
+    "child_env",
+    "import_root",
+    "kill_orphans",
+    "worker_uid",
+]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +129,61 @@ def _identity(user: str | None) -> _Identity | None:
     return _Identity(entry.pw_uid, entry.pw_gid, user)
 
 
+def worker_uid(user: str | None) -> int | None:
+    """The uid children run as for ``user`` (None: they run as we do)."""
+    identity = _identity(user)
+    return None if identity is None else identity.uid
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def adopt_orphans() -> bool:
+    """Make this process the parent of its descendants' orphans (Linux's child subreaper),
+    so what a function started and left behind can be found and killed by
+    :func:`kill_orphans` instead of living on under init. False where it is not available."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+_LIVE: set[int] = set()  # pids of the children every Child in this process supervises
+
+
+def kill_orphans(uid: int, keep: Collection[int] = ()) -> list[int]:
+    """SIGKILL and reap our child processes that run as ``uid`` and are neither supervised
+    by a :class:`Child` of this process nor in ``keep``: what workers that were replaced left
+    behind (they are ours through :func:`adopt_orphans`). Returns their pids."""
+    found: list[int] = []
+    try:
+        tasks = list(Path("/proc/self/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            pids = [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for pid in pids:
+            if pid in keep or pid in _LIVE:
+                continue
+            try:
+                if os.stat(f"/proc/{pid}").st_uid != uid:
+                    continue
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                continue
+            found.append(pid)
+    for pid in found:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, 0)  # SIGKILLed: it ends at once
+    return found
+
+
 class Child:
     """A running (or ended) child process started from a :class:`ChildSpec`."""
 
@@ -152,6 +216,7 @@ class Child:
                 "or set GF_WORKER_USER to a user who can"
             ) from None
         child = cls(spec, proc, identity)
+        _LIVE.add(proc.pid)
         if spec.memory_mb is not None and not _PRLIMIT:
             cap = int(spec.memory_mb) * 1024 * 1024
             try:
@@ -228,9 +293,11 @@ class Child:
             if state == "ended":
                 self.kill()  # the leader is a zombie: its pid still names the group
         try:
-            return self.proc.wait(timeout=5.0)
+            code = self.proc.wait(timeout=5.0)
         except subprocess.TimeoutExpired:  # pragma: no cover - it had ended already
             return None
+        _LIVE.discard(self.proc.pid)
+        return code
 
     def _state(self) -> str:
         """``running``, ``ended`` (not reaped yet) or ``gone`` (reaped), without reaping."""

@@ -8,6 +8,11 @@ call in flight had reached it: the bytes of the request still unread in the pipe
 remembers which function versions the worker has been sent (``loaded``), so code crosses
 the pipe once per worker and version.
 
+A worker is code we do not trust to keep the protocol: an answer larger than
+``max_frame``, one with an unknown status, an unreadable error, or one nobody asked for
+marks the handle ``broken`` and kills the worker (the pool replaces it), and a flooding
+worker is read at most 1 MiB per loop turn, so it cannot hold the server's event loop.
+
 What it does not do: decide anything. Timeouts, replacement and retries are the pool's
 (:mod:`globalfunc.executor.pool`); the frame format is :mod:`globalfunc.executor.frame`.
 """
@@ -21,13 +26,17 @@ import os
 import struct
 import termios
 
+import orjson
+
 from globalfunc.executor.child import Child, ChildSpec
-from globalfunc.executor.frame import _ERR_EXITING, _HEADER, _READY
+from globalfunc.executor.frame import _ERR, _ERR_EXITING, _HEADER, _OK, _READY
 from globalfunc.executor.pool import ChildDied
 
-__all__ = ["WorkerHandle"]
+__all__ = ["DEFAULT_MAX_FRAME", "WorkerHandle"]
 
 _READ_CHUNK = 1 << 16
+_READS_PER_TURN = 16  # 1 MiB a loop turn: a worker flooding its pipe cannot hold the loop
+DEFAULT_MAX_FRAME = 256 << 20
 
 
 class WorkerHandle:
@@ -38,17 +47,19 @@ class WorkerHandle:
         "_out",
         "_ready",
         "_sent",
+        "broken",
         "buf",
         "child",
         "dead",
         "exiting",
         "loaded",
         "loop",
+        "max_frame",
         "rfd",
         "wfd",
     )
 
-    def __init__(self, child: Child) -> None:
+    def __init__(self, child: Child, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         assert child.proc.stdin is not None and child.proc.stdout is not None
         self.child = child
         self.wfd = child.proc.stdin.fileno()
@@ -64,10 +75,12 @@ class WorkerHandle:
         self._sent = 0
         self.dead = False
         self.exiting = False
+        self.broken: str | None = None
+        self.max_frame = max_frame
 
     @classmethod
-    def spawn(cls, spec: ChildSpec) -> WorkerHandle:
-        return cls(Child.spawn(spec))
+    def spawn(cls, spec: ChildSpec, max_frame: int = DEFAULT_MAX_FRAME) -> WorkerHandle:
+        return cls(Child.spawn(spec), max_frame)
 
     # -- Slot ----------------------------------------------------------------------------
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -91,7 +104,7 @@ class WorkerHandle:
 
     @property
     def reusable(self) -> bool:
-        return not (self.dead or self.exiting)
+        return not (self.dead or self.exiting or self.broken)
 
     def start_call(self, job: bytes) -> asyncio.Future[bytes]:
         loop = self.loop
@@ -112,7 +125,7 @@ class WorkerHandle:
         if self.dead:
             return
         with contextlib.suppress(OSError):
-            self._read()  # an answer written just before the exit still counts
+            self._read(64)  # an answer written just before the exit still counts
         self.dead = True
         how = self.child.exit_description(0.5)
         ready = self._ready
@@ -161,16 +174,19 @@ class WorkerHandle:
 
     def _on_readable(self) -> None:
         try:
-            eof = self._read()
+            eof = self._read(_READS_PER_TURN)
         except OSError:
             eof = True
         if eof and self.loop is not None:  # the exit watcher settles what is left
             with contextlib.suppress(Exception):
                 self.loop.remove_reader(self.rfd)
 
-    def _read(self) -> bool:
-        """Read what the pipe holds and hand over complete frames; True at EOF."""
-        while True:
+    def _read(self, turns: int | None = None) -> bool:
+        """Read what the pipe holds (at most ``turns`` chunks, so one worker cannot hold the
+        loop) and hand over complete frames; True at EOF or once the worker broke the protocol."""
+        while turns is None or turns > 0:
+            if turns is not None:
+                turns -= 1
             try:
                 chunk = os.read(self.rfd, _READ_CHUNK)
             except BlockingIOError:
@@ -180,12 +196,21 @@ class WorkerHandle:
             self.buf += chunk
             while (frame := self._take_frame()) is not None:
                 self._deliver(frame)
+            if self.broken is not None:
+                return True
+        return False
 
     def _take_frame(self) -> bytes | None:
         buf = self.buf
-        if len(buf) < 4:
+        if len(buf) < 4 or self.broken is not None:
             return None
         (size,) = _HEADER.unpack_from(buf)
+        if size > self.max_frame:
+            self._break(
+                f"sent an answer of {size} bytes, more than the {self.max_frame} a result may "
+                "take (GF_MAX_RESULT_MB)"
+            )
+            return None
         if len(buf) < 4 + size:
             return None
         frame = bytes(buf[4 : 4 + size])
@@ -197,8 +222,30 @@ class WorkerHandle:
         if frame == _READY and ready is not None and not ready.done():
             ready.set_result(None)
             return
-        if frame[:1] == _ERR_EXITING:
+        status = frame[:1]
+        if status == _ERR_EXITING:
             self.exiting = True
+        elif status == _ERR:
+            try:
+                orjson.loads(frame[1:])
+            except orjson.JSONDecodeError:
+                self._break("sent an unreadable error")
+                return
+        elif status != _OK:
+            self._break(f"broke the protocol (an answer starting {frame[:16]!r})")
+            return
+        fut, self._call = self._call, None
+        if fut is None:  # nobody asked: whatever wrote it is not our worker any more
+            self._break("answered when no call was running")
+            return
+        if not fut.done():
+            fut.set_result(frame)
+
+    def _break(self, why: str) -> None:
+        """The worker wrote what no worker of ours writes: kill it, fail the call it held."""
+        self.broken = why
+        self.buf.clear()
+        self.child.kill()
         fut, self._call = self._call, None
         if fut is not None and not fut.done():
-            fut.set_result(frame)
+            fut.set_exception(ChildDied(True, why))

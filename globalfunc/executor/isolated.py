@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import sys
@@ -49,9 +50,9 @@ from globalfunc.errors import (
     WorkerCrashed,
     error_from_dict,
 )
-from globalfunc.executor.child import ChildSpec
+from globalfunc.executor.child import ChildSpec, adopt_orphans, kill_orphans, worker_uid
 from globalfunc.executor.frame import _ERR_EXITING, _OK
-from globalfunc.executor.handle import WorkerHandle
+from globalfunc.executor.handle import DEFAULT_MAX_FRAME, WorkerHandle
 from globalfunc.executor.pool import (
     ChildDied,
     LoopThread,
@@ -115,6 +116,7 @@ class IsolatedExecutor:
         user: str | None = None,
         function_concurrency: int | None = None,
         max_queue: int | None = None,
+        max_result_mb: int = DEFAULT_MAX_FRAME >> 20,
         loop: asyncio.AbstractEventLoop | None = None,
         start: bool = True,
     ) -> None:
@@ -133,6 +135,9 @@ class IsolatedExecutor:
             )
         if max_queue is not None and max_queue < 0:
             raise ConfigError(f"max_queue must be 0 or more, got {max_queue}")
+        if max_result_mb < 1:
+            raise ConfigError(f"max_result_mb must be at least 1, got {max_result_mb}")
+        self.max_result_mb = max_result_mb
         if target is None and registry is None:
             raise ConfigError("IsolatedExecutor needs a WorkerTarget or a registry")
         self.target = target
@@ -173,6 +178,9 @@ class IsolatedExecutor:
             self._thread = LoopThread()
             loop = self._thread.loop
         self.loop = loop
+        uid = worker_uid(user)
+        if uid is not None:
+            adopt_orphans()  # what a function leaves running becomes ours to kill
         self.pool: SupervisedPool[WorkerHandle] = SupervisedPool(
             self._spawn,
             workers,
@@ -180,6 +188,7 @@ class IsolatedExecutor:
             per_key_limit=self.function_concurrency,
             max_queue=self.max_queue,
             name="isolated pool",
+            sweep=None if uid is None else functools.partial(kill_orphans, uid),
         )
         self._started = False
         self._closed = False
@@ -188,7 +197,7 @@ class IsolatedExecutor:
             self.start()
 
     def _spawn(self) -> WorkerHandle:
-        return WorkerHandle.spawn(self._spec)
+        return WorkerHandle.spawn(self._spec, self.max_result_mb << 20)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, *, wait: float = 60.0) -> None:
@@ -355,7 +364,9 @@ class IsolatedExecutor:
         self, name: str, payload: bytes, record: FunctionRecord | None, limit: float
     ) -> bytes:
         if self._closed:
-            raise WorkerCrashed("the worker pool is closed")
+            raise Overloaded(
+                "the worker pool is closed (the server is stopping)", retry_after=RETRY_AFTER
+            )
         loop = self.loop
         deadline = loop.time() + limit
         task = asyncio.current_task()
@@ -385,13 +396,18 @@ class IsolatedExecutor:
             ) from None
         except PoolFull:
             raise Overloaded(
-                f"{self.max_queue} calls are already waiting for a worker; retry in "
+                f"{self.max_queue} calls of {name} are already waiting for a worker; retry in "
                 f"{RETRY_AFTER} s or raise GF_QUEUE_SIZE / GF_WORKERS",
                 retry_after=RETRY_AFTER,
                 function=name,
             ) from None
         except PoolClosed:
-            raise WorkerCrashed("the worker pool closed before the call finished") from None
+            raise Overloaded(
+                f"the server is stopping; {name} did not run to the end. Retry in "
+                f"{RETRY_AFTER} s (on another server)",
+                retry_after=RETRY_AFTER,
+                function=name,
+            ) from None
         status, body = frame[:1], frame[1:]
         if status == _OK:
             return body
@@ -414,7 +430,7 @@ class IsolatedExecutor:
     def _sync(self, coro: Any, timeout: float | None) -> Any:
         if self.loop.is_closed():
             coro.close()
-            raise WorkerCrashed("the worker pool is closed")
+            raise Overloaded("the worker pool is closed", retry_after=RETRY_AFTER)
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def _record(self, name: str, version: str | None) -> FunctionRecord:

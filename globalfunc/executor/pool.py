@@ -18,7 +18,8 @@ The pool's rules:
   stopped any other way).
 - **Fairness**: at most ``per_key_limit`` calls of one key (a function) run at once, so one
   hanging function cannot hold every slot; calls over it wait while others pass them. At
-  most ``max_queue`` calls wait; one more fails at once with :class:`PoolFull`.
+  most ``max_queue`` calls of one key wait; one more fails at once with :class:`PoolFull`
+  (a bound per key, so one function's flood cannot refuse the others).
 - **Deaths**: a child that dies while idle is replaced. One that dies during a call fails
   that call with :class:`ChildDied` if the call had reached it (``started``); a call the
   child never read is sent to another slot and not blamed (at most ``max_requeues`` times).
@@ -36,6 +37,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, Protocol, TypeVar
 
 from globalfunc.executor.child import Child
@@ -54,6 +56,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0
+SWEEP_EVERY = 5.0
 
 
 class PoolSignal(Exception):
@@ -157,6 +160,7 @@ class SupervisedPool(Generic[S]):
         max_requeues: int = 3,
         start_timeout: float = START_TIMEOUT,
         name: str = "pool",
+        sweep: Callable[[set[int]], object] | None = None,
     ) -> None:
         self._spawn = spawn
         self.size = size
@@ -171,16 +175,20 @@ class SupervisedPool(Generic[S]):
         self._starting = 0
         self._queue: deque[_Waiter] = deque()
         self._running: Counter[str] = Counter()
+        self._waiting: Counter[str] = Counter()
+        self._starting_slots: set[S] = set()
+        self._spawner = ThreadPoolExecutor(max(2, size), thread_name_prefix=f"{name}-spawn")
         self._tasks: set[asyncio.Future[Any]] = set()
         self._closed = False
+        self._sweep = sweep
+        self._sweeper: asyncio.TimerHandle | None = None
         self.replaced = 0
 
     # -- lifecycle (on the loop) --------------------------------------------------------
     async def start(self) -> None:
         """Start every slot and wait until each is ready; raise the first failure."""
         slots = await asyncio.gather(
-            *(self.loop.run_in_executor(None, self._spawn) for _ in range(self.size)),
-            return_exceptions=True,
+            *(self._spawn_one() for _ in range(self.size)), return_exceptions=True
         )
         made = [s for s in slots if not isinstance(s, BaseException)]
         for slot in made:
@@ -199,6 +207,7 @@ class SupervisedPool(Generic[S]):
             raise failures[0]
         self._idle.extend(made)
         self._dispatch()
+        self._schedule_sweep(SWEEP_EVERY)
 
     def close(self, grace: float = 1.0) -> None:
         """(On the loop's thread.) Fail waiting calls, end running ones, stop every child:
@@ -212,16 +221,26 @@ class SupervisedPool(Generic[S]):
         self._queue.clear()
         for task in list(self._tasks):
             task.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         slots = [*self._idle, *self._busy]
         self._idle.clear()
         for slot in slots:
             self._unwatch(slot)
+        starting, self._starting_slots = list(self._starting_slots), set()
+        for slot in starting:  # not ready yet (maybe stopped): no grace
+            self._unwatch(slot)
+            slot.child.kill()
         deadline = time.monotonic() + grace
         for slot in slots:
             slot.child.close(grace=max(0.0, deadline - time.monotonic()))
-        for slot in slots:
+        for slot in [*slots, *starting]:
             slot.on_exit()  # fails the calls they held; their run() raises PoolClosed
             slot.close()
+        self._spawner.shutdown(wait=False, cancel_futures=True)
+        if self._sweep is not None:
+            with contextlib.suppress(Exception):
+                self._sweep(set())  # what the children left running goes with them
 
     def stats(self) -> dict[str, int]:
         ready = len(self._idle) + len(self._busy)
@@ -230,7 +249,7 @@ class SupervisedPool(Generic[S]):
             "ready": ready,
             "busy": len(self._busy),
             "starting": self._starting,
-            "queued": sum(1 for w in self._queue if not w.fut.done()),
+            "queued": sum(self._waiting.values()),
             "replaced": self.replaced,
         }
 
@@ -281,11 +300,10 @@ class SupervisedPool(Generic[S]):
             raise PoolClosed()
         if (front or not self._queue) and self._idle and self._running[key] < self.per_key_limit:
             return self._take(key)
-        if not front and len(self._queue) >= self.max_queue:
-            self._prune()
-            if len(self._queue) >= self.max_queue:
-                raise PoolFull()
+        if not front and self._waiting[key] >= self.max_queue:
+            raise PoolFull()
         waiter = _Waiter(key, self.loop.create_future())
+        self._waiting[key] += 1
         if front:
             self._queue.appendleft(waiter)
         else:
@@ -300,6 +318,9 @@ class SupervisedPool(Generic[S]):
             raise
         finally:
             timer.cancel()
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
 
     def _take(self, key: str) -> S:
         slot = self._idle.pop()
@@ -359,12 +380,43 @@ class SupervisedPool(Generic[S]):
         if self._closed:  # close() stops every child itself
             return
         self.loop.run_in_executor(None, slot.close)
+        self._schedule_sweep(0.2)  # what the dead child left running
         self.replaced += 1
         log.warning("%s: replacing child %d (%s)", self.name, slot.child.pid, why)
         task = self.loop.create_task(self._replace())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         self._dispatch()  # a waiter held back by its key's limit may fit an idle slot now
+
+    def _schedule_sweep(self, delay: float) -> None:
+        if self._sweep is None or self._closed:
+            return
+        if self._sweeper is not None:
+            if self._sweeper.when() <= self.loop.time() + delay:
+                return
+            self._sweeper.cancel()
+        self._sweeper = self.loop.call_later(delay, self._run_sweep)
+
+    def _run_sweep(self) -> None:
+        self._sweeper = None
+        if self._sweep is None or self._closed:
+            return
+        keep = {s.child.pid for s in [*self._idle, *self._busy, *self._starting_slots]}
+        try:
+            self._sweep(keep)
+        except Exception:  # never let housekeeping stop the pool
+            log.exception("%s: sweeping orphaned processes failed", self.name)
+        self._schedule_sweep(SWEEP_EVERY)
+
+    async def _spawn_one(self) -> S:
+        """Start a child on the pool's own spawner thread. If we are cancelled while it
+        starts (the pool is closing), the child is closed as soon as it exists."""
+        started = self._spawner.submit(self._spawn)
+        try:
+            return await asyncio.wrap_future(started, loop=self.loop)
+        except asyncio.CancelledError:
+            started.add_done_callback(_close_result)
+            raise
 
     async def _replace(self) -> None:
         self._starting += 1
@@ -373,11 +425,20 @@ class SupervisedPool(Generic[S]):
             while not self._closed:
                 slot: S | None = None
                 try:
-                    slot = await self.loop.run_in_executor(None, self._spawn)
+                    slot = await self._spawn_one()
+                    self._starting_slots.add(slot)
                     self._watch(slot)
                     await asyncio.wait_for(slot.ready(), self.start_timeout)
+                except asyncio.CancelledError:
+                    if slot is not None and slot in self._starting_slots:  # close() missed it
+                        self._starting_slots.discard(slot)
+                        self._unwatch(slot)
+                        slot.child.kill()
+                        self._spawner.submit(slot.close)
+                    raise
                 except Exception as exc:
                     if slot is not None:
+                        self._starting_slots.discard(slot)
                         self._unwatch(slot)
                         self.loop.run_in_executor(None, slot.close)
                     delay = min(10.0, max(0.25, delay * 2))
@@ -389,6 +450,7 @@ class SupervisedPool(Generic[S]):
                     )
                     await asyncio.sleep(delay)
                     continue
+                self._starting_slots.discard(slot)
                 if self._closed:
                     self._unwatch(slot)
                     self.loop.run_in_executor(None, slot.close)
@@ -398,6 +460,11 @@ class SupervisedPool(Generic[S]):
                 return
         finally:
             self._starting -= 1
+
+
+def _close_result(started: Future[Any]) -> None:
+    if not started.cancelled() and started.exception() is None:
+        started.result().close()
 
 
 def _expire(slot: Slot, fut: asyncio.Future[Any]) -> None:

@@ -59,6 +59,7 @@ def worker_main(config_json: str) -> int:
     os.dup2(2, 1)
     os.close(devnull)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _not_dumpable()
     functions = _Functions(config.get("packages_dir"))
     debug = bool(config.get("debug"))
     limit = config.get("memory_limit_mb")
@@ -83,6 +84,17 @@ def _serve_frames(inp: Any, out: Any, functions: _Functions, debug: bool, limit:
         _write_frame(out, frame)
         if exiting:
             os._exit(0)
+
+
+def _not_dumpable() -> None:
+    """Other processes of our user may not ptrace this one or read its ``/proc`` files
+    (a function in a sibling worker cannot read the calls this one runs)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):  # not Linux
+        pass
 
 
 class _Functions:
@@ -165,7 +177,7 @@ def _serve_one(
                 result = _run_coroutine(result)
         except MemoryError:
             out_of_memory = True
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:  # KeyboardInterrupt, GeneratorExit...: the function's
             raise _user_error(name, exc, debug) from exc
         if not out_of_memory:
             return _OK + jsoncodec.dumps(result, tagged=bool(request.get("tagged", True))), False

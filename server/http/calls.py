@@ -175,8 +175,8 @@ class _FastCall(httputil.HTTPMessageDelegate):
                 self.function, out = run_gfgo(state, raw, tagged)
                 head = tail = b""
             else:
+                self.function = self.name  # counted under its name even when refused
                 out = run_call(state, self.name, raw)
-                self.function = self.name
                 head, tail = b'{"result":', b"}"
         except GlobalFuncError as err:
             self._fail(err)
