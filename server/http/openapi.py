@@ -320,7 +320,9 @@ def build_openapi(
                     *_CALL_CODES,
                 ),
                 body=spec.request_schema(),
-                body_required=False,
+                # no body is {}: optional only when {} is a valid call
+                body_required=bool(spec.request_schema().get("required"))
+                or "not" in spec.request_schema(),
                 description=f"`{name}{record.signature}`\n\n{record.docstring or ''}".strip(),
                 operationId=operation_id("call_", name),
                 tags=[record.package],

@@ -128,31 +128,40 @@ _OUTPUT = {
 
 
 def _registry_input(record: FunctionRecord, svc: str) -> dict[str, Any]:
-    """The body calling a registry function: its parameters (by CallSpec, as on ``/call/``)
-    under ``parameter.<svc>``, whose ``result`` output must be declared."""
-    spec = CallSpec.of(record)
-    props: dict[str, Any] = {"result": _OUTPUT}
-    for name in spec.keyword:
-        schema = spec.param_schema(name)
-        # An object under parameter.<svc> declares an output: such a value travels in
-        # the JSON text payload 'kwargs' instead.
-        if schema.get("type") != "object":
-            props[name] = schema
-    section = {
-        "type": "object",
-        "required": ["result", *[n for n in spec.required if n in props]],
-        "properties": props,
-        "additionalProperties": False,
-    }
+    """The body calling a registry function: the keyword arguments as the JSON value of the
+    text payload ``kwargs`` (checked by CallSpec exactly as on ``/call/``), and the output
+    ``result`` declared under ``parameter.<svc>``. (Scalars under ``parameter.<svc>``
+    travel as text, as the loader sends them, and are converted by annotation; the
+    document describes the typed form.)"""
     return {
         "type": "object",
-        "required": ["parameter"],
+        "required": ["parameter", "payload"],
         "properties": {
             "header": {"type": "object"},
             "parameter": {
                 "type": "object",
                 "required": [svc],
-                "properties": {svc: section},
+                "properties": {
+                    svc: {
+                        "type": "object",
+                        "required": ["result"],
+                        "properties": {"result": _OUTPUT},
+                        "additionalProperties": _OUTPUT,
+                    }
+                },
+            },
+            "payload": {
+                "type": "object",
+                "required": ["kwargs"],
+                "properties": {
+                    "kwargs": {
+                        "type": "object",
+                        "required": ["text"],
+                        "properties": {"text": CallSpec.of(record).request_schema()},
+                        "additionalProperties": False,
+                    }
+                },
+                "additionalProperties": False,
             },
         },
     }
