@@ -31,7 +31,7 @@ from globalfunc.signature import CallSpec
 
 # -- name patterns (globalfunc.naming's rules, as ECMA-262 regular expressions) -----------
 _END = r"(?![\s\S])"  # end of input; "$" would also match before a final newline in Python
-_KEYWORDS = "|".join(sorted(set(keyword.kwlist + keyword.softkwlist) - {"_"}))
+_KEYWORDS = "|".join(sorted({*keyword.kwlist, *keyword.softkwlist} - {"_"}))
 _PART = rf"[A-Za-z][A-Za-z0-9_]{{0,{MAX_PART - 1}}}"
 _NO_KEYWORD = rf"(?!(?:[^.]*\.)*(?:{_KEYWORDS})(?:\.|{_END}))"
 CALL_NAME_PATTERN = rf"^{_NO_KEYWORD}{_PART}(?:\.{_PART})+{_END}"
