@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from globalfunc.errors import WorkerCrashed
+from globalfunc.errors import ExecutionError, Overloaded, WorkerCrashed
 from globalfunc.executor import IsolatedExecutor, WorkerTarget
 from tests.integration.serve_support import ServerProcess
 
@@ -255,3 +255,71 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@pytest.mark.parametrize(
+    ("mode", "why"), [("garbage", "broke the protocol"), ("bomb", "more than the 8388608")]
+)
+def test_a_worker_that_breaks_the_protocol_is_replaced_and_costs_one_call(
+    mode: str, why: str
+) -> None:
+    with IsolatedExecutor(
+        WorkerTarget(packages_dir=str(FUNCS)), workers=1, timeout=20, max_result_mb=8
+    ) as ex:
+        before = ex.pids()
+        began = time.monotonic()
+        with pytest.raises(WorkerCrashed, match=why):
+            ex.call("Misbehave.pipe_writer", kwargs={"mode": mode, "mb": 512})
+        assert time.monotonic() - began < 5
+        began = time.monotonic()
+        assert ex.call("Codec.echo", kwargs={"value": "next"}) == "next"  # not the victim
+        assert time.monotonic() - began < 5
+        assert not set(before) & set(ex.pids())
+
+
+def test_a_base_exception_from_a_function_is_its_error_not_a_crash() -> None:
+    with IsolatedExecutor(WorkerTarget(packages_dir=str(FUNCS)), workers=1, timeout=20) as ex:
+        pid = ex.pids()
+        for kind in ("KeyboardInterrupt", "GeneratorExit", "BaseException"):
+            with pytest.raises(ExecutionError) as info:
+                ex.call("Misbehave.raise_base", kwargs={"kind": kind})
+            assert not isinstance(info.value, WorkerCrashed)
+            assert info.value.details["exc_type"] == kind
+        assert ex.pids() == pid
+
+
+def test_one_functions_full_queue_does_not_refuse_the_others() -> None:
+    with (
+        IsolatedExecutor(
+            WorkerTarget(packages_dir=str(FUNCS)), workers=2, timeout=20, max_queue=2
+        ) as ex,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        hangs = [pool.submit(ex.call, "Misbehave.hang", (), {"seconds": 2}) for _ in range(3)]
+        time.sleep(0.5)
+        extra = pool.submit(ex.call, "Misbehave.hang", (), {"seconds": 2})
+        with pytest.raises(Overloaded):
+            extra.result(10)
+        assert ex.call("Codec.echo", kwargs={"value": 1}) == 1  # another function: served
+        for fut in hangs:
+            assert fut.result(20) == "woke"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="orphans are told apart by the worker user")
+def test_a_detached_process_a_function_leaves_is_killed_with_its_worker() -> None:
+    with IsolatedExecutor(
+        WorkerTarget(packages_dir=str(FUNCS)), workers=1, timeout=20, user="nobody"
+    ) as ex:
+        orphan = ex.call("Misbehave.detached_child")
+        assert _running(orphan)
+        with pytest.raises(WorkerCrashed):
+            ex.call("Misbehave.exit_now")
+        deadline = time.monotonic() + 10
+        while _running(orphan) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(orphan)
+        kept = ex.call("Misbehave.detached_child")
+    deadline = time.monotonic() + 10  # and when the pool closes
+    while _running(kept) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(kept)
