@@ -34,7 +34,7 @@ STORE_DIR = ".globalfunc"
 def store_dir(root: str | os.PathLike[str]) -> Path:
     """``<root>/.globalfunc``, created with a ``.gitignore`` so git never commits it."""
     folder = Path(root).resolve() / STORE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the registry: owner only
     ignore = folder / ".gitignore"
     if not ignore.exists():
         ignore.write_text("*\n", encoding="utf-8")

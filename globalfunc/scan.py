@@ -205,9 +205,20 @@ class Scanner:
             if isinstance(outcome, FunctionInfo)
         ]
         body = {"version": CACHE_VERSION, "max_file_size": self.max_file_size, "files": files}
+        created = False
         try:
+            # A new cache is created 0600 first, as write_atomic keeps the mode of the file
+            # it replaces: it lists every function's signature and docstring.
+            self.cache_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                os.close(os.open(self.cache_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                created = True
+            except FileExistsError:
+                pass
             write_atomic(self.cache_file, orjson.dumps(body).decode())
         except OSError as exc:
+            if created:
+                self.cache_file.unlink(missing_ok=True)
             log.warning("cannot write scan cache %s: %s", self.cache_file, exc)
 
     def _symlink_problem(self, rel: str, entry: os.DirEntry[str]) -> ScanProblem | None:

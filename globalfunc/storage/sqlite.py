@@ -30,7 +30,9 @@ file in one of them is refused with a message saying to move it away and rescan
 Writes take SQLite's write lock up front (``BEGIN IMMEDIATE``) and wait up to the busy
 timeout, so two processes saving the same function both land, one after the other.
 Commits are ``synchronous=FULL``: a version that ``put`` reported saved survives a crash.
-One connection per thread; this class is safe to share between threads.
+One connection per thread; this class is safe to share between threads. A database file
+this class creates is ``0600`` (its ``-wal`` and ``-shm`` follow), a folder it creates
+``0700``: only the owner reads the stored functions.
 """
 
 from __future__ import annotations
@@ -184,6 +186,21 @@ def _indexed(key: str, meta: str, own_meta: str | None, code: str) -> tuple[str,
     return key.rpartition(".")[2], data["docstring"] or "", data["signature"] or "", code
 
 
+def _create_private(path: str) -> None:
+    """Create the database file empty, readable by its owner only, if it does not exist.
+
+    SQLite would create it ``0644`` less the umask, and its ``-wal`` and ``-shm`` files
+    with the database file's mode: every function ever saved, exposed or not, readable by
+    any user (an isolated worker runs as ``nobody``). An existing file keeps its mode. An
+    empty file is an empty database to SQLite.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return  # it exists, or cannot be made: connecting says which
+    os.close(fd)
+
+
 class SqliteStorage:
     """``Storage`` on one SQLite file. ``path`` may be ``":memory:"`` (one shared connection)."""
 
@@ -194,7 +211,8 @@ class SqliteStorage:
         self._lock = threading.Lock()
         self._memory: sqlite3.Connection | None = None
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _create_private(self.path)
         with self._read() as db:
             layout = db.execute("PRAGMA user_version").fetchone()[0]
         if layout != LAYOUT:

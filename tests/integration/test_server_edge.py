@@ -13,6 +13,7 @@ modes (test_store_modes.py).
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,13 @@ pytestmark = pytest.mark.integration
 
 TOKEN = "edge-token-" + "5" * 20
 FUNCS = REPO / "tests" / "data" / "funcs"
+
+
+def _repo(path: Path, source: Path) -> Path:
+    """A git packages repository of ``source``, without the state a server left in it."""
+    root = make_repo(path, source)
+    shutil.rmtree(root / ".globalfunc", ignore_errors=True)
+    return root
 
 
 def _descendants(pid: int) -> set[int]:
@@ -65,7 +73,7 @@ def _cmdline(pid: int) -> str:
 # -- 3a: the token in no child's environment ---------------------------------------------------
 @pytest.mark.parametrize("mode", ["inline", "isolated"])
 def test_no_process_the_server_starts_holds_gf_token(tmp_path: Path, mode: str) -> None:
-    root = make_repo(tmp_path / "pk", FUNCS)
+    root = _repo(tmp_path / "pk", FUNCS)
     server = ServerProcess.gf_serve(
         root, tmp_path, "--mode", mode, env={"GF_TOKEN": TOKEN, "GF_WORKERS": "2"}
     ).start()
@@ -95,7 +103,7 @@ def test_no_process_the_server_starts_holds_gf_token(tmp_path: Path, mode: str) 
 # -- 3c: a token file others can read ----------------------------------------------------------
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
 def test_a_token_file_others_can_read_refuses_to_start(tmp_path: Path, mode: int) -> None:
-    root = make_repo(tmp_path / "pk", FUNCS)
+    root = _repo(tmp_path / "pk", FUNCS)
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     token_file.chmod(mode)
@@ -110,7 +118,7 @@ def test_a_token_file_others_can_read_refuses_to_start(tmp_path: Path, mode: int
 
 
 def test_a_private_token_file_serves(tmp_path: Path) -> None:
-    root = make_repo(tmp_path / "pk", FUNCS)
+    root = _repo(tmp_path / "pk", FUNCS)
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     token_file.chmod(0o600)
@@ -133,7 +141,7 @@ def test_a_private_token_file_serves(tmp_path: Path) -> None:
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
     """One inline and one isolated ``gf serve`` over the test functions."""
     tmp = tmp_path_factory.mktemp("edge")
-    root = make_repo(tmp / "pk", FUNCS)
+    root = _repo(tmp / "pk", FUNCS)
     started: dict[str, ServerProcess] = {}
     try:
         for mode in ("inline", "isolated"):
