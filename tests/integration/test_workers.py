@@ -235,7 +235,7 @@ def test_application_errors_are_answers_not_retried(cluster: Cluster, tmp_path: 
             client.call("Side.whoami", nope=1)
     assert marker.read_text() == "ran\n"  # the function ran exactly once
     logs = cluster.a.log() + cluster.b.log()
-    assert len(re.findall(r"POST /call/Side\.whoami \S+ 400 ", logs)) == 1
+    assert len(re.findall(r"POST /call/Side\.whoami \S+ 422 ", logs)) == 1
     assert len(re.findall(r"POST /call/Side\.append_and_raise \S+ 500 ", logs)) == 1
 
 

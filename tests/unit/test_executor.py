@@ -75,7 +75,7 @@ def test_bad_arguments_show_the_signature(
         inline.call(name, args, kwargs)
     assert fragment in str(info.value)
     assert info.value.details["signature"].startswith(name + "(")
-    assert info.value.http_status == 400
+    assert info.value.http_status == 422
 
 
 def test_type_error_inside_the_function_is_an_execution_error(tmp_path: Path) -> None:
