@@ -340,7 +340,13 @@ class CallSpec:
     def request_schema(self) -> dict[str, Any]:
         """The JSON schema of the keyword-arguments object this function accepts."""
         schema = self.keywords_schema()
-        return schema if schema is not None else {"not": {}}
+        if schema is not None:
+            return schema
+        # A required positional-only parameter: no keywords object is a valid call. The
+        # keyword parameters are still listed; "not" says no body satisfies the check.
+        only = [p.name for p in self.params if p.kind == "positional_only"]
+        described = self.keywords_schema(skip=only) or {}
+        return {**described, "not": {}}
 
     def response_schema(self) -> dict[str, Any]:
         """The JSON schema of the result (``{}``: any JSON value)."""

@@ -100,5 +100,5 @@ def test_deeper_is_a_400_in_the_ase_shape(server: ServerProcess, levels: int) ->
 
 def test_a_body_that_is_not_json_is_still_a_failed_request(server: ServerProcess) -> None:
     r = post(server, f"/v1/private/{SVC}", b'{"header": ')
-    assert r.status_code == 500  # as before: only refusals at the door keep a 4xx
+    assert r.status_code == 400  # the client's mistake: a 4xx; the body keeps code 10106
     assert r.json()["header"]["code"] == 10106 and "not valid JSON" in r.json()["header"]["message"]
