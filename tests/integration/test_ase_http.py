@@ -212,10 +212,10 @@ def test_declared_attributes_are_echoed_as_strings(iso: ServerProcess) -> None:
 def test_undeclared_output_is_10106_and_the_function_does_not_run(iso: ServerProcess) -> None:
     before = get(iso, "/healthz").json()["replaced"]
     r = post(iso, "/v1/private/Misbehave.exit_now", call("Misbehave.exit_now", {}))
-    header = assert_error(r, 500, 10106)
+    header = assert_error(r, 400, 10106)
     assert "result" in header["message"]
     r = post(iso, f"/v1/private/{SVC}", call(SVC, {"time_str": "2024-02-15 11:11:11"}))
-    assert_error(r, 500, 10106)
+    assert_error(r, 400, 10106)
     # an exit_now that ran would have cost a worker
     assert get(iso, "/healthz").json()["replaced"] == before
 
@@ -240,7 +240,7 @@ def test_wrong_kwargs_are_10106(
     needle: str,
 ) -> None:
     r = post(iso, f"/v1/private/{svc}", call(svc, {**params, "result": RESULT}, payload))
-    header = assert_error(r, 500, 10106)
+    header = assert_error(r, 400 if needle == "UTF-8" else 422, 10106)
     assert needle in header["message"]
 
 
@@ -249,7 +249,7 @@ def test_wrong_kwargs_are_10106(
     [b"{not json", b"[1, 2]", {"payload": {"text": {"text": "%%%"}}}, {"payload": {"x": {"y": 1}}}],
 )
 def test_bad_bodies_are_10106(iso: ServerProcess, body: Any) -> None:
-    assert_error(post(iso, f"/v1/private/{SVC}", body), 500, 10106)
+    assert_error(post(iso, f"/v1/private/{SVC}", body), 400, 10106)
 
 
 def test_function_raising_is_30003_with_its_message(iso: ServerProcess) -> None:
@@ -345,7 +345,7 @@ def test_wrapper_errors_carry_their_code(iso: ServerProcess) -> None:
     r = post(iso, "/v1/private/failing", call("failing", {"fail": "raise", "result": RESULT}))
     assert "fell over" in assert_error(r, 500, 30003)["message"]
     r = post(iso, "/v1/private/echo", call("echo", {}, {"text": {"text": b64(b"x")}}))
-    assert_error(r, 500, 10106)
+    assert_error(r, 400, 10106)
 
 
 def test_load_wrappers_reports_what_is_wrong(tmp_path: Path) -> None:
@@ -467,10 +467,12 @@ def test_openapi_describes_the_ase_routes(iso: ServerProcess) -> None:
     # one path per service, with the service's own request schema
     op = paths[f"/v1/private/{SVC}"]["post"]
     body = op["requestBody"]["content"]["application/json"]["schema"]
-    section = body["properties"]["parameter"]["properties"][SVC]["properties"]
-    assert {"time_str", "bias_hours", "result"} <= section.keys()
-    assert section["bias_hours"]["type"] == "number"  # float
-    assert "kwargs" in body["properties"]["payload"]["properties"]
+    section = body["properties"]["parameter"]["properties"][SVC]
+    assert section["required"] == ["result"]  # the output must be declared
+    # the arguments: the typed JSON value of the 'kwargs' payload, as CallSpec checks it
+    kwargs = body["properties"]["payload"]["properties"]["kwargs"]["properties"]["text"]
+    assert {"time_str", "bias_hours"} <= kwargs["properties"].keys()
+    assert kwargs["properties"]["bias_hours"]["type"] == "number"  # float
     assert op["responses"]["500"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "AseError"
     )
