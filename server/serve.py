@@ -11,7 +11,9 @@ told ``insecure``; it cuts uploads slower than ``body_timeout`` and keep-alive c
 idle for ``idle_timeout``; on Linux it makes the server process non-dumpable, so that
 another process of the same user can neither ptrace it nor read ``/proc/<pid>/environ``
 or its memory (where the token is); and it takes ``GF_TOKEN`` out of ``os.environ``, so
-no process it starts inherits it. With ``processes > 1`` it owns a temporary directory
+no process it starts inherits it. It raises its soft limit on open files to the hard one,
+and out of descriptors it pauses accepting for a moment instead of spinning on ``accept``
+(:class:`_PacedSocket`). With ``processes > 1`` it owns a temporary directory
 for prometheus-client's multiprocess metrics, removed when the server stops.
 
 It takes plain values: reading ``GF_*`` settings is the CLI's job. It does not scan or
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import ipaddress
 import logging
@@ -31,6 +34,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -206,6 +210,7 @@ def serve(
         )
     os.environ.pop("GF_TOKEN", None)  # nothing this process starts inherits it
     _make_undumpable()
+    _raise_open_files_limit()
     root = Path(root).resolve()
     if storage_url is None:
         from gfbase.facade import default_storage_url
@@ -374,7 +379,7 @@ async def _run(
             idle_connection_timeout=idle_timeout,
             xheaders=False,
         )
-        server.add_sockets(sockets)
+        server.add_sockets([_PacedSocket.wrap(sock) for sock in sockets])
         if metrics_dir is not None:  # the other processes' scrapes see this one's pool
             metrics = app.gf_state.metrics
             tornado.ioloop.PeriodicCallback(
@@ -402,6 +407,99 @@ async def _run(
             services.close()
         executor.close()
         registry.close()
+
+
+_OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class _PacedSocket(socket.socket):
+    """A listening socket that stops being watched for a moment when ``accept`` runs out
+    of descriptors (or memory).
+
+    tornado's accept handler (``tornado.netutil.add_accept_handler``) lets such an
+    ``OSError`` out of the event loop's callback; the socket stays readable, so the loop
+    calls it again at once: a spin at full CPU and one traceback per try. Here ``accept``
+    turns it into "nothing to accept" (``BlockingIOError``, which ends tornado's accept
+    loop quietly), takes the socket off the loop for ``pause`` seconds (doubling to
+    :data:`_MAX_PAUSE` while it lasts), and logs one line per :data:`_LOG_EVERY` seconds.
+    The waiting connections stay in the kernel's backlog and are taken when it resumes.
+    """
+
+    _pause: float
+    _refused: int
+    _logged: float
+
+    @classmethod
+    def wrap(cls, sock: socket.socket) -> _PacedSocket:
+        paced = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        paced.setblocking(False)
+        paced._pause, paced._refused, paced._logged = _MIN_PAUSE, 0, -_LOG_EVERY
+        return paced
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        try:
+            conn, address = super().accept()
+        except OSError as exc:
+            if exc.errno not in _OUT_OF_FILES:
+                raise
+            self._back_off(exc)
+            raise BlockingIOError(errno.EAGAIN, "paused: out of descriptors") from exc
+        self._pause = _MIN_PAUSE
+        return conn, address
+
+    def _back_off(self, exc: OSError) -> None:
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._logged >= _LOG_EVERY:
+            log.warning(
+                "cannot accept connections: %s (open files limit %s; %d failed accepts "
+                "in the last %.0fs); pausing accepts for %.2fs at a time until "
+                "descriptors free up",
+                exc.strerror or exc,
+                _open_files_limit(),
+                self._refused,
+                min(now - self._logged, _LOG_EVERY),
+                self._pause,
+            )
+            self._logged, self._refused = now, 0
+        loop = tornado.ioloop.IOLoop.current()
+        loop.update_handler(self, 0)  # handler kept, socket not watched
+        loop.call_later(self._pause, self._resume)
+        self._pause = min(self._pause * 2, _MAX_PAUSE)
+
+    def _resume(self) -> None:
+        if self.fileno() != -1:  # not closed by server.stop() meanwhile
+            tornado.ioloop.IOLoop.current().update_handler(self, tornado.ioloop.IOLoop.READ)
+
+
+_MIN_PAUSE, _MAX_PAUSE, _LOG_EVERY = 0.05, 1.0, 10.0
+
+
+def _open_files_limit() -> str:
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return "unknown"
+    return f"{soft}" if soft == hard else f"{soft} of at most {hard}"
+
+
+def _raise_open_files_limit() -> None:
+    """Raise the soft limit on open files to the hard one: every connection, worker pipe
+    and database handle takes a descriptor, and the soft default (often 1024) is the
+    first thing a busy server runs out of."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY:
+            return
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            log.debug("open files limit raised from %d to %d", soft, hard)
+    except (ImportError, OSError, ValueError) as exc:
+        log.debug("cannot raise the open files limit: %s", exc)
 
 
 def _stop_supervisor(signum: int, frame: object) -> None:
