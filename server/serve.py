@@ -4,7 +4,8 @@
 storage URL is given), builds the executor (``inline`` or an ``isolated`` worker pool),
 binds the socket, optionally forks ``processes`` copies sharing it, prints one
 ``GlobalFunc serving http://HOST:PORT/ (...)`` line when it is ready, and shuts down
-cleanly on a signal (stop accepting, close connections, stop workers).
+cleanly on a signal, in under 5 s: stop accepting, stop the workers (calls in flight answer
+503 ``Overloaded``, "the server is stopping"), then close the connections.
 
 Guarding the edge: it refuses to listen on a non-loopback address without a token unless
 told ``insecure``; it cuts uploads slower than ``body_timeout`` and keep-alive connections
@@ -75,6 +76,8 @@ log = logging.getLogger(__name__)
 MODES = ("inline", "isolated")
 DEFAULT_BODY_TIMEOUT = 60.0
 DEFAULT_IDLE_TIMEOUT = 60.0
+_CLOSE_CALLS = 2.5  # seconds to fail the calls in flight and write their answers
+_CLOSE_CONNECTIONS = 1.5  # then to close every connection
 _PR_SET_DUMPABLE = 4
 _PR_SET_PDEATHSIG = 1
 
@@ -400,8 +403,14 @@ async def _run(
             on_stop()
         log.info("stopping: no new connections, closing open ones")
         server.stop()
+        # Fail the calls still waiting or running (isolated: 503 Overloaded, "the server is
+        # stopping") and let their handlers write those answers before the connections
+        # close: off the loop, close() ends the pool on the loop and waits for the calls'
+        # tasks to finish. The bounds keep the whole stop under 5 s.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(server.close_all_connections(), timeout=2.0)
+            await asyncio.wait_for(asyncio.to_thread(executor.close), timeout=_CLOSE_CALLS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.close_all_connections(), timeout=_CLOSE_CONNECTIONS)
     finally:
         if services is not None:
             services.close()

@@ -4,7 +4,8 @@
 - 3c: a ``GF_TOKEN_FILE`` its group or others can read refuses to start;
 - 7: a ``Content-Length`` of 2**64 or more gets a 413 JSON answer;
 - 10: integers of any size round-trip through ``/call/``, inline and isolated;
-- 13: a call in flight when SIGTERM arrives gets a 503 JSON answer, not a closed socket.
+- 13: calls in flight when SIGTERM arrives (running or waiting for a worker) get a 503
+  JSON answer, not a closed socket, and the stop still takes under 5 s.
 
 Not here: the file-descriptor limit (test_server_fd_limit.py) and the registry files'
 modes (test_store_modes.py).
@@ -14,8 +15,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import socket
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -221,3 +225,38 @@ def test_an_integer_of_hundreds_of_digits_round_trips(
         assert json.loads(r.content) == {"result": value}  # the standard parser: exact
     r = requests.post(server.url + "call/Codec.echo", data=b'{"value": 1e400}', timeout=30)
     assert r.status_code == 400 and "infinity" in r.json()["message"]
+
+
+# -- 13: SIGTERM answers the calls in flight ---------------------------------------------------
+def test_calls_in_flight_at_sigterm_get_a_503_answer(tmp_path: Path) -> None:
+    root = _repo(tmp_path / "pk", FUNCS)
+    server = ServerProcess.gf_serve(
+        root,
+        tmp_path,
+        "--mode",
+        "isolated",
+        env={"GF_WORKERS": "2", "GF_CALL_TIMEOUT": "60", "GF_FUNCTION_CONCURRENCY": "1"},
+    ).start()
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            # one runs (holds the only slot of its function), two wait behind it
+            calls = [
+                pool.submit(requests.post, server.url + "call/Misbehave.hang", json={}, timeout=20)
+                for _ in range(3)
+            ]
+            time.sleep(1.5)
+            assert not any(c.done() for c in calls)
+            stopped = time.monotonic()
+            assert server.proc is not None
+            server.proc.send_signal(signal.SIGTERM)
+            answers = [c.result(timeout=10) for c in calls]  # a closed socket would raise
+            assert server.proc.wait(timeout=10) == 0
+            took = time.monotonic() - stopped
+        for r in answers:
+            assert r.status_code == 503, (r.status_code, r.text)
+            body = r.json()
+            assert body["error"] == "Overloaded" and "stopping" in body["message"], body
+            assert r.headers["Retry-After"].isdigit()
+        assert took < 5.0, f"the stop took {took:.1f}s"
+    finally:
+        server.stop(signal.SIGKILL)
