@@ -419,6 +419,7 @@ async def _run(
 
 
 _OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_MIN_PAUSE, _MAX_PAUSE, _LOG_EVERY = 0.05, 1.0, 10.0  # seconds
 
 
 class _PacedSocket(socket.socket):
@@ -479,9 +480,6 @@ class _PacedSocket(socket.socket):
     def _resume(self) -> None:
         if self.fileno() != -1:  # not closed by server.stop() meanwhile
             tornado.ioloop.IOLoop.current().update_handler(self, tornado.ioloop.IOLoop.READ)
-
-
-_MIN_PAUSE, _MAX_PAUSE, _LOG_EVERY = 0.05, 1.0, 10.0
 
 
 def _open_files_limit() -> str:
