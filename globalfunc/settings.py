@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     queue_size: int = Field(
         1024, ge=0, description="calls that may wait for a worker; one more answers 503"
     )
+    max_result_mb: int = Field(
+        256, ge=1, description="largest answer an isolated worker may send, MiB (more kills it)"
+    )
     worker_user: str = Field(
         "nobody",
         description="when the server runs as root, isolated workers run as this user "
@@ -107,6 +110,9 @@ class Settings(BaseSettings):
     )
     worker_heartbeat: float = Field(
         5.0, gt=0, description="seconds between a worker's heartbeats; its entry lives 3 of them"
+    )
+    idempotency_ttl: float = Field(
+        600.0, gt=0, description="seconds a worker keeps each call's outcome under its key"
     )
 
     def bearer_token(self) -> str | None:

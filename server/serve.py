@@ -54,6 +54,7 @@ from globalfunc.executor import (
     IsolatedExecutor,
 )
 from globalfunc.executor.child import DEFAULT_WORKER_USER
+from globalfunc.executor.handle import DEFAULT_MAX_FRAME
 from globalfunc.jsoncodec import DEFAULT_MAX_DEPTH
 from globalfunc.naming import DEFAULT_TIER1
 from globalfunc.registry import Registry
@@ -74,6 +75,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 MODES = ("inline", "isolated")
+DEFAULT_MAX_RESULT_MB = DEFAULT_MAX_FRAME >> 20
 DEFAULT_BODY_TIMEOUT = 60.0
 DEFAULT_IDLE_TIMEOUT = 60.0
 _CLOSE_CALLS = 2.5  # seconds to fail the calls in flight and write their answers
@@ -103,6 +105,7 @@ def build_executor(
     cache_dir: Path | None = None,
     function_concurrency: int | None = None,
     queue_size: int | None = None,
+    max_result_mb: int = DEFAULT_MAX_RESULT_MB,
     worker_user: str | None = DEFAULT_WORKER_USER,
     loop: asyncio.AbstractEventLoop | None = None,
     debug: bool = False,
@@ -121,6 +124,7 @@ def build_executor(
             memory_limit_mb=memory_limit_mb,
             function_concurrency=function_concurrency,
             max_queue=queue_size,
+            max_result_mb=max_result_mb,
             user=worker_user,
             loop=loop,
             debug=debug,
@@ -151,6 +155,7 @@ def serve(
     memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
     function_concurrency: int | None = None,
     queue_size: int | None = None,
+    max_result_mb: int = DEFAULT_MAX_RESULT_MB,
     worker_user: str | None = DEFAULT_WORKER_USER,
     cors_origins: list[str] | None = None,
     debug: bool = False,
@@ -279,6 +284,7 @@ def serve(
             memory_limit_mb=memory_limit_mb,
             function_concurrency=function_concurrency,
             queue_size=queue_size,
+            max_result_mb=max_result_mb,
             worker_user=worker_user,
             cors_origins=cors_origins,
             debug=debug,
@@ -316,6 +322,7 @@ async def _run(
     memory_limit_mb: int | None,
     function_concurrency: int | None,
     queue_size: int | None,
+    max_result_mb: int,
     worker_user: str | None,
     cors_origins: list[str] | None,
     debug: bool,
@@ -344,6 +351,7 @@ async def _run(
         cache_dir=cache_dir,
         function_concurrency=function_concurrency,
         queue_size=queue_size,
+        max_result_mb=max_result_mb,
         worker_user=worker_user,
         loop=asyncio.get_running_loop(),
         debug=debug,

@@ -63,6 +63,7 @@ def serve_options(ctx: Context) -> dict[str, Any]:
         "timeouts": _timeouts(s.timeouts),
         "function_concurrency": s.function_concurrency,
         "queue_size": s.queue_size,
+        "max_result_mb": s.max_result_mb,
         "worker_user": s.worker_user or None,
         "cache_dir": Path(s.cache_dir) if s.cache_dir else None,
         "branch": gfb.registry.branch,
