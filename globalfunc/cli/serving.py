@@ -3,7 +3,8 @@
 ``serve`` and ``worker`` first save every function under the root, then hand plain
 values to the server side (:func:`server.serve.serve`, :func:`server.worker.run_worker`),
 imported inside the command so that building the parser imports no server. ``workers``
-lists the live workers in Redis.
+lists the live workers in Redis; ``workers drain NAME`` and ``workers stop NAME`` send a
+worker a command through that Redis (the worker may be on another machine).
 
 Not here: the worker's life (port, registration, heartbeat: ``server.worker``).
 """
@@ -51,6 +52,7 @@ def serve_options(ctx: Context) -> dict[str, Any]:
         "workers": ctx.args.workers or s.workers,
         "mode": ctx.args.mode or s.mode,
         "token": ctx.token(),
+        "write_token": s.write_bearer_token(),
         "insecure": ctx.args.insecure or s.insecure,
         "allow_packages": Settings.split(s.allow_packages),
         "max_body": s.max_body,
@@ -139,13 +141,45 @@ def cmd_worker(ctx: Context) -> int:
             serve_options=options,
             advertise=ctx.args.advertise,
             announce=announce,
+            redis_url=redis_url,
+            idempotency_ttl=s.idempotency_ttl,
         )
+    return EXIT_OK
+
+
+def _command_worker(ctx: Context, what: str) -> int:
+    import time
+
+    from globalfunc.errors import NotFound
+    from globalfunc.workers import WorkerDirectory
+
+    name = ctx.args.name
+    if not name:
+        raise ConfigError(f"gf workers {what} needs a worker NAME; 'gf workers' lists them")
+    with WorkerDirectory(_worker_redis_url(ctx), timeout=ctx.settings.storage_timeout) as d:
+        if d.get(name) is None:
+            raise NotFound(f"no live worker {name!r} in {d.url}; 'gf workers' lists them")
+        d.command(name, what, ttl=max(60.0, ctx.args.timeout))
+        out(f"{what} sent to {name}; waiting for it to leave (at most {ctx.args.timeout:g}s)")
+        sys.stdout.flush()
+        deadline = time.monotonic() + ctx.args.timeout
+        while d.get(name) is not None:
+            if time.monotonic() > deadline:
+                raise ConfigError(
+                    f"worker {name} is still registered after {ctx.args.timeout:g}s "
+                    f"({'calls still in flight' if what == 'drain' else 'not stopped'}); "
+                    "wait longer with --timeout, or 'gf workers stop' it"
+                )
+            time.sleep(0.1)
+    out(f"{name} {'drained and ' if what == 'drain' else ''}stopped")
     return EXIT_OK
 
 
 def cmd_workers(ctx: Context) -> int:
     from globalfunc.workers import WorkerDirectory
 
+    if ctx.args.action is not None:
+        return _command_worker(ctx, ctx.args.action)
     with WorkerDirectory(_worker_redis_url(ctx), timeout=ctx.settings.storage_timeout) as d:
         live = d.live()
         where = d.url
@@ -154,7 +188,8 @@ def cmd_workers(ctx: Context) -> int:
         out(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
         return EXIT_OK
     for w in live:
-        out(f"{w.name}  {w.url}  heartbeat {w.age():.1f}s ago")
+        state = "  draining" if w.draining else ""
+        out(f"{w.name}  {w.url}  heartbeat {w.age():.1f}s ago  {w.inflight} in flight{state}")
     if not live:
         out(f"no live workers in {where}; start one with: gf worker")
     return EXIT_OK
@@ -221,6 +256,19 @@ def add_parsers(add: Any, _sub: Any = None) -> None:
     sp.add_argument("--gpu-gb", type=int, default=0, help="name's GPU memory part (default 0)")
     _add_serve_options(sp)
 
-    sp = add("workers", cmd_workers, "list the live workers registered in Redis")
+    sp = add(
+        "workers",
+        cmd_workers,
+        "list the live workers registered in Redis; drain NAME (finish its calls, then "
+        "stop) or stop NAME (at once)",
+    )
+    sp.add_argument("action", nargs="?", choices=["drain", "stop"], help="default: list")
+    sp.add_argument("name", nargs="?", help="the worker to drain or stop")
     sp.add_argument("--redis", metavar="URL", help="default: $GF_WORKER_REDIS_URL, $GF_CACHE_URL")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="drain/stop: seconds to wait for the worker to leave (default 300)",
+    )

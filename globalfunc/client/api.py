@@ -7,8 +7,15 @@ Where a request goes is :mod:`globalfunc.client.routing`; how it is sent is
 - a request that never reached a server (the connection could not be opened) goes to
   the next candidate, and every candidate is tried again ``retries`` times with
   exponential ``backoff``: a call included, since it cannot have run;
-- a connection that failed after the request was sent ends a call with
-  :class:`~globalfunc.errors.ServerUnavailable` saying it may have run; a GET is sent
+- every call carries an ``Idempotency-Key`` (a new UUID, or the one given to
+  :meth:`GFClient.call_with`); workers run each key once (:mod:`globalfunc.idempotency`);
+- a connection that failed after a call was sent: when the workers' outcome record shows
+  no worker ever took the key, the call cannot have run and goes to the next worker like
+  an unsent one; otherwise it goes again to another worker up to ``retries`` times
+  (``from_workers(retries=N)`` or per call; default 0), where it returns the recorded
+  outcome, waits for a live worker still running it, or runs again when the worker
+  running it died; with no retries left it ends with
+  :class:`~globalfunc.errors.ServerUnavailable` saying it may have run. A GET is sent
   again like an unsent request;
 - a 503 (502 too for GETs) moves on to the next candidate; a GET is asked again after
   the backoff, a call is not (the last 503 is the answer); any other answer is final.
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +61,7 @@ class GFClient:
     ) -> None:
         self._route: Fixed | Workers = Fixed(Endpoint(url))
         self.url = url
-        self._setup(token, timeout, retries, backoff, connect_timeout)
+        self._setup(token, timeout, retries, backoff, connect_timeout, resend=0)
 
     @classmethod
     def from_workers(
@@ -65,7 +73,8 @@ class GFClient:
         token: str | None = None,
         timeout: float = 60.0,
         connect_timeout: float = 2.0,
-        retries: int = 2,
+        retries: int = 0,
+        connect_retries: int = 2,
         backoff: float = 0.2,
         refresh: float = 10.0,
         redis_timeout: float = 2.0,
@@ -76,7 +85,10 @@ class GFClient:
         ``"*_v101_*"``, or a predicate on :class:`~globalfunc.workers.WorkerInfo`) puts
         those workers first; the others are used when none of them can be reached.
         ``connect_timeout`` bounds opening a connection to a worker before moving on;
-        ``timeout`` bounds the answer. Raises
+        ``timeout`` bounds the answer. ``retries``: how many times a call whose worker
+        failed after it was sent goes again to another worker (see the module docstring:
+        it runs again only if the worker running it died). ``connect_retries``: rounds
+        over every worker, with ``backoff``, while none can be reached. Raises
         :class:`~globalfunc.errors.StorageUnavailable` when Redis cannot be reached now.
         """
         from globalfunc.workers import WorkerDirectory
@@ -98,7 +110,7 @@ class GFClient:
         client = cls.__new__(cls)
         client._route = route
         client.url = directory.url
-        client._setup(token, timeout, retries, backoff, connect_timeout)
+        client._setup(token, timeout, connect_retries, backoff, connect_timeout, resend=retries)
         return client
 
     def _setup(
@@ -108,8 +120,11 @@ class GFClient:
         retries: int,
         backoff: float,
         connect_timeout: float | None,
+        *,
+        resend: int,
     ) -> None:
         self.timeout = timeout
+        self.resend = max(0, resend)
         self.connect_timeout = connect_timeout if connect_timeout is not None else timeout
         self.retries = max(0, retries)
         self.backoff = backoff
@@ -121,16 +136,37 @@ class GFClient:
     # -- calls ------------------------------------------------------------------------------
     def call(self, name: str, /, **kwargs: Any) -> Any:
         """Call ``name`` with keyword arguments; the function's result."""
-        call = parse_call_name(name)
-        body = self._encode(kwargs)
-        data = self._request("POST", f"/call/{call}", body, safe=False)
-        return data["result"]
+        return self.call_with(name, kwargs)
 
     def call_args(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
         """Call ``name`` with positional (and keyword) arguments, through ``/gfgo/``."""
+        return self.call_with(name, kwargs, args=args)
+
+    def call_with(
+        self,
+        name: str,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        args: tuple[Any, ...] | list[Any] = (),
+        idempotency_key: str | None = None,
+        retries: int | None = None,
+    ) -> Any:
+        """Call ``name`` with call options: ``idempotency_key`` (default: a new UUID; the
+        same key on a later call returns the recorded outcome while the workers keep it)
+        and ``retries`` (default: the client's; see the module docstring)."""
         call = parse_call_name(name)
-        body = self._encode({"pack_func": str(call), "args": list(args), "kwargs": kwargs})
-        return self._request("POST", "/gfgo/", body, safe=False, extra={"X-GF-Codec": "tagged"})
+        key = idempotency_key if idempotency_key is not None else uuid.uuid4().hex
+        extra = {"Idempotency-Key": key}
+        resend = self.resend if retries is None else max(0, retries)
+        if args:
+            body = self._encode(
+                {"pack_func": str(call), "args": list(args), "kwargs": kwargs or {}}
+            )
+            extra["X-GF-Codec"] = "tagged"
+            return self._request("POST", "/gfgo/", body, safe=False, extra=extra, resend=resend)
+        body = self._encode(dict(kwargs or {}))
+        data = self._request("POST", f"/call/{call}", body, safe=False, extra=extra, resend=resend)
+        return data["result"]
 
     # -- catalogue --------------------------------------------------------------------------
     def functions(self, package: str | None = None) -> list[dict[str, Any]]:
@@ -183,8 +219,10 @@ class GFClient:
         *,
         safe: bool,
         extra: Mapping[str, str] | None = None,
+        resend: int = 0,
     ) -> Any:
         headers = {**self._headers, **(extra or {})}
+        key = headers.get("Idempotency-Key")
         failover = _RETRY_STATUS if safe else _FAILOVER_CALL_STATUS
         tried: list[Endpoint] = []
         reasons: list[str] = []
@@ -204,7 +242,11 @@ class GFClient:
                 except Lost as exc:
                     answer = None
                     reasons.append(f"{endpoint.label}: {exc}")
-                    if not safe:  # the call may have run: never send it again
+                    if not safe and key is not None and not self._route.started(key):
+                        pass  # no worker ever took it: it did not run, send it on
+                    elif not safe and resend > 0:
+                        resend -= 1  # another worker returns, awaits or reruns its outcome
+                    elif not safe:  # the call may have run: not sent again
                         raise self._route.unavailable(
                             method, path, tried, reasons, safe=safe, sent=True
                         ) from exc

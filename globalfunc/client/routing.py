@@ -5,9 +5,13 @@ order to try them, hears which could not be reached (:meth:`failed`), and words 
 error when none took the request (:meth:`unavailable`).
 
 :class:`Workers` reads the live workers of a :class:`~globalfunc.workers.WorkerDirectory`
-and orders them round robin: preferred workers first, then the others, then those that
-could not be reached during the last ``refresh`` seconds. The list is reloaded every
-``refresh`` seconds and once more when every worker failed (a new worker may have come).
+and orders them by least outstanding requests: preferred workers first, then the others,
+then those that could not be reached during the last ``refresh`` seconds or are draining;
+within each group the least loaded first (the calls in flight its last heartbeat reported
+plus this client's own requests to it not yet answered), ties in round-robin order. The
+list is reloaded every ``refresh`` seconds and once more when every worker failed (a new
+worker may have come). :meth:`Workers.started` asks the workers' outcome record whether a
+call's key was ever taken by a worker (a call lost before any worker claimed it never ran).
 
 Not here: sending (:mod:`globalfunc.client.transport`) and the retry rule
 (:mod:`globalfunc.client.api`).
@@ -27,6 +31,7 @@ from globalfunc.client.transport import Endpoint
 from globalfunc.errors import InvalidRequest, ServerUnavailable, StorageError
 
 if TYPE_CHECKING:
+    from globalfunc.idempotency import OutcomeRecord
     from globalfunc.workers import WorkerDirectory, WorkerInfo
 
 __all__ = ["Fixed", "Prefer", "Workers"]
@@ -38,6 +43,10 @@ Prefer = str | Callable[["WorkerInfo"], bool] | None
 
 _NOT_SENT = "; the call was not sent"
 _MAY_HAVE_RUN = "; the call may have run, so it is not sent again"
+_RESEND_HINT = (
+    " (retries=N on from_workers or call_with sends it again; a worker runs it again only "
+    "if it did not complete)"
+)
 
 
 class Fixed:
@@ -51,6 +60,9 @@ class Fixed:
 
     def failed(self, endpoint: Endpoint, reason: str) -> None:
         pass
+
+    def started(self, key: str) -> bool:
+        return True  # one plain server keeps no record to ask: assume it may have run
 
     def workers(self) -> list[WorkerInfo]:
         return []
@@ -83,6 +95,11 @@ class Fixed:
         self.endpoint.close()
 
 
+def _load(endpoint: Endpoint) -> int:
+    info = endpoint.info
+    return endpoint.outstanding + (info.inflight if info is not None else 0)
+
+
 def _preference(prefer: Prefer) -> Callable[[WorkerInfo], bool]:
     if prefer is None:
         return lambda info: False
@@ -107,6 +124,7 @@ class Workers:
         self._loaded = -math.inf
         self._turn = 0
         self._down: dict[str, float] = {}  # url -> when it could not be reached (monotonic)
+        self._record: OutcomeRecord | None = None
         self._load(initial=True)
 
     def _load(self, *, initial: bool = False) -> None:
@@ -163,11 +181,12 @@ class Workers:
             for e in self._endpoints:
                 info = e.info
                 preferred = info is not None and self._prefer(info)
-                groups[2 if e.url in down else 0 if preferred else 1].append(e)
+                away = e.url in down or (info is not None and info.draining)
+                groups[2 if away else 0 if preferred else 1].append(e)
         order: list[Endpoint] = []
         for group in groups:
             k = turn % len(group) if group else 0
-            order += group[k:] + group[:k]
+            order += sorted(group[k:] + group[:k], key=_load)  # stable: ties stay in turn
         return order
 
     def candidates(self) -> Iterator[Endpoint]:
@@ -188,6 +207,24 @@ class Workers:
             self._down[endpoint.url] = time.monotonic()
         if fresh:
             log.warning("worker unreachable, trying the next: %s", reason)
+
+    def started(self, key: str) -> bool:
+        """Whether a worker ever claimed call ``key`` (``True`` when Redis cannot say)."""
+        from globalfunc.idempotency import OutcomeRecord
+
+        with self._lock:
+            record = self._record
+        if record is None:
+            client = getattr(self.directory, "client", None)
+            if client is None:  # a directory that keeps no outcome record cannot say
+                return True
+            record = OutcomeRecord(client=client, url=self.directory.url)
+            with self._lock:
+                self._record = record
+        try:
+            return record.look(key) is not None
+        except StorageError:
+            return True
 
     def workers(self) -> list[WorkerInfo]:
         if time.monotonic() - self._loaded >= self.refresh:
@@ -216,7 +253,7 @@ class Workers:
         if sent:
             return ServerUnavailable(
                 f"worker {reasons[-1]} after {method} {path} was sent{_MAY_HAVE_RUN} "
-                "to another worker",
+                f"to another worker{_RESEND_HINT}",
                 url=tried[-1].url,
                 tried=names,
             )

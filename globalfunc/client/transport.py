@@ -22,6 +22,7 @@ how often (:mod:`globalfunc.client.api`).
 
 from __future__ import annotations
 
+import threading
 import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,9 @@ class Endpoint:
         self.prefix = parsed.path.rstrip("/")
         cls = urllib3.HTTPSConnectionPool if self.https else urllib3.HTTPConnectionPool
         self._pool = cls(self.host, self.port, maxsize=POOL_SIZE, block=False, retries=False)
+        #: this client's requests to this server not yet answered (least-outstanding choice)
+        self.outstanding = 0
+        self._count = threading.Lock()
 
     @property
     def label(self) -> str:
@@ -84,6 +88,22 @@ class Endpoint:
     ) -> tuple[int, bytes]:
         """Send one request; its status and body. :class:`NotSent` or :class:`Lost` on a
         connection failure (an HTTP error status is an answer, not a failure)."""
+        with self._count:
+            self.outstanding += 1
+        try:
+            return self._send(method, path, body, headers, timeout)
+        finally:
+            with self._count:
+                self.outstanding -= 1
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        timeout: urllib3.Timeout,
+    ) -> tuple[int, bytes]:
         try:
             response = self._pool.urlopen(
                 method,

@@ -8,6 +8,11 @@ Redis layout, under a prefix (``gf:`` by default), apart from the storage backen
   is killed disappears when its TTL runs out, one that stops deregisters at once.
 - ``gf:workers``        the set of registered names; :meth:`WorkerDirectory.live` drops
   the names whose key has expired (lazy cleaning; every heartbeat re-adds its name).
+- ``gf:control:<name>`` a command for the worker (``drain`` or ``stop``), set by
+  ``gf workers drain|stop`` and taken by the worker's heartbeat thread within a second.
+
+Each heartbeat writes the worker's calls in flight (``inflight``) and whether it is
+draining, for the clients' least-outstanding-requests choice.
 
 Redis errors become :class:`~globalfunc.errors.StorageUnavailable` / ``StorageError``.
 
@@ -59,6 +64,10 @@ class WorkerInfo:
     branch: str | None = None
     #: the packages it exposes (its allow-list); ``None``: every registered package
     packages: tuple[str, ...] | None = None
+    #: its calls in flight at the last heartbeat
+    inflight: int = 0
+    #: it takes no new calls (``gf workers drain``) and leaves once they are done
+    draining: bool = False
 
     @classmethod
     def new(
@@ -188,8 +197,16 @@ class WorkerDirectory:
             pipe.execute()
         return info
 
-    def heartbeat(self, name: str, ttl: float) -> bool:
-        """Extend worker ``name``'s life by ``ttl`` seconds and set its ``last_seen``.
+    @property
+    def client(self) -> Any:
+        """The redis-py client (shared with the worker's outcome record)."""
+        return self._redis
+
+    def heartbeat(
+        self, name: str, ttl: float, *, inflight: int | None = None, draining: bool | None = None
+    ) -> bool:
+        """Extend worker ``name``'s life by ``ttl`` seconds and set its ``last_seen``
+        (and its ``inflight`` count and ``draining`` flag, when given).
 
         ``False`` when it has no entry (it expired, was deregistered, or Redis restarted):
         the worker should :meth:`register` again.
@@ -201,6 +218,10 @@ class WorkerDirectory:
             if raw is None:
                 return False
             info = WorkerInfo.from_json(raw).seen()
+            if inflight is not None:
+                info = dataclasses.replace(info, inflight=inflight)
+            if draining is not None:
+                info = dataclasses.replace(info, draining=draining)
             pipe = self._redis.pipeline(transaction=True)
             pipe.set(key, info.to_json(), px=self._ms(ttl), xx=True)
             pipe.sadd(self._index, name)
@@ -223,6 +244,25 @@ class WorkerDirectory:
         with self._errors(f"read worker {name}"):
             raw = self._redis.get(self.key(name))
         return None if raw is None else WorkerInfo.from_json(raw)
+
+    def command(self, name: str, what: str, ttl: float = 60.0) -> None:
+        """Ask worker ``name`` to ``drain`` or ``stop`` (it takes the command within a second;
+        one it never takes expires after ``ttl`` seconds)."""
+        parse_worker_name(name)
+        if what not in ("drain", "stop"):
+            raise ConfigError(f"worker command {what!r} is not one of drain, stop")
+        with self._errors(f"send {what} to worker {name}"):
+            self._redis.set(f"{self.prefix}control:{name}", what, px=self._ms(ttl))
+
+    def take_command(self, name: str) -> str | None:
+        """The command waiting for worker ``name``, removed as it is read."""
+        key = f"{self.prefix}control:{name}"
+        with self._errors(f"read commands of worker {name}"):
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.get(key)
+            pipe.delete(key)
+            raw, _ = pipe.execute()
+        return None if raw is None else raw.decode()
 
     def live(self) -> list[WorkerInfo]:
         """Every worker whose entry has not expired, by name; drops expired names."""

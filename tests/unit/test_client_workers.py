@@ -220,7 +220,7 @@ def test_exhaustion_reloads_then_names_every_worker_tried() -> None:
     ports = [closed_port(), closed_port()]
     infos = [entry(f"w{i}", f"http://127.0.0.1:{p}/", p) for i, p in enumerate(ports)]
     directory = StubDirectory(infos)
-    client = client_for(directory, retries=0)
+    client = client_for(directory, connect_retries=0)
     with pytest.raises(ServerUnavailable) as info:
         client.call("P.f")
     message = str(info.value)

@@ -167,5 +167,22 @@ def test_the_advertised_url() -> None:
     assert _advertised_url("http://127.0.0.1:26000/", None) == "http://127.0.0.1:26000/"
     assert _advertised_url("http://0.0.0.0:26000/", "m7") == "http://m7:26000/"
     assert _advertised_url("http://[::]:26001/", "fe80::1") == "http://[fe80::1]:26001/"
-    wildcard = _advertised_url("http://0.0.0.0:26002/", None)
-    assert wildcard.endswith(":26002/") and "0.0.0.0" not in wildcard
+
+
+
+def test_a_wildcard_bind_never_advertises_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import server.worker as worker
+
+    monkeypatch.setattr(worker.socket, "getfqdn", lambda: "m7.invalid")  # does not resolve
+    assert worker.advertised_url("http://0.0.0.0:26002/", None) == "http://m7.invalid:26002/"
+    monkeypatch.setattr(worker.socket, "getfqdn", lambda: "localhost")
+    with pytest.raises(ConfigError, match="--advertise"):
+        worker.advertised_url("http://0.0.0.0:26002/", None, "redis://127.0.0.1:6379/0")
+    with pytest.raises(ConfigError, match="--advertise"):
+        worker.advertised_url("http://0.0.0.0:26002/", None)
+    # the address of the route to Redis (a UDP connect sends nothing)
+    monkeypatch.setattr(worker, "_address_towards", lambda host, port: "10.1.2.3")
+    assert (
+        worker.advertised_url("http://[::]:26002/", None, "redis://10.0.0.5:6379/0")
+        == "http://10.1.2.3:26002/"
+    )
