@@ -3,7 +3,10 @@
 Library classes never read the environment: the CLI builds a :class:`Settings`, then
 passes plain values down. Every field can be set as ``GF_<NAME>`` (``GF_STORAGE_URL``,
 ``GF_TOKEN``, ...). Secrets are ``SecretStr`` so they never print; the server's token can
-also come from a file (``GF_TOKEN_FILE``, read by :meth:`Settings.bearer_token`).
+also come from a file (``GF_TOKEN_FILE``, read by :meth:`Settings.bearer_token`). The same
+token is what the ``http://`` storage backend sends, unless its URL carries one.
+``GF_WRITE_TOKEN`` is the token saving through the server's ``/registry/`` needs; with it
+set, ``GF_TOKEN`` may call and read only.
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(None, description="bearer token required by the server")
     token_file: str | None = Field(
         None, description="a file holding the bearer token (trailing newline stripped)"
+    )
+    write_token: SecretStr | None = Field(
+        None,
+        description="the token saving through the server's /registry/ needs; with it set, "
+        "GF_TOKEN may call and read only",
     )
     insecure: bool = Field(
         False, description="allow serving on a non-loopback address without a token"
@@ -166,6 +174,18 @@ class Settings(BaseSettings):
                 "keep only the token in it"
             )
         return text
+
+    def write_bearer_token(self) -> str | None:
+        """``GF_WRITE_TOKEN``, or None; it must differ from the read token."""
+        token = self.write_token.get_secret_value() if self.write_token is not None else None
+        if not token:
+            return None
+        if token == self.bearer_token():
+            raise ConfigError(
+                "GF_WRITE_TOKEN equals the read token (GF_TOKEN / GF_TOKEN_FILE); give writers "
+                "a different token, or unset GF_WRITE_TOKEN so GF_TOKEN may write"
+            )
+        return token
 
     @staticmethod
     def parse_timeouts(value: str | None) -> dict[str, float]:
