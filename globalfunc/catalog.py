@@ -73,6 +73,10 @@ class Catalog:
         self._hits[name] = (record, now + self.ttl)
         return record
 
+    def forget(self, name: str) -> None:
+        """Drop the remembered look-up of ``name``: a new version saved here runs at once."""
+        self._hits.pop(name, None)
+
     def functions(self, package: str | None = None) -> list[FunctionRecord]:
         """Every exposed function (newest versions), sorted by call name."""
         records = self.registry.list(package)

@@ -58,7 +58,8 @@ from globalfunc.executor.handle import DEFAULT_MAX_FRAME
 from globalfunc.jsoncodec import DEFAULT_MAX_DEPTH
 from globalfunc.naming import DEFAULT_TIER1
 from globalfunc.registry import Registry
-from globalfunc.storage.base import DEFAULT_CACHE_TTL, open_storage, redact_url
+from globalfunc.storage import open_storage
+from globalfunc.storage.base import DEFAULT_CACHE_TTL, redact_url
 from server.aiges.ase_http import AseServices, ase_openapi, ase_routes, load_wrappers
 from server.http.app import make_app
 from server.http.metrics import enable_multiprocess
@@ -144,6 +145,7 @@ def serve(
     mode: str = "isolated",
     workers: int | None = None,
     token: str | None = None,
+    write_token: str | None = None,
     insecure: bool = False,
     allow_packages: list[str] | None = None,
     max_body: int = DEFAULT_MAX_BODY,
@@ -186,6 +188,9 @@ def serve(
     ``storage_timeout`` bounds each storage network call; ``cache_ttl`` how long an entry
     of a tiered store's cache is served (``GF_STORAGE_TIMEOUT``, ``GF_CACHE_TTL``).
 
+    ``write_token`` (``GF_WRITE_TOKEN``) is the one saving through ``/registry/`` needs;
+    with it, ``token`` may call and read only (:mod:`server.http.registry_api`).
+
     Without a ``token``, a ``host`` that is not a loopback address is refused
     (:class:`ConfigError`) unless ``insecure``: anyone who reaches the port could run every
     served function. ``body_timeout`` bounds the time to receive a request body,
@@ -217,6 +222,7 @@ def serve(
             host,
         )
     os.environ.pop("GF_TOKEN", None)  # nothing this process starts inherits it
+    os.environ.pop("GF_WRITE_TOKEN", None)
     _make_undumpable()
     _raise_open_files_limit()
     root = Path(root).resolve()
@@ -273,6 +279,7 @@ def serve(
             mode=mode,
             workers=workers,
             token=token,
+            write_token=write_token,
             allow_packages=allow_packages,
             max_body=max_body,
             max_json_depth=max_json_depth,
@@ -311,6 +318,7 @@ async def _run(
     mode: str,
     workers: int | None,
     token: str | None,
+    write_token: str | None,
     allow_packages: list[str] | None,
     max_body: int,
     max_json_depth: int,
@@ -373,6 +381,7 @@ async def _run(
             registry,
             executor,
             token=token,
+            write_token=write_token,
             allow_packages=allow_packages,
             max_body=max_body,
             max_json_depth=max_json_depth,

@@ -82,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # long-lived ``git cat-file``, the server's workers): a process of the same user
         # could read it in /proc/<child>/environ. GF_TOKEN_FILE holds only a path.
         os.environ.pop("GF_TOKEN", None)
+        os.environ.pop("GF_WRITE_TOKEN", None)
         ctx = Context(args, settings)
         return int(args.func(ctx))
     except KeyboardInterrupt:

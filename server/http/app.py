@@ -8,6 +8,7 @@ Endpoints (all JSON unless noted)::
     GET  /functions         GET /functions/<name>   GET /search?q=...&limit=20
     GET  /healthz           GET /metrics (Prometheus text)
     GET  /openapi.json      GET /docs (an HTML page with no external assets)
+    /registry/...           save, read, list, search, delete versions (server.http.registry_api)
 
 Every request meets :mod:`server.http.guard` first: a request with a body and a wrong
 token (401) or a declared size over the limit (413) is answered when its headers arrive,
@@ -458,6 +459,7 @@ def make_app(
     executor: Executor,
     *,
     token: str | None = None,
+    write_token: str | None = None,
     allow_packages: Sequence[str] | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     max_json_depth: int = jsoncodec.DEFAULT_MAX_DEPTH,
@@ -480,7 +482,11 @@ def make_app(
     ``max_json_depth`` bounds the nesting of JSON bodies (deeper: 400 ``NestingTooDeep``);
     ``metrics_dir`` is the prometheus-client multiprocess directory when the server runs
     several processes (see :func:`server.http.metrics.enable_multiprocess`).
+    ``write_token`` (``GF_WRITE_TOKEN``) is what saving through ``/registry/`` needs; then
+    ``token`` may call and read only (without either, the registry takes no writes).
     """
+    from server.http.registry_api import registry_openapi, registry_routes
+
     if max_body < 1:
         raise ConfigError(f"max_body must be at least 1 byte, got {max_body}")
     if max_json_depth < 2:
@@ -492,6 +498,7 @@ def make_app(
         invoker=Invoker(catalog, executor),
         metrics=Metrics(metrics_dir),
         token=None if not token else f"Bearer {token}".encode(),
+        write_token=None if not write_token else f"Bearer {write_token}".encode(),
         max_body=max_body,
         max_json_depth=max_json_depth,
         cors_origins=frozenset(cors_origins or ()),
@@ -517,8 +524,13 @@ def make_app(
         (r"/search/?", SearchHandler, kw),
         (r"/healthz", HealthHandler, kw),
         (r"/metrics", MetricsHandler, kw),
-        (r"/openapi\.json", OpenAPIHandler, {**kw, "extensions": tuple(openapi_extensions)}),
+        (
+            r"/openapi\.json",
+            OpenAPIHandler,
+            {**kw, "extensions": (*openapi_extensions, registry_openapi)},
+        ),
         (r"/docs/?", DocsHandler, kw),
+        *registry_routes(state),
     ]
     app = GuardedApplication(
         routes,

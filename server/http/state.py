@@ -51,13 +51,19 @@ class AppState:
     started: float = field(default_factory=time.time)
     max_json_depth: int = DEFAULT_MAX_DEPTH
     openapi_cache: tuple[tuple[tuple[str, str], ...], bytes] | None = None
+    #: ``Bearer <GF_WRITE_TOKEN>``: saves need it, and it may do whatever ``token`` may
+    write_token: bytes | None = None
 
     def check_token(self, authorization: str | None) -> None:
-        """Raise :class:`Unauthorized` unless the header carries the bearer token."""
+        """Raise :class:`Unauthorized` unless the header carries the bearer token (or the
+        write token, which may do everything the token may)."""
         if self.token is None:
             return
         given = (authorization or "").encode("utf-8", "replace")
-        if not hmac.compare_digest(given, self.token):
+        ok = hmac.compare_digest(given, self.token)
+        if self.write_token is not None:
+            ok = hmac.compare_digest(given, self.write_token) or ok
+        if not ok:
             raise Unauthorized(
                 "missing or wrong bearer token; send 'Authorization: Bearer <token>' "
                 "(the server's GF_TOKEN or GF_TOKEN_FILE)"

@@ -1,0 +1,614 @@
+"""The registry over HTTP: save, read, list, search and delete function versions.
+
+The endpoints the ``http://`` storage backend (:mod:`globalfunc.storage.http`) speaks, so
+that a notebook on any machine saves and fetches through ``gf serve`` without database
+settings (the design's "agent host")::
+
+    POST   /registry/save      {"records": [...]} -> {"results": [{"key", "sha256", "added"}]}
+    GET    /registry/record    ?tier1&package&branch&name[&sha256] -> {"record": {...}}  (404: none)
+    DELETE /registry/record    ?tier1&package&branch&name -> {"deleted": bool}  (a tombstone)
+    GET    /registry/history   ?tier1&package&branch&name -> {"records": [...]}, newest first
+    GET    /registry/list      ?tier1[&package][&branch] -> {"records": [...]}
+    GET    /registry/search    ?tier1&q[&limit][&package][&branch] -> {"records": [...]}, best first
+
+``tier1`` and ``branch`` default to the server's. Reads follow the server's token like every
+endpoint. Writes (save, delete) need a token: the server's write token when it has one
+(``GF_WRITE_TOKEN``; then ``GF_TOKEN`` may call and read, not write: 403), else its token
+(``GF_TOKEN``); a server with neither accepts no writes (403). A wrong token is 401.
+
+A save never trusts the client's record. Each posted item carries only what the server
+cannot compute (its key parts, the code, the claimed sha256, the commit, the dirty flag,
+the file's modification time and a person's description); the server checks every name, the sizes and that the code
+hashes to the claimed sha256, then scans the code itself (:class:`globalfunc.scan.Scanner`,
+in a private temporary folder: the same hashes, signature, docstring and problems as
+``gf save``) and stores the record it computed, all items of one request in one storage
+transaction. Saves are content-addressed (the storage contract), so sending the same
+version again is a no-op and a client may retry after a timeout. A saved function of this
+server's tier1 and branch is forgotten by its catalog at once, so the next call runs it;
+other servers over the same storage see it within their catalog TTL.
+``GF_ALLOW_PACKAGES`` applies here too: other packages are 403, and left out of lists.
+
+What it does not do: run functions (the call endpoints do), keep anything itself (the
+server's storage does), or accept tombstones or ``saved_at`` from a client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import keyword
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from globalfunc import jsoncodec
+from globalfunc.errors import (
+    Forbidden,
+    FunctionNotFound,
+    InvalidName,
+    InvalidRequest,
+    ScanError,
+    Unauthorized,
+)
+from globalfunc.naming import (
+    MAX_BRANCH,
+    MAX_PART,
+    check_branch,
+    check_identifier,
+    check_tier1,
+    key_text,
+    parse_package,
+)
+from globalfunc.record import FunctionRecord
+from globalfunc.scan import DEFAULT_MAX_FILE_SIZE, Scanner
+from globalfunc.storage.base import query_terms
+from server.http.app import BaseHandler
+from server.http.openapi import (
+    DESCRIPTIONS,
+    PACKAGE_PATTERN,
+    operation,
+    responses,
+    schema_ref,
+)
+from server.http.state import AppState
+
+__all__ = ["MAX_BATCH", "check_write", "registry_openapi", "registry_routes"]
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 1000
+"""Most records one save request may carry (the client splits bigger batches)."""
+MAX_SEARCH = 1000
+MAX_QUERY = 1000
+
+_END = r"(?![\s\S])"
+_KEYWORDS = "|".join(sorted({*keyword.kwlist, *keyword.softkwlist} - {"_"}))
+TIER1_PATTERN = rf"^[A-Za-z][A-Za-z0-9_-]{{0,{MAX_PART - 1}}}{_END}"
+NAME_PATTERN = rf"^(?!(?:{_KEYWORDS}){_END})[A-Za-z][A-Za-z0-9_]{{0,{MAX_PART - 1}}}{_END}"
+BRANCH_PATTERN = (
+    r"^(?![\s\S]*(?:\.\.|@\{|//|/\.|\.lock/))"  # git: no "..", "@{", "//", "/.", ".lock/"
+    r"(?![-/.])"  # nor a leading "-", "/" or "."
+    rf"(?!@{_END})"  # nor "@" alone
+    rf"(?![\s\S]*(?:[/.]|\.lock){_END})"  # nor a trailing "/", "." or ".lock"
+    rf"[^\x00-\x20\x7f~^:?*\[\\]{{1,{MAX_BRANCH}}}{_END}"
+)
+SHA256_PATTERN = rf"^[0-9a-f]{{64}}{_END}"
+COMMIT_PATTERN = rf"^[0-9A-Za-z]{{1,64}}{_END}"
+MODIFIED_PATTERN = rf"^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}} [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}{_END}"
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+_COMMIT = re.compile(r"[0-9A-Za-z]{1,64}\Z")
+_MODIFIED = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\Z")
+_INTEGER = re.compile(r"[0-9]{1,6}")
+_ITEM_FIELDS = frozenset(
+    {"tier1", "package", "branch", "name", "code", "sha256", "commit", "dirty"}
+    | {"modified_time", "mtime_ns", "description"}
+)
+_MAX_MTIME_NS = 1 << 63
+MAX_DESCRIPTION = 10_000
+
+
+def check_write(state: AppState, authorization: str | None) -> None:
+    """Raise unless the header carries the token that may write (see the module doc)."""
+    needed = state.write_token or state.token
+    if needed is None:
+        raise Forbidden(
+            "this server accepts no saves: it has no token; start it with GF_WRITE_TOKEN "
+            "(or GF_TOKEN) set, and send 'Authorization: Bearer <that token>'"
+        )
+    given = (authorization or "").encode("utf-8", "replace")
+    if hmac.compare_digest(given, needed):
+        return
+    read_only = state.write_token is not None and state.token is not None
+    if read_only and hmac.compare_digest(given, state.token or b""):
+        raise Forbidden(
+            "this token may call and read functions, not save or delete them; writes "
+            "need the server's GF_WRITE_TOKEN"
+        )
+    raise Unauthorized(
+        "missing or wrong bearer token for a write; send 'Authorization: Bearer <token>' "
+        "(the server's GF_WRITE_TOKEN, or GF_TOKEN when it has no write token)"
+    )
+
+
+class _RegistryHandler(BaseHandler):
+    """What the registry endpoints share: query arguments and the allow-list."""
+
+    max_file_size: int
+
+    def initialize(self, state: AppState, max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> None:
+        super().initialize(state)
+        self.max_file_size = max_file_size
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        """A query argument as sent (not stripped); ``default`` when it is absent."""
+        return self.get_query_argument(name, default, strip=False)
+
+    def tier1(self) -> str:
+        return check_tier1(self.arg("tier1") or self.state.catalog.registry.tier1)
+
+    def key_of(self) -> tuple[str, str, str]:
+        """``(key, package, call name)`` from the ``tier1/package/branch/name`` arguments."""
+        package = parse_package(self.arg("package") or "")
+        name = check_identifier(self.arg("name") or "", "function name")
+        branch = check_branch(self.arg("branch") or self.state.catalog.registry.branch)
+        self.exposed(package)
+        return key_text(self.tier1(), package, branch, name), package, f"{package}.{name}"
+
+    def exposed(self, package: str) -> None:
+        catalog = self.state.catalog
+        if not catalog.allowed(package):
+            raise Forbidden(
+                f"package {package!r} is not exposed by this server; exposed: "
+                f"{', '.join(catalog.allow or ())}",
+                package=package,
+            )
+
+    def send_records(self, records: Sequence[FunctionRecord]) -> None:
+        catalog = self.state.catalog
+        self.send_json({"records": [r.to_dict() for r in records if catalog.allowed(r.package)]})
+
+
+class SaveHandler(_RegistryHandler):
+    route = "/registry/save"
+
+    def prepare(self) -> None:
+        super().prepare()
+        check_write(self.state, self.request.headers.get("Authorization"))
+
+    def post(self) -> None:
+        raw = self.request.body
+        if not raw or not raw.strip():
+            raise InvalidRequest('body is empty; expected {"records": [...]}')
+        body = jsoncodec.loads(raw, max_depth=self.state.max_json_depth, decode_tags=False)
+        items = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+            raise InvalidRequest(
+                f'body must be {{"records": [...]}} with 1 to {MAX_BATCH} records; '
+                "split bigger saves into several requests"
+            )
+        with tempfile.TemporaryDirectory(prefix="gf-save-") as tmp:
+            records = [self._record(i, item, Path(tmp)) for i, item in enumerate(items)]
+        storage = self.state.catalog.registry.storage
+        added = storage.put(records)
+        registry = self.state.catalog.registry
+        for record in records:
+            if record.tier1 == registry.tier1 and record.branch == registry.branch:
+                self.state.catalog.forget(f"{record.package}.{record.name}")
+        log.info(
+            "saved over HTTP: %s",
+            ", ".join(
+                f"{r.key}@{r.sha256[:12]}{'' if a else ' (unchanged)'}"
+                for r, a in zip(records, added, strict=True)
+            ),
+        )
+        self.send_json(
+            {
+                "results": [
+                    {"key": r.key, "sha256": r.sha256, "added": a}
+                    for r, a in zip(records, added, strict=True)
+                ]
+            }
+        )
+
+    def _record(self, index: int, item: Any, tmp: Path) -> FunctionRecord:
+        """The record the server computes for one posted item (see the module doc)."""
+        where = f"record {index}"
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"{where} is not an object; expected {{'package', 'name', ...}}")
+        unknown = sorted(set(item) - _ITEM_FIELDS)
+        if unknown:
+            raise InvalidRequest(
+                f"{where} has unknown fields {unknown[:5]!r}; allowed: {sorted(_ITEM_FIELDS)}"
+            )
+        tier1 = _text(item, "tier1", where)
+        package, name = _text(item, "package", where), _text(item, "name", where)
+        branch, code = _text(item, "branch", where), _text(item, "code", where)
+        key = key_text(check_tier1(tier1), package, check_branch(branch), name)
+        self.exposed(package)
+        claimed = _text(item, "sha256", where)
+        if not _SHA256.match(claimed):
+            raise InvalidRequest(f"{where} ({key}): sha256 {claimed[:80]!r} is not 64 hex digits")
+        try:
+            data = code.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest(f"{where} ({key}): code is not valid Unicode text") from None
+        if len(data) > self.max_file_size:
+            raise ScanError(
+                f"{where} ({key}): code is {len(data)} bytes, over the {self.max_file_size}-byte "
+                "limit of this server",
+                key=key,
+            )
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != claimed:
+            raise InvalidRequest(
+                f"{where} ({key}): the code hashes to {actual[:12]}, not the claimed "
+                f"{claimed[:12]}; the record was altered on the way, save it again",
+                key=key,
+            )
+        commit = item.get("commit")
+        if commit is not None and (not isinstance(commit, str) or not _COMMIT.match(commit)):
+            raise InvalidRequest(f"{where} ({key}): commit {commit!r:.80} is not a commit id")
+        dirty = item.get("dirty", False)
+        if not isinstance(dirty, bool):
+            raise InvalidRequest(f"{where} ({key}): dirty must be true or false")
+        modified = item.get("modified_time")
+        if modified is not None and (
+            not isinstance(modified, str) or not _MODIFIED.match(modified)
+        ):
+            raise InvalidRequest(
+                f"{where} ({key}): modified_time {modified!r:.80} is not 'YYYY-MM-DD HH:MM:SS'"
+            )
+        mtime_ns = item.get("mtime_ns", 0)
+        if type(mtime_ns) is not int or not 0 <= mtime_ns < _MAX_MTIME_NS:
+            raise InvalidRequest(f"{where} ({key}): mtime_ns must be an integer >= 0")
+        # Scan the code as gf save scans a file: its own folder, so no cache is shared.
+        root = tmp / str(index)
+        path = root.joinpath(*package.split("."), f"{name}.py")
+        path.parent.mkdir(parents=True)
+        path.write_bytes(data)
+        if mtime_ns:
+            os.utime(path, ns=(mtime_ns, mtime_ns))
+        try:
+            info = Scanner(root, max_file_size=self.max_file_size).scan_file(path)
+        except ScanError as err:
+            raise ScanError(f"{where} ({key}): {err.message}", key=key) from None
+        record = FunctionRecord.from_info(
+            info, tier1=tier1, branch=branch, commit=commit, dirty=dirty
+        )
+        description = item.get("description")
+        if description is not None:
+            if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+                raise InvalidRequest(
+                    f"{where} ({key}): description must be text of at most {MAX_DESCRIPTION} "
+                    "characters"
+                )
+            record = record.with_(extra={"description": description})
+        if modified is not None:
+            record = record.with_(modified_time=modified)
+        return record.verify()
+
+
+def _text(item: dict[str, Any], field: str, where: str) -> str:
+    value = item.get(field)
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{where}: {field} must be a string, got {type(value).__name__}")
+    return value
+
+
+class RecordHandler(_RegistryHandler):
+    route = "/registry/record"
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self.request.method == "DELETE":
+            check_write(self.state, self.request.headers.get("Authorization"))
+
+    def get(self) -> None:
+        key, _, _ = self.key_of()
+        sha256 = self.arg("sha256")
+        if sha256 is not None and not _SHA256.match(sha256):
+            raise InvalidName(f"sha256 {sha256[:80]!r} is not 64 lower-case hex digits")
+        record = self.state.catalog.registry.storage.get(key, sha256=sha256)
+        if record is None:
+            where = f" with hash {sha256[:12]}" if sha256 else ""
+            raise FunctionNotFound(f"no version of {key}{where}", key=key)
+        self.send_json({"record": record.to_dict()})
+
+    def delete(self) -> None:
+        key, _, call = self.key_of()
+        deleted = self.state.catalog.registry.storage.delete(key)
+        self.state.catalog.forget(call)
+        log.info("deleted over HTTP: %s (%s)", key, "tombstone" if deleted else "nothing live")
+        self.send_json({"deleted": deleted})
+
+
+class HistoryHandler(_RegistryHandler):
+    route = "/registry/history"
+
+    def get(self) -> None:
+        key, _, _ = self.key_of()
+        self.send_records(self.state.catalog.registry.storage.history(key))
+
+
+class ListHandler(_RegistryHandler):
+    route = "/registry/list"
+
+    def get(self) -> None:
+        package = self.arg("package")
+        branch = self.arg("branch")
+        if package is not None:
+            self.exposed(parse_package(package))
+        if branch is not None:
+            check_branch(branch)
+        storage = self.state.catalog.registry.storage
+        self.send_records(storage.list(self.tier1(), package=package, branch=branch))
+
+
+class RegistrySearchHandler(_RegistryHandler):
+    route = "/registry/search"
+
+    def get(self) -> None:
+        q = self.arg("q") or ""
+        if not q.strip() or len(q) > MAX_QUERY:
+            raise InvalidRequest(
+                f"search needs a query of 1 to {MAX_QUERY} characters: ?q=pickle&tier1=..."
+            )
+        raw_limit = self.arg("limit", "20") or ""
+        if not _INTEGER.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_SEARCH:
+            raise InvalidRequest(
+                f"limit {raw_limit!r:.40} must be an integer from 1 to {MAX_SEARCH}"
+            )
+        tier1 = self.tier1()
+        narrow: dict[str, str] = {}  # only what was asked: a store may predate these
+        package, branch = self.arg("package"), self.arg("branch")
+        if package is not None:
+            narrow["package"] = parse_package(package)
+            self.exposed(package)
+        if branch is not None:
+            narrow["branch"] = check_branch(branch)
+        if not query_terms(q):
+            self.send_records([])
+            return
+        storage = self.state.catalog.registry.storage
+        self.send_records(storage.search(tier1, q, int(raw_limit), **narrow))
+
+
+_HANDLERS: tuple[type[_RegistryHandler], ...] = (
+    SaveHandler,
+    RecordHandler,
+    HistoryHandler,
+    ListHandler,
+    RegistrySearchHandler,
+)
+
+
+def registry_routes(
+    state: AppState, *, max_file_size: int = DEFAULT_MAX_FILE_SIZE
+) -> list[tuple[str, type[BaseHandler], dict[str, Any]]]:
+    """The tornado rules of the registry endpoints, for :func:`server.http.app.make_app`."""
+    kw = {"state": state, "max_file_size": max_file_size}
+    return [(re.escape(h.route), h, kw) for h in _HANDLERS]
+
+
+# -- the OpenAPI fragment ---------------------------------------------------------------------
+_ERROR = schema_ref("Error")
+_RECORD = schema_ref("Record")
+_RECORDS: dict[str, Any] = {
+    "type": "object",
+    "required": ["records"],
+    "properties": {"records": {"type": "array", "items": _RECORD}},
+}
+_NULLABLE_TEXT: dict[str, Any] = {"type": ["string", "null"]}
+_RECORD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One stored version, as the server computed it from the code",
+    "required": ["tier1", "package", "branch", "name", "code", "sha256", "md5", "saved_at"],
+    "properties": {
+        "tier1": {"type": "string"},
+        "package": {"type": "string"},
+        "branch": {"type": "string"},
+        "name": {"type": "string"},
+        "code": {"type": "string"},
+        "sha256": {"type": "string", "pattern": SHA256_PATTERN},
+        "md5": {"type": "string"},
+        "size": {"type": "integer"},
+        "line_count": {"type": "integer"},
+        "modified_time": {"type": "string"},
+        "signature": {"type": "string"},
+        "docstring": _NULLABLE_TEXT,
+        "commit": _NULLABLE_TEXT,
+        "saved_at": {"type": "number"},
+        "deleted": {"type": "boolean"},
+        "dirty": {"type": "boolean"},
+    },
+}
+_SAVE_ITEM: dict[str, Any] = {
+    "type": "object",
+    "required": ["tier1", "package", "branch", "name", "code", "sha256"],
+    "additionalProperties": False,
+    "properties": {
+        "tier1": {"type": "string", "pattern": TIER1_PATTERN},
+        "package": {"type": "string", "pattern": PACKAGE_PATTERN},
+        "branch": {"type": "string", "pattern": BRANCH_PATTERN},
+        "name": {"type": "string", "pattern": NAME_PATTERN},
+        "code": {"type": "string", "description": "the file's text; its sha256 is checked"},
+        "sha256": {"type": "string", "pattern": SHA256_PATTERN},
+        "commit": {"anyOf": [{"type": "null"}, {"type": "string", "pattern": COMMIT_PATTERN}]},
+        "dirty": {"type": "boolean"},
+        "modified_time": {"type": "string", "pattern": MODIFIED_PATTERN},
+        "mtime_ns": {"type": "integer", "minimum": 0, "maximum": _MAX_MTIME_NS - 1},
+        "description": {
+            "type": "string",
+            "maxLength": MAX_DESCRIPTION,
+            "description": "what a person said of this version; absent: the latest one's",
+        },
+    },
+}
+
+
+def _query(
+    name: str, schema: dict[str, Any], required: bool = False, **extra: Any
+) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema, **extra}
+
+
+def _codes(*codes: int) -> dict[int, str]:
+    return {code: DESCRIPTIONS[code] for code in codes}
+
+
+_TIER1_Q = _query(
+    "tier1", {"type": "string", "pattern": TIER1_PATTERN}, description="default: the server's"
+)
+_KEY_PARAMS = [
+    _TIER1_Q,
+    _query("package", {"type": "string", "pattern": PACKAGE_PATTERN}, True),
+    _query(
+        "branch", {"type": "string", "pattern": BRANCH_PATTERN}, description="default: the server's"
+    ),
+    _query("name", {"type": "string", "pattern": NAME_PATTERN}, True),
+]
+_WRITE_403 = "Package not exposed; or the token may not write; or the server takes no writes"
+
+
+def registry_openapi(_records: Sequence[FunctionRecord] = ()) -> dict[str, Any]:
+    """The registry endpoints' paths and schemas (an ``openapi_extensions`` fragment)."""
+    read = _codes(400, 401, 403, 500, 503)
+    write = {**_codes(400, 401), 403: _WRITE_403, **_codes(500, 503)}
+    return {
+        "paths": {
+            "/registry/save": {
+                "post": operation(
+                    "Save function versions (content-addressed: an unchanged one is a no-op)",
+                    responses(
+                        {
+                            "type": "object",
+                            "required": ["results"],
+                            "properties": {
+                                "results": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["key", "sha256", "added"],
+                                        "properties": {
+                                            "key": {"type": "string"},
+                                            "sha256": {"type": "string"},
+                                            "added": {"type": "boolean"},
+                                        },
+                                    },
+                                }
+                            },
+                        },
+                        {**write, 413: DESCRIPTIONS[413], 422: "The code cannot be registered"},
+                        _ERROR,
+                    ),
+                    body={
+                        "type": "object",
+                        "required": ["records"],
+                        "properties": {
+                            "records": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": MAX_BATCH,
+                                "items": schema_ref("SaveItem"),
+                            }
+                        },
+                    },
+                    operationId="registry_save",
+                    tags=["registry"],
+                )
+            },
+            "/registry/record": {
+                "get": operation(
+                    "The latest live version, or the version with a given sha256",
+                    responses(
+                        {
+                            "type": "object",
+                            "required": ["record"],
+                            "properties": {"record": _RECORD},
+                        },
+                        {**read, 404: "No such version"},
+                        _ERROR,
+                    ),
+                    parameters=[
+                        *_KEY_PARAMS,
+                        _query("sha256", {"type": "string", "pattern": SHA256_PATTERN}),
+                    ],
+                    operationId="registry_get",
+                    tags=["registry"],
+                ),
+                "delete": operation(
+                    "Delete: append a tombstone (the history stays)",
+                    responses(
+                        {
+                            "type": "object",
+                            "required": ["deleted"],
+                            "properties": {"deleted": {"type": "boolean"}},
+                        },
+                        write,
+                        _ERROR,
+                    ),
+                    parameters=_KEY_PARAMS,
+                    operationId="registry_delete",
+                    tags=["registry"],
+                ),
+            },
+            "/registry/history": {
+                "get": operation(
+                    "Every version, newest first, tombstones included",
+                    responses(_RECORDS, read, _ERROR),
+                    parameters=_KEY_PARAMS,
+                    operationId="registry_history",
+                    tags=["registry"],
+                )
+            },
+            "/registry/list": {
+                "get": operation(
+                    "The latest live version of each function (of a package, on a branch)",
+                    responses(_RECORDS, read, _ERROR),
+                    parameters=[
+                        _TIER1_Q,
+                        _query("package", {"type": "string", "pattern": PACKAGE_PATTERN}),
+                        _query(
+                            "branch",
+                            {"type": "string", "pattern": BRANCH_PATTERN},
+                            description="default: every branch",
+                        ),
+                    ],
+                    operationId="registry_list",
+                    tags=["registry"],
+                )
+            },
+            "/registry/search": {
+                "get": operation(
+                    "Live functions of a tier1 matching every word of q, best first",
+                    responses(_RECORDS, read, _ERROR),
+                    parameters=[
+                        _TIER1_Q,
+                        _query(
+                            "q",
+                            {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_QUERY,
+                                "pattern": r"\S",
+                            },
+                            True,
+                        ),
+                        _query(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH, "default": 20},
+                        ),
+                        _query("package", {"type": "string", "pattern": PACKAGE_PATTERN}),
+                        _query("branch", {"type": "string", "pattern": BRANCH_PATTERN}),
+                    ],
+                    operationId="registry_search",
+                    tags=["registry"],
+                )
+            },
+        },
+        "components": {"schemas": {"Record": _RECORD_SCHEMA, "SaveItem": _SAVE_ITEM}},
+    }
