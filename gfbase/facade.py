@@ -4,24 +4,36 @@ Each of the seed's methods (``_save_a_file_rom``, ``_gen_a_file``, ...) is a thi
 of a well-named public method, so notebooks written against the seed keep working::
 
     gfbase = GFBase("./GlobalFunc/", tier1="sp_GlobalFunc")   # embedded SQLite by default
+    gfbase = GFBase("./GlobalFunc/", redis_agent_host="http://team:24021/",
+                    redis_connection_hash=token, tier1="sp_GlobalFunc")  # through a gf serve
     gfbase._save_a_file_rom("Base.to_pickle.py")
     gfbase._gen_a_file(func_name="from_pickle", target_folder="/tmp/out", pack_name="Base")
 
 One rule for branches everywhere: the live git branch (read again at every call, so a
 ``git checkout`` in between is seen), unless a branch is given. A save records the HEAD
 commit and whether the file differed from it (``record.dirty``).
+
+The seed's agent settings work as the design meant: ``redis_agent_host`` is the URL of a
+``gf serve`` whose registry this GFBase saves into and reads from (the ``http://`` storage
+backend, :mod:`globalfunc.storage.http`), ``redis_connection_hash`` its token; the
+notebook holds no database settings.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from globalfunc.errors import FunctionNotFound, InvalidName, ScanError, WorkspaceError
+from globalfunc.errors import (
+    ConfigError,
+    FunctionNotFound,
+    InvalidName,
+    ScanError,
+    WorkspaceError,
+)
 from globalfunc.naming import DEFAULT_TIER1, CallName, parse_call_name, parse_scan_key
 from globalfunc.registry import Registry, SaveResult
 from globalfunc.scan import DEFAULT_MAX_FILE_SIZE, Scanner, ScanResult
@@ -46,6 +58,19 @@ def default_storage_url(root: str | os.PathLike[str]) -> str:
     return f"sqlite://{store_dir(root) / 'registry.db'}"
 
 
+def _agent_url(host: str) -> str:
+    """The seed's ``redis_agent_host`` as a URL: ``host:port`` means ``http://host:port``."""
+    host = host.strip()
+    if "://" not in host:
+        return f"http://{host}"
+    if not host.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"redis_agent_host {host.split('://', 1)[0]!r}://... is not a GlobalFunc server URL; "
+            "expected http://<server>:<port>/ (for a database, pass storage_url=...)"
+        )
+    return host
+
+
 def _call_name(name: str | CallName) -> CallName:
     """Accept a call name ``Base.f`` or the seed's scan key ``Base.f.py``."""
     if isinstance(name, CallName):
@@ -66,13 +91,26 @@ class GFBase:
         storage_url: str | None = None,
         storage: Storage | None = None,
         max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+        storage_timeout: float = 2.0,
     ) -> None:
-        if redis_agent_host or redis_connection_hash:
-            warnings.warn(
-                "redis_agent_host/redis_connection_hash are the seed's agent settings and are "
-                "ignored; pass storage_url='tiered+redis://...|mongodb://...' instead",
-                DeprecationWarning,
-                stacklevel=2,
+        """``redis_agent_host``: a GlobalFunc server's URL (``http://host:24021/``) to save
+        into and read from, with ``redis_connection_hash`` as its token (the seed's agent);
+        else ``storage_url`` or ``storage``; else the embedded SQLite file of the root.
+        ``storage_timeout`` bounds each storage network call (seconds)."""
+        if redis_agent_host:
+            if storage_url or storage is not None:
+                raise ConfigError(
+                    "give redis_agent_host (a GlobalFunc server) or storage_url/storage, not both"
+                )
+            storage = open_storage(
+                _agent_url(redis_agent_host),
+                token=redis_connection_hash or None,
+                timeout=storage_timeout,
+            )
+        elif redis_connection_hash:
+            raise ConfigError(
+                "redis_connection_hash is the token of redis_agent_host; pass "
+                "redis_agent_host='http://<server>:<port>/' as well"
             )
         self.project_path = Path(project_path or ".").resolve()
         self.tier1 = tier1 or DEFAULT_TIER1
@@ -83,7 +121,9 @@ class GFBase:
         )
         self._workspace: Workspace | None = None
         if storage is None:
-            storage = open_storage(storage_url or default_storage_url(self.project_path))
+            storage = open_storage(
+                storage_url or default_storage_url(self.project_path), timeout=storage_timeout
+            )
         self._registry = Registry(storage, tier1=self.tier1, branch=self._branch_or_default())
 
     # -- plumbing ------------------------------------------------------------------------
