@@ -64,12 +64,14 @@ class Context:
 
     def open_storage(self) -> Storage:
         """The storage the settings and options name (tiered when GF_CACHE_URL is set)."""
-        from globalfunc.storage import open_storage
+        from globalfunc.storage import is_http_url, open_storage
 
+        url = self.storage_url()
         return open_storage(
-            self.storage_url(),
+            url,
             timeout=self.settings.storage_timeout,
             cache_ttl=self.settings.cache_ttl,
+            token=self.token() if is_http_url(url) else None,  # a GlobalFunc server's
         )
 
     @property
