@@ -3,7 +3,8 @@
 ``FunctionInfo`` is what scanning a file yields (code, hashes, file facts, signature,
 docstring, imports). ``FunctionRecord`` is one stored version: the info plus where it
 lives (tier1, branch), when it was saved, from which git commit, and whether it is a
-tombstone. A record also says whether its file differed from that commit when it was
+tombstone, and the description a person gave it (``extra["description"]``,
+kept from version to version until changed). A record also says whether its file differed from that commit when it was
 saved (``dirty``: uncommitted changes, or a file git does not track yet). Both turn into plain JSON-ready dicts and back, so every storage backend
 stores the same shape. This module does no I/O.
 """
@@ -57,6 +58,8 @@ class FunctionInfo:
     imports: tuple[str, ...] = ()
     lineno: int = 1
     is_async: bool = False
+    #: normalized AST fingerprint (:mod:`globalfunc.fingerprint`); "" when not computed
+    fingerprint: str = ""
 
     @property
     def call_name(self) -> CallName:
@@ -109,6 +112,12 @@ class FunctionRecord(FunctionInfo):
             record = cls(**values, tier1=tier1, branch=branch, commit=commit, dirty=dirty)
         record.key  # validates the names  # noqa: B018
         return record
+
+    @property
+    def description(self) -> str:
+        """The description a person (or a describer hook) gave this version, else ``""``."""
+        value = self.extra.get("description") if self.extra else None
+        return value if isinstance(value, str) else ""
 
     @property
     def storage_key(self) -> StorageKey:

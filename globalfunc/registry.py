@@ -9,12 +9,13 @@ and never imports user code (that is GFGo's).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from globalfunc.errors import FunctionNotFound, IntegrityError, InvalidName
+from globalfunc.errors import FunctionNotFound, IntegrityError, InvalidName, InvalidRequest
 from globalfunc.files import confined, write_atomic, write_init_py
+from globalfunc.fingerprint import fingerprint_of
 from globalfunc.naming import (
     DEFAULT_TIER1,
     CallName,
@@ -33,17 +34,22 @@ MIN_HASH_PREFIX = 6
 
 @dataclass(frozen=True, slots=True)
 class SaveResult:
-    """What saving one function did: ``added`` is False when the content was unchanged."""
+    """What saving one function did: ``added`` is False when the content was unchanged.
+
+    ``duplicates``: keys of other live functions with the same logic (the same
+    :mod:`~globalfunc.fingerprint`), when the saver asked (``GFBase`` does)."""
 
     key: str
     sha256: str
     added: bool
+    duplicates: tuple[str, ...] = ()
 
 
 _new_result = object.__new__
 _set_key = SaveResult.__dict__["key"].__set__
 _set_sha256 = SaveResult.__dict__["sha256"].__set__
 _set_added = SaveResult.__dict__["added"].__set__
+_set_duplicates = SaveResult.__dict__["duplicates"].__set__
 
 
 def _result(key: str, sha256: str, added: bool) -> SaveResult:
@@ -53,7 +59,32 @@ def _result(key: str, sha256: str, added: bool) -> SaveResult:
     _set_key(result, key)
     _set_sha256(result, sha256)
     _set_added(result, added)
+    _set_duplicates(result, ())
     return result
+
+
+Describer = Callable[[FunctionRecord], str]
+"""Writes a description for a record (e.g. with a language model); see :meth:`Registry.describe`."""
+
+MAX_DESCRIPTION = 4000  # characters
+
+
+def docstring_summary(record: FunctionRecord) -> str:
+    """The default describer: the docstring's first paragraph, on one line."""
+    text = (record.docstring or "").strip()
+    return " ".join(text.split("\n\n", 1)[0].split()) if text else ""
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateGroup:
+    """Live functions with the same logic (one normalized fingerprint), by key."""
+
+    fingerprint: str
+    records: tuple[FunctionRecord, ...]
+
+    @property
+    def keys(self) -> list[str]:
+        return [r.key for r in self.records]
 
 
 class Registry:
@@ -199,11 +230,98 @@ class Registry:
         """Names of packages with at least one live function on the branch."""
         return sorted({r.package for r in self.list(branch=branch)})
 
-    def search(self, query: str, limit: int = 20) -> builtins.list[FunctionRecord]:
-        """Live functions matching every word of ``query``, best first, across branches."""
+    def search(
+        self,
+        query: str,
+        limit: int = 20,
+        *,
+        package: str | None = None,
+        branch: str | None = None,
+    ) -> builtins.list[FunctionRecord]:
+        """Live functions for ``query``, best first (:mod:`globalfunc.search`), across
+        branches unless ``branch`` is given, of one package if ``package`` is."""
         if limit < 1:
             raise InvalidName(f"search limit must be at least 1, got {limit}")
-        return self.storage.search(self.tier1, query, limit)
+        if package is not None:
+            parse_package(package)
+        if branch is not None:
+            check_branch(branch)
+        return self.storage.search(self.tier1, query, limit, package=package, branch=branch)
+
+    # -- descriptions --------------------------------------------------------------------
+    def describe(
+        self,
+        name: str | CallName,
+        text: str | None = None,
+        *,
+        branch: str | None = None,
+        describer: Describer | None = None,
+    ) -> SaveResult:
+        """Give the latest version of a function a description: ``text``, else what
+        ``describer`` writes (default: the docstring's first paragraph). The description
+        is a new version with the same code (history kept); later saves keep it until it
+        is changed. ``""`` removes it. Unchanged text is a no-op (``added=False``)."""
+        record = self.get(name, branch=branch)
+        if text is None:
+            text = (describer or docstring_summary)(record)
+        if not isinstance(text, str) or len(text) > MAX_DESCRIPTION:
+            raise InvalidRequest(
+                f"description of {name} must be text of at most {MAX_DESCRIPTION} characters "
+                f"(got {len(text) if isinstance(text, str) else type(text).__name__}); shorten it"
+            )
+        text = text.strip()
+        extra = {k: v for k, v in record.extra.items() if k not in ("seq", "source")}
+        extra["description"] = text
+        described = record.with_(extra=extra, saved_at=0.0)
+        added = self.storage.put([described])[0]
+        return _result(described.key, described.sha256, added)
+
+    # -- duplicates ----------------------------------------------------------------------
+    def duplicates(
+        self, *, package: str | None = None, branch: str | None = None
+    ) -> builtins.list[DuplicateGroup]:
+        """Groups of live functions (any branch) with the same logic under other names,
+        packages or branches. Copies of one function with the same code on several
+        branches alone are not a group. ``package``/``branch``: only groups that hold a
+        function of that package / on that branch."""
+        groups: dict[str, builtins.list[FunctionRecord]] = {}
+        for record in self.storage.list(self.tier1):
+            groups.setdefault(fingerprint_of(record), []).append(record)
+        out = []
+        for fp, members in groups.items():
+            if len(members) < 2:
+                continue
+            if (
+                len({(r.package, r.name) for r in members}) == 1
+                and len({r.sha256 for r in members}) == 1
+            ):
+                continue  # the same file on several branches
+            if package is not None and all(r.package != package for r in members):
+                continue
+            if branch is not None and all(r.branch != branch for r in members):
+                continue
+            out.append(DuplicateGroup(fp, tuple(sorted(members, key=lambda r: r.key))))
+        out.sort(key=lambda g: g.keys[0])
+        return out
+
+    def duplicates_of(
+        self, items: Sequence[FunctionInfo | FunctionRecord]
+    ) -> dict[str, builtins.list[FunctionRecord]]:
+        """For each call name (``Base.f``) of ``items``: the other live functions (any
+        branch, any name) with its logic, other than itself on any branch. One listing of
+        the space, whatever the number of items."""
+        wanted = {fingerprint_of(i): i for i in items}
+        if not wanted:
+            return {}
+        found: dict[str, builtins.list[FunctionRecord]] = {}
+        for record in self.storage.list(self.tier1):
+            item = wanted.get(fingerprint_of(record))
+            if item is None:
+                continue
+            if record.package == item.package and record.name == item.name:
+                continue  # itself, on this or another branch
+            found.setdefault(f"{item.package}.{item.name}", []).append(record)
+        return found
 
     # -- writing back out ----------------------------------------------------------------
     def materialize(

@@ -42,11 +42,12 @@ import orjson
 
 from globalfunc.errors import InvalidName, ScanError
 from globalfunc.files import write_atomic
+from globalfunc.fingerprint import fingerprint_node
 from globalfunc.naming import check_identifier
 from globalfunc.record import FunctionInfo, Param, content_hashes
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: FunctionInfo.fingerprint
 
 DEFAULT_MAX_FILE_SIZE = 1 << 20  # 1 MiB
 PROGRESS_THRESHOLD = 200  # files; fewer than this and a progress bar is noise
@@ -345,6 +346,8 @@ class Scanner:
             params, signature, returns = _signature(func, _Source(source))
         except (IndexError, ValueError) as exc:  # a source we could not slice: say so
             return ScanProblem(rel, func.lineno, f"cannot read the signature: {exc!r}")
+        docstring = ast.get_docstring(func)
+        imports = _imports(tree.body)
         info = FunctionInfo(
             package=".".join(parts),
             name=stem,
@@ -359,10 +362,11 @@ class Scanner:
             signature=signature,
             params=params,
             returns=returns,
-            docstring=ast.get_docstring(func),
-            imports=_imports(tree.body),
+            docstring=docstring,
+            imports=imports,
             lineno=func.lineno,
             is_async=isinstance(func, ast.AsyncFunctionDef),
+            fingerprint=fingerprint_node(func),  # last: it rewrites the node
         )
         self._by_sha[sha256] = info
         return info

@@ -4,8 +4,9 @@ Contract (checked by ``tests/contract``, unchanged for every backend):
 
 - Keys are three-part storage keys (``sp_GlobalFunc.Base_master.to_pickle``).
 - ``put(records)`` stores many records atomically where the backend can (all or none).
-  A record whose sha256 equals the key's latest live version is a no-op (``False``);
-  anything else appends a new version (``True``). Nothing is ever overwritten.
+  A record whose sha256 equals the key's latest live version is a no-op (``False``;
+  but see descriptions below); anything else appends a new version (``True``).
+  Nothing is ever overwritten.
   ``saved_at`` is set by the store when the record carries 0.
 - ``get(key)`` is the latest live version or ``None`` (also after ``delete``);
   ``get(key, sha256=h)`` is the newest saved version with that content, even when the
@@ -13,7 +14,14 @@ Contract (checked by ``tests/contract``, unchanged for every backend):
 - ``history(key)`` lists every version newest first, tombstones included.
 - ``list(tier1, package=None, branch=None)`` lists the latest live version of each key.
 - ``delete(key)`` appends a tombstone (history kept); ``False`` if nothing live was there.
-- ``search(tier1, query, limit)`` ranks live functions by name, docstring, signature, code.
+- ``search(tier1, query, limit, *, package=None, branch=None)`` returns the live functions
+  of :func:`globalfunc.search.rank` (name, description, docstring, signature, code) for
+  the query, in its order: a backend may narrow the candidates with an index of its own,
+  never rank them itself, so every backend gives the same results.
+- A record's description lives in ``extra["description"]``. ``put`` of a record whose
+  content equals the latest live version's is a no-op unless it gives a description
+  different from the latest one's (then it is a new version, same content); a record
+  that gives none (no ``"description"`` in ``extra``) keeps the key's latest description.
 - ``close()`` releases connections. Driver exceptions never leak: they become
   :class:`~globalfunc.errors.StorageError` / ``StorageUnavailable``.
 """
@@ -46,7 +54,15 @@ class Storage(Protocol):
 
     def delete(self, key: str) -> bool: ...
 
-    def search(self, tier1: str, query: str, limit: int = 20) -> builtins.list[FunctionRecord]: ...
+    def search(
+        self,
+        tier1: str,
+        query: str,
+        limit: int = 20,
+        *,
+        package: str | None = None,
+        branch: str | None = None,
+    ) -> builtins.list[FunctionRecord]: ...
 
     def close(self) -> None: ...
 

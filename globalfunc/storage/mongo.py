@@ -25,15 +25,19 @@ slow) moves the pointer forward itself before retrying, so a crash never wedges 
 ``put`` does each phase for the whole batch with one ``bulk_write``; a batch is not
 atomic across records (MongoDB would need a replica-set transaction for that).
 
-Search uses a ``$text`` index for candidates and re-ranks them with the same scorer as
-the Redis store; where the server has no text search (mongomock, some wire-compatible
-servers) it scans the space's latest records instead, decided once per space at run
-time. Nothing here relies on ``server_info()`` fields or index names.
+Search narrows with a ``$text`` index over each pointer's ``words``: every prefix of
+every word of its searchable fields (:func:`globalfunc.search.index_words`), so a
+whole-word text index answers prefix queries (``pick`` finds ``to_pickle``), one query
+per term; :mod:`globalfunc.search` ranks the candidates. Where the server has no text
+search (mongomock) it scans the space's latest records instead, decided once per space
+at run time (a server that refuses to create the index again because it exists is
+probed with a query). Nothing here relies on ``server_info()`` fields or index names.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -45,11 +49,11 @@ import pymongo.errors
 from pymongo import InsertOne, UpdateOne
 from pymongo.collection import Collection
 
+from globalfunc import search
 from globalfunc.errors import StorageError, StorageUnavailable
 from globalfunc.naming import check_tier1, parse_storage_key
 from globalfunc.record import FunctionRecord
 from globalfunc.storage.base import redact_url, stamp
-from globalfunc.storage.ranking import rank, words
 
 __all__ = ["MongoStorage"]
 
@@ -60,6 +64,18 @@ _TRANSIENT = ("source", "seq")
 _MAX_ATTEMPTS = 200
 _BATCH = 200  # records per bulk_write round
 Doc = dict[str, Any]
+# what a record is read from (not the prefix words, which are for the index only); an
+# inclusion projection, as some wire-compatible servers mishandle exclusions
+_NO_WORDS: Doc = {"meta": 1, "code": 1, "seq": 1, "deleted": 1, "saved_at": 1}
+_SEARCHED: Doc = {  # what ranking reads of a pointer
+    "package": 1,
+    "branch": 1,
+    "name": 1,
+    "description": 1,
+    "docstring": 1,
+    "signature": 1,
+    "code": 1,
+}
 
 
 def _meta(record: FunctionRecord) -> Doc:
@@ -182,17 +198,20 @@ class MongoStorage:
 
     def _ensure_text_index(self, pointers: Collection[Doc]) -> bool:
         try:
-            pointers.create_index(
-                [("name", "text"), ("docstring", "text"), ("signature", "text"), ("code", "text")],
-                weights={"name": 10, "docstring": 4, "signature": 2, "code": 1},
-                default_language="none",
-                name="gf_text",
-            )
-        except (pymongo.errors.OperationFailure, NotImplementedError) as exc:
+            with contextlib.suppress(pymongo.errors.OperationFailure):
+                # an index of an earlier layout: MongoDB allows one text index a collection
+                pointers.drop_index("gf_text")
+            pointers.create_index([("words", "text")], default_language="none", name="gf_words")
+        except NotImplementedError as exc:
             log.info("no text index on %s (%s); search scans the space", pointers.name, exc)
             return False
-        except pymongo.errors.PyMongoError:
-            raise
+        except pymongo.errors.OperationFailure as exc:
+            # some servers refuse to create an index that exists: does a text query work?
+            try:
+                pointers.find_one({"$text": {"$search": "gf"}}, {"_id": 1})
+            except (pymongo.errors.OperationFailure, NotImplementedError):
+                log.info("no text index on %s (%s); search scans the space", pointers.name, exc)
+                return False
         return True
 
     @staticmethod
@@ -261,15 +280,26 @@ class MongoStorage:
                     d["_id"]: d
                     for d in pointers.find(
                         {"_id": {"$in": [locals_[i] for i in pending]}},
-                        {"seq": 1, "sha256": 1, "deleted": 1},
+                        {"seq": 1, "sha256": 1, "deleted": 1, "description": 1},
                     )
                 }
                 claims: list[tuple[int, int, Doc]] = []  # (index, previous seq, pointer doc)
                 for i in pending:
                     record, local = records[i], locals_[i]
                     cur = current.get(local)
-                    if cur and cur["sha256"] == record.sha256 and not cur["deleted"]:
+                    given = record.extra.get("description") if record.extra else None
+                    known = (cur or {}).get("description") or ""
+                    if (
+                        cur
+                        and cur["sha256"] == record.sha256
+                        and not cur["deleted"]
+                        and (not isinstance(given, str) or given == known)
+                    ):
                         continue  # unchanged: a no-op, decided against the pointer we read
+                    if not isinstance(given, str) and known:  # keep the key's description
+                        record = records[i] = record.with_(
+                            extra={**record.extra, "description": known}
+                        )
                     prev = int(cur["seq"]) if cur else 0
                     claims.append((i, prev, self._pointer_doc(record, local, prev + 1)))
                 if not claims:
@@ -289,6 +319,7 @@ class MongoStorage:
 
     @staticmethod
     def _pointer_doc(record: FunctionRecord, local: str, seq: int) -> Doc:
+        doc = search.doc_of(record)
         return {
             "_id": local,
             "tier2": record.storage_key.tier2,
@@ -298,6 +329,8 @@ class MongoStorage:
             "docstring": record.docstring or "",
             "signature": record.signature,
             "code": record.code,
+            "description": doc.description,
+            "words": " ".join(search.index_words(doc)),
             "sha256": record.sha256,
             "seq": seq,
             "deleted": record.deleted,
@@ -372,22 +405,11 @@ class MongoStorage:
             code_doc = content.find_one({"_id": f"{local}#{nxt['sha256']}"})
             if code_doc is None:
                 raise StorageError(f"MongoDB lost the code of {local} version {prev + 1}")
-            meta = nxt["meta"]
-            doc = {
-                "_id": local,
-                "tier2": local.split(".", 1)[0],
-                "package": meta["package"],
-                "branch": meta["branch"],
-                "name": meta["name"],
-                "docstring": meta.get("docstring") or "",
-                "signature": meta.get("signature") or "",
-                "code": code_doc["code"],
-                "sha256": nxt["sha256"],
-                "seq": prev + 1,
-                "deleted": nxt["deleted"],
-                "saved_at": nxt["saved_at"],
-                "meta": meta,
-            }
+            record = _record(
+                nxt["meta"], code_doc["code"], prev + 1, nxt["deleted"], nxt["saved_at"]
+            )
+            doc = self._pointer_doc(record, local, prev + 1)
+            doc["meta"] = nxt["meta"]
             self._move_pointers(pointers, [(0, prev, doc)])
 
     @staticmethod
@@ -425,7 +447,7 @@ class MongoStorage:
         pointers, versions, content = self._colls(tier1)
         with self._errors(f"read {key}"):
             if sha256 is None:
-                doc = pointers.find_one({"_id": local})
+                doc = pointers.find_one({"_id": local}, _NO_WORDS)
                 return None if doc is None or doc["deleted"] else _from_pointer(doc)
             found = list(
                 versions.find({"k": local, "sha256": sha256, "deleted": False})
@@ -468,27 +490,76 @@ class MongoStorage:
         if branch is not None:
             query["branch"] = branch
         with self._errors(f"list space {tier1}"):
-            docs = list(pointers.find(query))
+            docs = list(pointers.find(query, _NO_WORDS))
         records = [_from_pointer(d) for d in docs]
         records.sort(key=lambda r: r.key)
         return records
 
-    def search(self, tier1: str, query: str, limit: int = 20) -> builtins.list[FunctionRecord]:
-        terms = words(query)
-        if not terms:
+    def search(
+        self,
+        tier1: str,
+        query: str,
+        limit: int = 20,
+        *,
+        package: str | None = None,
+        branch: str | None = None,
+    ) -> builtins.list[FunctionRecord]:
+        terms = search.query_terms(query)
+        if not terms or limit <= 0:
             return []
         pointers, _, _ = self._colls(tier1)
         if self._text.get(tier1):
             try:
                 with self._errors(f"search space {tier1}"):
-                    docs = list(pointers.find({"$text": {"$search": " ".join(terms)}}))
-                return rank([_from_pointer(d) for d in docs], query, limit)
+                    return self._text_search(pointers, tier1, terms, query, limit, package, branch)
             except StorageUnavailable:
                 raise
             except (StorageError, NotImplementedError) as exc:
                 log.info("text search unavailable on %s (%s); scanning instead", tier1, exc)
                 self._text[tier1] = False
-        return rank(self.list(tier1), query, limit)
+        records = self.list(tier1, package=package, branch=branch)
+        return search.rank(records, query, limit, package=package, branch=branch)
+
+    def _text_search(
+        self,
+        pointers: Collection[Doc],
+        tier1: str,
+        terms: builtins.list[str],
+        query: str,
+        limit: int,
+        package: str | None,
+        branch: str | None,
+    ) -> builtins.list[FunctionRecord]:
+        """Candidates from the text index, one query per term (a server may AND the words
+        of one ``$search``), ranked from their searchable fields; the best read whole."""
+        where: Doc = {"deleted": False}
+        if package is not None:
+            where["package"] = package
+        if branch is not None:
+            where["branch"] = branch
+        docs: dict[str, search.SearchDoc] = {}
+        for term in terms:
+            found = pointers.find(
+                {"$text": {"$search": search.narrow_term(term)}, **where}, _SEARCHED
+            )
+            for d in found:
+                if d["_id"] not in docs:
+                    docs[d["_id"]] = search.SearchDoc(
+                        key=f"{tier1}.{d['_id']}",
+                        package=d.get("package") or "",
+                        branch=d.get("branch") or "",
+                        name=d.get("name") or "",
+                        description=d.get("description") or "",
+                        docstring=d.get("docstring") or "",
+                        signature=d.get("signature") or "",
+                        code=d.get("code") or "",
+                    )
+        best = search.rank_docs(docs.values(), query, limit, package=package, branch=branch)
+        if not best:
+            return []
+        ids = [doc.key[len(tier1) + 1 :] for _, doc in best]
+        full = {d["_id"]: d for d in pointers.find({"_id": {"$in": ids}}, _NO_WORDS)}
+        return [_from_pointer(full[i]) for i in ids if i in full and not full[i]["deleted"]]
 
     def close(self) -> None:
         self._client.close()

@@ -12,8 +12,8 @@ Layout, under a prefix (``gf:`` by default), for the key ``sp_GlobalFunc.Base_ma
 Every write runs as a Lua script, so "unchanged save is a no-op" and "a new version
 gets the next number" are decided atomically inside Redis: concurrent writers never
 lose a version. ``put`` pipelines one script call per record inside ``MULTI``/``EXEC``,
-so a batch lands entirely or not at all. Search is a scored scan of a space's latest
-records (:mod:`globalfunc.storage.ranking`); there is no full-text index here.
+so a batch lands entirely or not at all. Search scans a space's latest records and
+ranks them with :mod:`globalfunc.search`; there is no full-text index here.
 
 When used as the cache of :class:`~globalfunc.storage.tiered.TieredStorage` the store
 also offers :meth:`RedisStorage.cache_put` (keep a durable store's version, only if
@@ -38,11 +38,11 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from globalfunc import search
 from globalfunc.errors import InvalidName, StorageError, StorageUnavailable
 from globalfunc.naming import parse_storage_key
 from globalfunc.record import FunctionRecord, Param
 from globalfunc.storage.base import redact_url, stamp
-from globalfunc.storage.ranking import patterns, score_texts, words
 
 __all__ = ["RedisStorage", "decode_latest", "encode_meta"]
 
@@ -51,12 +51,14 @@ _CHUNK = 1000  # records per pipeline / MGET round trip
 # extra keys that describe where a record was read from, never stored
 _TRANSIENT = ("source", "seq")
 
-# KEYS: latest, hist, blob, space  ARGV: sha256, meta json, code, storage key
+# KEYS: latest, hist, blob, space  ARGV: sha256, meta json, code, storage key, '1' to add
+# a version even when the content is unchanged (a new description)
 _PUT = """
 local cur = redis.call('GETRANGE', KEYS[1], 0, 76)
 local seq = 0
 if cur ~= '' then
-  if string.sub(cur, 1, 64) == ARGV[1] and string.sub(cur, 65, 65) == '0' then
+  if string.sub(cur, 1, 64) == ARGV[1] and string.sub(cur, 65, 65) == '0'
+     and ARGV[5] ~= '1' then
     return 0
   end
   seq = tonumber(string.sub(cur, 66, 77))
@@ -258,11 +260,20 @@ class RedisStorage:
             return []
         now = time.time()
         results: list[Any] = []
+        described = self._descriptions([r.key for r in records])
         with self._errors("save records"):
             pipe = self._redis.pipeline(transaction=True)
             for record in records:
                 record = stamp(record, now)
                 key = record.key
+                given = record.extra.get("description") if record.extra else None
+                force = "0"
+                if not isinstance(given, str):
+                    if described.get(key):  # no description given: keep the key's
+                        record = record.with_(extra={**record.extra, "description": described[key]})
+                elif given != described.get(key, ""):
+                    force = "1"
+                    described[key] = given
                 self._put(
                     keys=[
                         self._latest(key),
@@ -270,11 +281,32 @@ class RedisStorage:
                         self._blob(record.sha256),
                         self._space(record.tier1),
                     ],
-                    args=[record.sha256, encode_meta(record), record.code, key],
+                    args=[record.sha256, encode_meta(record), record.code, key, force],
                     client=pipe,
                 )
             results = pipe.execute()
         return [bool(seq) for seq in results]
+
+    def _descriptions(self, keys: Sequence[str]) -> dict[str, str]:
+        """The description each key's latest version (live or not) carries, if any.
+
+        Read before the write, not inside it: a describe racing a save of the same key
+        may leave the save's version without the new description (the describe's own
+        version keeps it in the history)."""
+        out: dict[str, str] = {}
+        distinct = builtins.list(dict.fromkeys(keys))
+        for i in range(0, len(distinct), _CHUNK):
+            chunk = distinct[i : i + _CHUNK]
+            with self._errors("read descriptions"):
+                values = self._redis.mget([self._latest(k) for k in chunk])
+            for key, value in zip(chunk, values, strict=True):
+                if value is None or b'"description"' not in value[: value.find(b"\n", _HDR)]:
+                    continue
+                nl = value.index(b"\n", _HDR)
+                desc = (orjson.loads(value[_HDR:nl]).get("extra") or {}).get("description")
+                if isinstance(desc, str):
+                    out[key] = desc
+        return out
 
     def get(self, key: str, sha256: str | None = None) -> FunctionRecord | None:
         if sha256 is None:
@@ -369,31 +401,48 @@ class RedisStorage:
                 return True
         raise StorageError(f"could not delete {key}: it kept changing under concurrent writers")
 
-    def search(self, tier1: str, query: str, limit: int = 20) -> builtins.list[FunctionRecord]:
-        """A scored scan of the space's latest records; only the hits are decoded."""
-        terms = words(query)
+    def search(
+        self,
+        tier1: str,
+        query: str,
+        limit: int = 20,
+        *,
+        package: str | None = None,
+        branch: str | None = None,
+    ) -> builtins.list[FunctionRecord]:
+        """A scan of the space's latest records (no index here): a record holding none of
+        the terms is passed over before its metadata is parsed; :mod:`globalfunc.search`
+        ranks the rest, and only the best are decoded whole."""
+        terms = search.query_terms(query)
         if not terms or limit <= 0:
             return []
-        pats = patterns(terms)
-        hits: builtins.list[tuple[float, str, bytes]] = []
-        for key, value in self._live(tier1):
-            nl = value.index(b"\n", _HDR)
-            code = value[nl + 1 :].decode("utf-8", "replace").lower()
-            meta_text = value[_HDR:nl].decode("utf-8", "replace").lower()
-            if not all(t in code or t in meta_text for t in terms):
+        needles = [t.encode() for t in terms]
+        ascii_terms = all(t.isascii() for t in terms)  # bytes.lower() folds ASCII only
+        docs: builtins.list[search.SearchDoc] = []
+        values: dict[str, bytes] = {}
+        for key, value in self._live(tier1, package, branch):
+            lowered = value[_HDR:].lower()
+            if ascii_terms and not any(n in lowered for n in needles):
                 continue  # cheap rejection before parsing
+            nl = value.index(b"\n", _HDR)
             meta = orjson.loads(value[_HDR:nl])
-            texts = (
-                str(meta.get("name") or "").lower(),
-                str(meta.get("docstring") or "").lower(),
-                str(meta.get("signature") or "").lower(),
-                code,
+            extra = meta.get("extra") or {}
+            description = extra.get("description") if isinstance(extra, dict) else None
+            docs.append(
+                search.SearchDoc(
+                    key=key,
+                    package=str(meta.get("package") or ""),
+                    branch=str(meta.get("branch") or ""),
+                    name=str(meta.get("name") or ""),
+                    description=description if isinstance(description, str) else "",
+                    docstring=str(meta.get("docstring") or ""),
+                    signature=str(meta.get("signature") or ""),
+                    code=value[nl + 1 :].decode("utf-8", "replace"),
+                )
             )
-            points = score_texts(texts, pats)
-            if points:
-                hits.append((-points, key, value))
-        hits.sort(key=lambda h: (h[0], h[1]))
-        return [decode_latest(v, self.source_label) for _, _, v in hits[:limit]]
+            values[key] = value
+        best = search.rank_docs(docs, query, limit, package=package, branch=branch)
+        return [decode_latest(values[doc.key], self.source_label) for _, doc in best]
 
     def close(self) -> None:
         # closing a pool whose server is gone is not an error worth raising

@@ -1,4 +1,4 @@
-"""The embedded default store: one SQLite file (WAL), content-addressed, with FTS5 search.
+"""The embedded default store: one SQLite file (WAL), content-addressed, with an FTS5 index that narrows searches.
 
 Layout (``PRAGMA user_version`` 4):
 
@@ -49,10 +49,10 @@ from typing import Any
 
 import orjson
 
+from globalfunc import search
 from globalfunc.errors import StorageError, StorageUnavailable
 from globalfunc.naming import key_prefix
 from globalfunc.record import FunctionInfo, FunctionRecord, Param
-from globalfunc.storage.base import query_terms
 
 LAYOUT = 4  # PRAGMA user_version of the current layout
 
@@ -105,6 +105,7 @@ _CONTENT_FIELDS = (
     "imports",
     "lineno",
     "is_async",
+    "fingerprint",
 )
 
 
@@ -126,6 +127,7 @@ def _content_meta(record: FunctionInfo) -> str:
             record.imports,
             record.lineno,
             record.is_async,
+            record.fingerprint,
         )
     ).decode()
 
@@ -133,6 +135,8 @@ def _content_meta(record: FunctionInfo) -> str:
 def _content_fields(meta: str | bytes) -> dict[str, Any]:
     """Stored content metadata back as record fields (``params`` as :class:`Param`)."""
     data = orjson.loads(meta)
+    if isinstance(data, list) and len(data) == len(_CONTENT_FIELDS) - 1:
+        data.append("")  # stored before fingerprints: computed when needed
     try:
         values = dict(zip(_CONTENT_FIELDS, data, strict=True))
         values["params"] = tuple(Param(*p) for p in values["params"])
@@ -175,15 +179,32 @@ _ANY = (  # any version of a key
     "JOIN blobs b ON b.id = v.blob_id "
 )
 _INDEXED = (  # what a live key's index entry was made from
-    "SELECT k.id, k.key, b.meta, v.own_meta, b.code FROM keys k "
+    "SELECT k.id, k.key, b.meta, v.own_meta, b.code, v.extra FROM keys k "
     "JOIN versions v ON v.id = k.version_id JOIN blobs b ON b.id = v.blob_id "
 )
 
 
-def _indexed(key: str, meta: str, own_meta: str | None, code: str) -> tuple[str, ...]:
+def _indexed(
+    key: str, meta: str, own_meta: str | None, code: str, extra: str | None
+) -> tuple[str, ...]:
     """The (name, docstring, signature, code) a version was indexed with."""
     data = _content_fields(own_meta or meta)
-    return key.rpartition(".")[2], data["docstring"] or "", data["signature"] or "", code
+    docstring = _index_docstring(data["docstring"], _description(extra))
+    return key.rpartition(".")[2], docstring, data["signature"] or "", code
+
+
+def _description(extra: str | int | None) -> str | None:
+    """The description in a version's stored ``extra`` JSON (``None``: none given)."""
+    if not extra or not isinstance(extra, str) or '"description"' not in extra:
+        return None
+    value = orjson.loads(extra).get("description")
+    return value if isinstance(value, str) else None
+
+
+def _index_docstring(docstring: str | None, description: str | None) -> str:
+    """The index's ``docstring`` column also holds the description: the index only narrows
+    candidates (``globalfunc.search`` ranks them), so one column is enough."""
+    return f"{docstring or ''}\n{description}" if description else docstring or ""
 
 
 def _create_private(path: str) -> None:
@@ -305,6 +326,7 @@ class SqliteStorage:
             [record.saved_at or now for record in records],
             [orjson.dumps(record.extra).decode() if record.extra else 0 for record in records],
             [1 if record.dirty else 0 for record in records],
+            [record.extra.get("description") if record.extra else None for record in records],
         )
 
     def put_infos(
@@ -335,6 +357,7 @@ class SqliteStorage:
             [time.time()] * count,
             [0] * count,
             [0] * count if dirty is None else [1 if d else 0 for d in dirty],
+            None,
         )
 
     def _put(
@@ -347,18 +370,28 @@ class SqliteStorage:
         saved_ats: Sequence[float],
         extras: Sequence[str | int],
         dirties: Sequence[int],
+        descriptions: Sequence[str | None] | None,
     ) -> builtins.list[bool]:
         """Store versions: ``items`` (their content and file facts) placed by the parallel
         sequences: key, tier1, branch, git commit (0: none), saved_at, extra (JSON; 0:
-        none), dirty (0 or 1).
+        none), dirty (0 or 1), description given (``None``: none, keep the key's).
+
+        A version whose content and description equal the key's latest live one is a
+        no-op; one that gives no description keeps the key's latest one.
         """
+        extras = builtins.list(extras)
         # Decide first, then write: the rows are built as each statement consumes them
         # (generators), so a batch keeps no tuples alive per record, which would set off
         # rounds of garbage collection over the whole process's objects.
         shas = [item.sha256 for item in items]
         with self._write() as db:
             known = self._known_keys(db, keys)
-            latest = {key: sha for key, (sha, deleted, _) in known.items() if not deleted}
+            latest = {key: sha for key, (sha, deleted, _, _) in known.items() if not deleted}
+            described = {
+                key: desc
+                for key, (_, _, _, extra) in known.items()
+                if (desc := _description(extra)) is not None
+            }
             packed = {  # the contents that may be new, as stored (see _pack)
                 sha: _pack(sha)
                 for key, sha in zip(keys, shas, strict=True)
@@ -377,11 +410,21 @@ class SqliteStorage:
             saved: builtins.list[int] = []  # index of the record of each new version
             own_metas: builtins.list[str | int] = []  # its own content metadata, or 0
             last: dict[str, int] = {}  # key -> its last new version (its row and index entry)
+            index_docs: dict[str, str] = {}  # key -> the docstring column of its index entry
             for i, (key, sha) in enumerate(zip(keys, shas, strict=True)):
-                if latest.get(key) == sha:
+                given = descriptions[i] if descriptions is not None else None
+                if latest.get(key) == sha and (given is None or given == described.get(key)):
                     added.append(False)
                     continue
                 latest[key] = sha
+                if given is None and described.get(key):
+                    stored = extras[i]
+                    extra = orjson.loads(stored) if isinstance(stored, str) else {}
+                    extra["description"] = described[key]
+                    extras[i] = orjson.dumps(extra).decode()
+                elif given is not None:
+                    described[key] = given
+                index_docs[key] = _index_docstring(items[i].docstring, described.get(key))
                 meta = _content_meta(items[i])
                 stored_meta = blob_metas.get(sha)
                 if stored_meta is None and sha not in packed:
@@ -466,7 +509,7 @@ class SqliteStorage:
                     (
                         key_ids[key],
                         item.name,
-                        item.docstring or "",
+                        index_docs[key],
                         item.signature,
                         item.code,
                     )
@@ -510,17 +553,18 @@ class SqliteStorage:
 
     def _known_keys(
         self, db: sqlite3.Connection, keys: Sequence[str]
-    ) -> dict[str, tuple[str, int, int]]:
-        """``key -> (latest sha256, deleted, key row id)`` for the keys that exist.
+    ) -> dict[str, tuple[str, int, int, str | None]]:
+        """``key -> (latest sha256, deleted, key row id, its extra JSON)`` for the keys that
+        exist.
 
         The keys go in as one JSON array, each looked up in the key index: about twice as
         fast as ``IN (?, ...)`` lists, for one key as for thousands.
         """
         return {
-            key: (_unpack(sha), deleted, key_id)
-            for key, sha, deleted, key_id in db.execute(
-                "SELECT k.key, k.sha256, k.deleted, k.id FROM json_each(?) j "
-                "CROSS JOIN keys k ON k.key = j.value",
+            key: (_unpack(sha), deleted, key_id, extra)
+            for key, sha, deleted, key_id, extra in db.execute(
+                "SELECT k.key, k.sha256, k.deleted, k.id, v.extra FROM json_each(?) j "
+                "CROSS JOIN keys k ON k.key = j.value JOIN versions v ON v.id = k.version_id",
                 (orjson.dumps(builtins.list(keys)).decode(),),
             )
         }
@@ -625,19 +669,62 @@ class SqliteStorage:
             )
         return True
 
-    def search(self, tier1: str, query: str, limit: int = 20) -> builtins.list[FunctionRecord]:
-        terms = query_terms(query)
-        if not terms:
+    def search(
+        self,
+        tier1: str,
+        query: str,
+        limit: int = 20,
+        *,
+        package: str | None = None,
+        branch: str | None = None,
+    ) -> builtins.list[FunctionRecord]:
+        """The full-text index narrows (any term as a word prefix); :mod:`globalfunc.search`
+        ranks the candidates from their searchable text, and only the best are read whole."""
+        terms = search.query_terms(query)
+        if not terms or limit <= 0:
             return []
-        match = " ".join('"' + t.replace('"', "") + '"*' for t in terms)
+        match = " OR ".join('"' + t.replace('"', "") + '"*' for t in terms)
+        where = ["k.tier1 = ?", "k.deleted = 0"]
+        args: builtins.list[Any] = [match, tier1]
+        if package is not None:
+            where.append("k.package = ?")
+            args.append(package)
+        if branch is not None:
+            where.append("k.branch = ?")
+            args.append(branch)
         with self._read() as db:
             rows = db.execute(
-                _LATEST + "JOIN (SELECT rowid AS rid, bm25(fts, 10.0, 4.0, 2.0, 1.0) AS score "
-                "      FROM fts WHERE fts MATCH ?) f ON f.rid = k.id "
-                "WHERE k.tier1 = ? AND k.deleted = 0 ORDER BY f.score, k.key LIMIT ?",
-                (match, tier1, limit),
+                "SELECT k.id, k.key, k.package, k.branch, b.meta, v.own_meta, b.code, v.extra "
+                "FROM fts JOIN keys k ON k.id = fts.rowid "
+                "JOIN versions v ON v.id = k.version_id JOIN blobs b ON b.id = v.blob_id "
+                "WHERE fts MATCH ? AND " + " AND ".join(where),
+                args,
             ).fetchall()
-        return self._records(rows)
+            ids: dict[str, int] = {}
+            docs = []
+            for key_id, key, pkg, br, meta, own_meta, code, extra in rows:
+                data = _content_fields(own_meta or meta)
+                ids[key] = key_id
+                docs.append(
+                    search.SearchDoc(
+                        key=key,
+                        package=pkg,
+                        branch=br,
+                        name=key.rpartition(".")[2],
+                        description=_description(extra) or "",
+                        docstring=data["docstring"] or "",
+                        signature=data["signature"] or "",
+                        code=code,
+                    )
+                )
+            best = search.rank_docs(docs, query, limit, package=package, branch=branch)
+            if not best:
+                return []
+            chosen = [ids[doc.key] for _, doc in best]
+            marks = ",".join("?" * len(chosen))
+            found = self._records(db.execute(_LATEST + f"WHERE k.id IN ({marks})", chosen))
+        by_key = {r.key: r for r in found}
+        return [by_key[doc.key] for _, doc in best if doc.key in by_key]
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)

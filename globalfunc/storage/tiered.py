@@ -232,8 +232,16 @@ class TieredStorage:
         except StorageError as exc:
             self._cache_failed(exc, keys)
 
-    def search(self, tier1: str, query: str, limit: int = 20) -> builtins.list[FunctionRecord]:
-        return self.durable.search(tier1, query, limit)
+    def search(
+        self,
+        tier1: str,
+        query: str,
+        limit: int = 20,
+        *,
+        package: str | None = None,
+        branch: str | None = None,
+    ) -> builtins.list[FunctionRecord]:
+        return self.durable.search(tier1, query, limit, package=package, branch=branch)
 
     def close(self) -> None:
         try:

@@ -21,7 +21,7 @@ from globalfunc.errors import (
 from globalfunc.storage import open_storage
 from globalfunc.storage.base import combine_urls
 from globalfunc.storage.mongo import MongoStorage
-from globalfunc.storage.ranking import rank, words
+from globalfunc.search import rank, words
 from globalfunc.storage.redis import RedisStorage, decode_latest
 from globalfunc.storage.rom import RedisOrMongo, parse_space, verify_redis_var_name
 from globalfunc.storage.tiered import TieredStorage
@@ -36,7 +36,7 @@ def test_words_split_identifiers_and_lower_case() -> None:
     assert words("保存 数据") == ["保存", "数据"]
 
 
-def test_rank_needs_every_term_and_weighs_name_first() -> None:
+def test_rank_prefers_every_term_and_weighs_name_first() -> None:
     by_name = make_record("save_file", doc="Write bytes.")
     by_doc = make_record("write_bytes", doc="Save a file.")
     only_one = make_record("save_it", doc="Nothing else.")

@@ -1,0 +1,3 @@
+def render_template(template: str, values: dict):
+    """Fill {placeholders} in a template string with values."""
+    return template.format(**values)

@@ -1,0 +1,3 @@
+def word_count(text: str):
+    """Count the words in a piece of text."""
+    return len(text.split())
