@@ -17,8 +17,12 @@ def make_record(
     tier1: str = "sp_GlobalFunc",
     doc: str | None = None,
 ) -> FunctionRecord:
-    """A valid record whose hashes match its code."""
-    code = code if code is not None else f"def {name}(x=None):\n    return x\n"
+    """A valid record whose hashes match its code: a record a scan of that code gives
+    (without ``code``, a ``doc`` is the function's docstring), so a store that re-scans
+    what it is sent (the http backend's server) stores the same record."""
+    if code is None:
+        docline = f'    """{doc}"""\n' if doc else ""
+        code = f"def {name}(x=None):\n{docline}    return x\n"
     data = code.encode()
     return FunctionRecord(
         package=package,

@@ -3,7 +3,9 @@
 Each backend module adds a factory here; the contract tests run unchanged against all.
 A factory takes pytest's ``request`` and ``tmp_path`` and returns an open ``Storage``.
 The real-server backends use the session servers of ``tests/conftest.py`` (flushed
-around each test); the ``fake*`` / ``mongomock`` ones run in-process.
+around each test); the ``fake*`` / ``mongomock`` ones run in-process. ``http`` is a live
+``gf serve`` (``server.serve.serve`` in its own process, with a token) over the session
+Redis, reached through the ``http://`` backend; flushing that Redis empties it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import Any
 import pytest
 
 from globalfunc.storage import Storage, open_storage
+from tests.servers import RedisServer
+
+HTTP_TOKEN = "contract-token"  # a test server's token
 
 
 def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
@@ -37,6 +42,28 @@ def _tiered(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     redis_url = request.getfixturevalue("redis_url")
     mongo_url = request.getfixturevalue("mongo_url")
     return open_storage(f"tiered+{redis_url}|{mongo_url}")
+
+
+@pytest.fixture(scope="session")
+def registry_server(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The URL of a live GlobalFunc server whose registry is the session Redis."""
+    from tests.integration.serve_support import ServerProcess
+
+    tmp = tmp_path_factory.mktemp("registry-server")
+    proc = ServerProcess.serve_call(
+        tmp, root=str(tmp), storage_url=redis_server.url, token=HTTP_TOKEN, mode="inline"
+    ).start()
+    try:
+        yield proc.url
+    finally:
+        proc.stop()
+
+
+def _http(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    request.getfixturevalue("redis_url")  # flushed: an empty registry
+    return open_storage(request.getfixturevalue("registry_server"), token=HTTP_TOKEN)
 
 
 def _fake_redis_storage() -> Any:
@@ -80,6 +107,7 @@ BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Any]] = {
     "fakeredis": _fakeredis,
     "mongomock": _mongomock,
     "tiered-fake": _tiered_fake,
+    "http": _http,
 }
 
 
