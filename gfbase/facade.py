@@ -21,7 +21,9 @@ notebook holds no database settings.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
@@ -34,8 +36,10 @@ from globalfunc.errors import (
     ScanError,
     WorkspaceError,
 )
+from globalfunc.fingerprint import DuplicateFunction
 from globalfunc.naming import DEFAULT_TIER1, CallName, parse_call_name, parse_scan_key
-from globalfunc.registry import Registry, SaveResult
+from globalfunc.record import FunctionInfo, FunctionRecord
+from globalfunc.registry import DuplicateGroup, Registry, SaveResult
 from globalfunc.scan import DEFAULT_MAX_FILE_SIZE, Scanner, ScanResult
 from globalfunc.storage import Storage, open_storage
 from globalfunc.workspace import CommitResult, Workspace
@@ -178,12 +182,39 @@ class GFBase:
             )
         info = self.scanner.scan_file(path)
         dirty = path.resolve() in self.workspace.dirty_paths([path])
-        return self._registry.save(
+        saved = self._registry.save(
             info,
             branch=branch or self.current_branch(),
             commit=self.workspace.head_commit(),
             dirty=dirty,
         )
+        return self._with_duplicates([saved], [info])[0]
+
+    def _with_duplicates(
+        self, saved: list[SaveResult], infos: list[FunctionInfo]
+    ) -> list[SaveResult]:
+        """The save results of newly added versions with the other live functions of the
+        same logic (``SaveResult.duplicates``); a :class:`DuplicateFunction` warning names
+        them."""
+        added = [info for info, result in zip(infos, saved, strict=True) if result.added]
+        found = self._registry.duplicates_of(added) if added else {}
+        if not found:
+            return saved
+        out = []
+        for info, result in zip(infos, saved, strict=True):
+            others = found.get(str(info.call_name)) if result.added else None
+            if others:
+                keys = tuple(sorted(r.key for r in others))
+                warnings.warn(
+                    DuplicateFunction(
+                        f"{info.call_name} has the same logic as {', '.join(keys)}; "
+                        "reuse it instead (gf dupes lists every such group)"
+                    ),
+                    stacklevel=3,
+                )
+                result = dataclasses.replace(result, duplicates=keys)
+            out.append(result)
+        return out
 
     def save_all(
         self,
@@ -191,8 +222,12 @@ class GFBase:
         *,
         progress: bool = False,
         branch: str | None = None,
+        check_duplicates: bool = True,
     ) -> tuple[list[SaveResult], ScanResult]:
-        """Scan the root and save every function (or the named ones) in one transaction."""
+        """Scan the root and save every function (or the named ones) in one transaction.
+
+        ``check_duplicates``: name, in each new version's result (and a warning), the
+        other live functions with the same logic (one listing of the space)."""
         result = self.scan(progress=progress)
         if names is None:
             infos = list(result.functions.values())
@@ -222,7 +257,36 @@ class GFBase:
             commit=self.workspace.head_commit(),
             dirty=dirty,
         )
+        if check_duplicates:
+            saved = self._with_duplicates(saved, infos)
         return saved, result
+
+    def search(
+        self,
+        query: str,
+        limit: int = 20,
+        *,
+        package: str | None = None,
+        branch: str | None = None,
+    ) -> list[FunctionRecord]:
+        """Ranked search over names, descriptions, docstrings, signatures and code, on
+        every branch unless ``branch`` is given (see :mod:`globalfunc.search`)."""
+        return self._registry.search(query, limit, package=package, branch=branch)
+
+    def describe(
+        self, name: str | CallName, text: str | None = None, *, branch: str | None = None
+    ) -> SaveResult:
+        """Describe a function (default: its docstring's first paragraph); a new version."""
+        return self._registry.describe(
+            _call_name(name), text, branch=branch or self._branch_or_default()
+        )
+
+    def duplicates(
+        self, *, package: str | None = None, branch: str | None = None
+    ) -> list[DuplicateGroup]:
+        """Groups of live functions with the same logic under other names, packages or
+        branches."""
+        return self._registry.duplicates(package=package, branch=branch)
 
     def gen(
         self,

@@ -1,4 +1,5 @@
-"""``gf`` commands over the registry: init, scan, save, gen, ls, show, history, search, rm, commit.
+"""``gf`` commands over the registry: init, scan, save, gen, ls, show, history, search,
+dupes, describe, rm, commit.
 
 Each command reads its options from the :class:`~globalfunc.cli.context.Context`, works
 through the ``gfbase`` facade (opened on first use) and prints plain lines. Errors are
@@ -11,6 +12,8 @@ Not here: calling functions (:mod:`~globalfunc.cli.call`), serving
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ import orjson
 
 from globalfunc.cli.context import EXIT_ERROR, EXIT_OK, Context, out, short, when
 from globalfunc.errors import FunctionNotFound, InvalidRequest
+from globalfunc.fingerprint import DuplicateFunction
 from globalfunc.record import FunctionRecord
 
 __all__ = ["add_parsers"]
@@ -67,17 +71,26 @@ def cmd_scan(ctx: Context) -> int:
 def cmd_save(ctx: Context) -> int:
     if not ctx.args.names and not ctx.args.all:
         raise InvalidRequest("name the functions to save (Base.to_pickle ...) or pass --all")
-    saved, result = ctx.gfbase.save_all(
-        None if ctx.args.all else ctx.args.names, progress=ctx.progress
-    )
+    with warnings.catch_warnings():  # said below, one line each
+        warnings.simplefilter("ignore", DuplicateFunction)
+        saved, result = ctx.gfbase.save_all(
+            None if ctx.args.all else ctx.args.names, progress=ctx.progress
+        )
     added = [s for s in saved if s.added]
     for s in added:
         out(f"saved {s.key} {short(s.sha256)}")
+    for s in added:
+        if s.duplicates:
+            _warn(f"{s.key} has the same logic as {', '.join(s.duplicates)}; reuse it? (gf dupes)")
     for problem in result.problems if ctx.args.all else []:
         out(f"skipped: {problem}")
     branch = ctx.gfbase.registry.branch
     out(f"{len(added)} saved, {len(saved) - len(added)} unchanged on branch {branch!r}")
     return EXIT_OK
+
+
+def _warn(text: str) -> None:
+    sys.stderr.write(f"gf: warning: {text}\n")
 
 
 def cmd_gen(ctx: Context) -> int:
@@ -95,6 +108,8 @@ def cmd_gen(ctx: Context) -> int:
 
 
 def _summary(r: FunctionRecord) -> str:
+    if r.description:
+        return r.description.splitlines()[0]
     return (r.docstring or "").strip().splitlines()[0] if (r.docstring or "").strip() else ""
 
 
@@ -121,6 +136,8 @@ def cmd_show(ctx: Context) -> int:
     )
     if r.imports:
         out(f"  imports: {', '.join(r.imports)}")
+    if r.description:
+        out(f"  description: {r.description}")
     if r.docstring:
         out("")
         for line in r.docstring.splitlines():
@@ -148,11 +165,49 @@ def cmd_history(ctx: Context) -> int:
 
 
 def cmd_search(ctx: Context) -> int:
-    hits = ctx.gfbase.registry.search(ctx.args.query, limit=ctx.args.limit)
+    hits = ctx.gfbase.registry.search(
+        ctx.args.query, limit=ctx.args.limit, package=ctx.args.package, branch=ctx.args.branch
+    )
     for r in hits:
         out(f"{r.package}.{r.name}{r.signature}  [{r.branch}]  {_summary(r)}")
     if not hits:
         out(f"nothing matches {ctx.args.query!r}")
+    return EXIT_OK
+
+
+def cmd_dupes(ctx: Context) -> int:
+    groups = ctx.gfbase.registry.duplicates(package=ctx.args.package, branch=ctx.args.branch)
+    if ctx.args.json:
+        body = [
+            {"fingerprint": g.fingerprint, "functions": [_dupe_entry(r) for r in g.records]}
+            for g in groups
+        ]
+        out(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+        return EXIT_OK
+    for g in groups:
+        out(f"same logic ({g.fingerprint[:12]}):")
+        for r in g.records:
+            out(f"  {r.package}.{r.name}{r.signature}  [{r.branch}]  {short(r.sha256)}")
+    out(f"{len(groups)} group(s) of duplicates" if groups else "no duplicates")
+    return EXIT_OK
+
+
+def _dupe_entry(r: FunctionRecord) -> dict[str, str]:
+    return {"name": f"{r.package}.{r.name}", "branch": r.branch, "key": r.key, "sha256": r.sha256}
+
+
+def cmd_describe(ctx: Context) -> int:
+    reg = ctx.gfbase.registry
+    result = reg.describe(ctx.args.name, ctx.args.text, branch=ctx.args.branch)
+    text = reg.get(ctx.args.name, branch=ctx.args.branch).description
+    if result.added:
+        out(
+            f"described {result.key}: {text!r}"
+            if text
+            else f"removed the description of {result.key}"
+        )
+    else:
+        out(f"{result.key} already has that description")
     return EXIT_OK
 
 
@@ -210,9 +265,27 @@ def add_parsers(add: Add, _sub: Any = None) -> None:
     sp.add_argument("name", metavar="NAME")
     sp.add_argument("--branch")
 
-    sp = add("search", cmd_search, "full-text search over names, docstrings, signatures, code")
+    sp = add(
+        "search",
+        cmd_search,
+        "ranked search over names, descriptions, docstrings, signatures and code",
+    )
     sp.add_argument("query")
     sp.add_argument("--limit", type=int, default=20)
+    sp.add_argument("--package", help="only this package")
+    sp.add_argument("--branch", help="only this branch (default: every branch)")
+
+    sp = add("dupes", cmd_dupes, "list functions with the same logic under other names")
+    sp.add_argument("--package", help="only groups holding a function of this package")
+    sp.add_argument("--branch", help="only groups holding a function on this branch")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sp = add("describe", cmd_describe, "give a function a description (a new version)")
+    sp.add_argument("name", metavar="NAME")
+    sp.add_argument(
+        "text", nargs="?", help="the description ('' removes it; default: the docstring's summary)"
+    )
+    sp.add_argument("--branch")
 
     sp = add("rm", cmd_rm, "delete a function from the registry (a tombstone; history is kept)")
     sp.add_argument("name", metavar="NAME")
