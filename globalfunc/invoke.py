@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from globalfunc import jsoncodec
+from globalfunc import idempotency, jsoncodec
 from globalfunc.catalog import Catalog
 from globalfunc.errors import GlobalFuncError
 from globalfunc.executor.base import Executor
@@ -65,10 +65,34 @@ class Invoker:
         tagged: bool = True,
         timeout: float | None = None,
         record: FunctionRecord | None = None,
+        idempotency_key: str | None = None,
     ) -> bytes | Awaitable[bytes]:
-        """Run ``name``; its result as JSON bytes, at once or (isolated) to await."""
+        """Run ``name``; its result as JSON bytes, at once or (isolated) to await.
+
+        In a worker, the call goes through its :class:`~globalfunc.idempotency.CallGuard`
+        (counted in flight; run once per ``idempotency_key``); elsewhere the key is unused.
+        """
         if record is None:
             record = self.lookup(name)
+        guard = idempotency.current()
+        if guard is not None:
+            found = record
+            return guard.submit(
+                idempotency_key,
+                lambda: self._submit(name, args, kwargs, encoded, tagged, timeout, found),
+            )
+        return self._submit(name, args, kwargs, encoded, tagged, timeout, record)
+
+    def _submit(
+        self,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any] | None,
+        encoded: bool,
+        tagged: bool,
+        timeout: float | None,
+        record: FunctionRecord,
+    ) -> bytes | Awaitable[bytes]:
         started = time.perf_counter()
         try:
             args, kwargs = self._checked(record, args, kwargs, encoded)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from globalfunc.cli import aiges, call, registry, serving
+from globalfunc.cli import aiges, call, mapping, registry, serving
 from globalfunc.cli.context import EXIT_ERROR, EXIT_USAGE, Context, Parser
 from globalfunc.errors import GlobalFuncError
 from globalfunc.settings import Settings
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=func)
         return sp
 
-    for module in (registry, call, serving, aiges):
+    for module in (registry, call, serving, mapping, aiges):
         module.add_parsers(add, sub)
     return p
 

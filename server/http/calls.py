@@ -72,7 +72,9 @@ def _parse(raw: bytes, max_depth: int) -> Any:
     return jsoncodec.loads(raw, max_depth=max_depth, decode_tags=False)
 
 
-def run_gfgo(state: AppState, raw: bytes, tagged: bool) -> tuple[str, bytes | Awaitable[bytes]]:
+def run_gfgo(
+    state: AppState, raw: bytes, tagged: bool, key: str | None = None
+) -> tuple[str, bytes | Awaitable[bytes]]:
     """``POST /gfgo/``: the function name and its result (JSON bytes, or pending)."""
     body = _parse(raw, state.max_json_depth)
     if type(body) is not dict:
@@ -85,12 +87,19 @@ def run_gfgo(state: AppState, raw: bytes, tagged: bool) -> tuple[str, bytes | Aw
     except ValidationError as exc:
         raise InvalidRequest(f"bad /gfgo/ body: {_validation_message(exc)}") from None
     out = state.invoker.submit(
-        req.pack_func, req.call_args, req.call_kwargs, encoded=True, tagged=tagged
+        req.pack_func,
+        req.call_args,
+        req.call_kwargs,
+        encoded=True,
+        tagged=tagged,
+        idempotency_key=key,
     )
     return req.pack_func, out
 
 
-def run_call(state: AppState, name: str, raw: bytes) -> bytes | Awaitable[bytes]:
+def run_call(
+    state: AppState, name: str, raw: bytes, key: str | None = None
+) -> bytes | Awaitable[bytes]:
     """``POST /call/<name>``: the function's result as JSON bytes (or pending)."""
     record = state.invoker.lookup(name)
     body = _parse(raw, state.max_json_depth) if raw.strip() else {}
@@ -101,7 +110,7 @@ def run_call(state: AppState, name: str, raw: bytes) -> bytes | Awaitable[bytes]
             f"body of /call/{name} must be a JSON object of keyword arguments, "
             f"got {type(body).__name__}"
         ) from None
-    return state.invoker.submit(name, (), kwargs, encoded=True, record=record)
+    return state.invoker.submit(name, (), kwargs, encoded=True, record=record, idempotency_key=key)
 
 
 _date_cache: tuple[int, str] = (0, "")
@@ -170,13 +179,14 @@ class _FastCall(httputil.HTTPMessageDelegate):
                     limit=state.max_body,
                 )
             raw = b"".join(self.chunks)
+            key = self.headers.get("Idempotency-Key")  # a worker runs each key once
             if self.name is None:
                 tagged = self.headers.get("X-GF-Codec") == "tagged"
-                self.function, out = run_gfgo(state, raw, tagged)
+                self.function, out = run_gfgo(state, raw, tagged, key)
                 head = tail = b""
             else:
                 self.function = self.name  # counted under its name even when refused
-                out = run_call(state, self.name, raw)
+                out = run_call(state, self.name, raw, key)
                 head, tail = b'{"result":', b"}"
         except GlobalFuncError as err:
             self._fail(err)

@@ -164,6 +164,15 @@ DESCRIPTIONS = {
 """What each status means, for every operation that can answer it."""
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "a worker runs each key once and answers repeats with the recorded outcome",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]+$"},
+}
+
+
 def _responses(ok: Mapping[str, Any], *codes: int) -> dict[str, Any]:
     return responses(ok, {code: DESCRIPTIONS[code] for code in codes}, _ERROR)
 
@@ -236,6 +245,7 @@ def build_openapi(
                 body=_gfgo_body(records),
                 description="Unknown fields are ignored. `args` go to the first positional "
                 "parameters, `kwargs` to the others by name.",
+                parameters=[IDEMPOTENCY_KEY],
             )
         },
         "/functions": {
@@ -326,6 +336,7 @@ def build_openapi(
                 description=f"`{name}{record.signature}`\n\n{record.docstring or ''}".strip(),
                 operationId=operation_id("call_", name),
                 tags=[record.package],
+                parameters=[IDEMPOTENCY_KEY],
             )
         }
     doc: dict[str, Any] = {

@@ -1,0 +1,1 @@
+"""Functions the scale-out tests call (workers, drain, Ray map)."""
