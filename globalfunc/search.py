@@ -135,19 +135,26 @@ def _saturate(hits: float) -> float:
     return 2.0 * hits / (hits + 1.0)
 
 
-def _term_hits(texts: Sequence[list[str]], term: str) -> float:
-    """Weighted, saturated hits of one term over a document's word lists (0: no match)."""
+def _patterns(term: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Regexes finding ``term`` at the start of a word, and as a whole word."""
+    start = r"(?<![^\W_])" + re.escape(term)
+    return re.compile(start), re.compile(start + r"(?![^\W_])")
+
+
+def _term_hits(
+    texts: Sequence[str], term: str, pats: tuple[re.Pattern[str], re.Pattern[str]]
+) -> float:
+    """Weighted, saturated hits of one term over a document's lower-cased fields (0: no
+    match): a whole-word hit counts 1, a prefix hit 1/2."""
     total = 0.0
-    for text_words, (_, weight) in zip(texts, FIELDS, strict=True):
-        exact = prefix = 0
-        for w in text_words:
-            if w.startswith(term):
-                if len(w) == len(term):
-                    exact += 1
-                else:
-                    prefix += 1
-        if exact or prefix:
-            total += weight * _saturate(exact + prefix / 2.0)
+    prefix_pat, exact_pat = pats
+    for text, (_, weight) in zip(texts, FIELDS, strict=True):
+        if term not in text:  # a plain substring test first: most fields have no hit
+            continue
+        hits = len(prefix_pat.findall(text))
+        if hits:
+            exact = len(exact_pat.findall(text))
+            total += weight * _saturate(exact + (hits - exact) / 2.0)
     return total
 
 
@@ -163,6 +170,7 @@ def rank_docs(
     terms = query_terms(query)
     if not terms or limit <= 0:
         return []
+    pats = [_patterns(t) for t in terms]
     matched: list[tuple[SearchDoc, list[float]]] = []
     seen: set[str] = set()
     for doc in docs:
@@ -173,8 +181,8 @@ def rank_docs(
         ):
             continue
         seen.add(doc.key)
-        texts = [words(t) for t in doc.fields()]
-        per_term = [_term_hits(texts, t) for t in terms]
+        texts = [t.lower() for t in doc.fields()]
+        per_term = [_term_hits(texts, t, p) for t, p in zip(terms, pats, strict=True)]
         if any(per_term):
             matched.append((doc, per_term))
     count = len(matched)

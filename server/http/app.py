@@ -254,6 +254,7 @@ def _describe(record: FunctionRecord, *, full: bool) -> dict[str, Any]:
         "package": record.package,
         "signature": f"{name}{record.signature}",
         "summary": doc.strip().splitlines()[0] if doc.strip() else "",
+        "description": record.description,
         "sha256": record.sha256,
         "branch": record.branch,
         "saved_at": record.saved_at,
@@ -313,7 +314,16 @@ class SearchHandler(BaseHandler):
         limit = int(raw_limit)
         if not 1 <= limit <= 200:
             raise InvalidRequest(f"limit must be between 1 and 200, got {limit}")
-        hits = self.state.catalog.search(q, limit)
+        package = self.get_query_argument("package", None) or None
+        branch = self.get_query_argument("branch", None) or None
+        catalog = self.state.catalog
+        if package is None and branch is None:
+            hits = catalog.search(q, limit)
+        else:  # the served branch unless another is asked for; exposed packages only
+            found = catalog.registry.search(
+                q, limit * 4, package=package, branch=branch or catalog.registry.branch
+            )
+            hits = [r for r in found if catalog.allowed(r.package)][:limit]
         self.send_json(
             {"query": q, "count": len(hits), "functions": [_describe(r, full=False) for r in hits]}
         )
@@ -485,6 +495,7 @@ def make_app(
     ``write_token`` (``GF_WRITE_TOKEN``) is what saving through ``/registry/`` needs; then
     ``token`` may call and read only (without either, the registry takes no writes).
     """
+    from server.http.console import console_routes  # it subclasses BaseHandler from here
     from server.http.registry_api import registry_openapi, registry_routes
 
     if max_body < 1:
@@ -531,6 +542,7 @@ def make_app(
         ),
         (r"/docs/?", DocsHandler, kw),
         *registry_routes(state),
+        *console_routes(kw),
     ]
     app = GuardedApplication(
         routes,
