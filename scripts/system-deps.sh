@@ -7,6 +7,7 @@ if [ "${1:-}" = "--bench" ]; then command -v wrk >/dev/null || need+=(wrk); fi
 command -v git >/dev/null || need+=(git)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v g++ >/dev/null || need+=(g++)
+command -v chromium >/dev/null || need+=(chromium)  # the console test (Playwright drives it)
 # native/ (the AIGES plugin's C++ server): grpc++ and protobuf headers, protoc and its grpc plugin.
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
