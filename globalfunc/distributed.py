@@ -20,8 +20,9 @@ comes back as its :mod:`globalfunc.errors` error (``ExecutionError``, ``BadArgum
 in its place while the other items complete. Results are in input order.
 
 ``resources`` are Ray's per-task requests: ``CPU``, ``GPU``, ``memory`` (bytes) and any
-custom resource; a task runs ``batch`` items one after another (default 1: one task per
-item). ``address`` names a running cluster (``ray://host:10001`` or ``host:6379``); none
+custom resource; a task runs ``batch`` items one after another (default: the items
+spread over four tasks per CPU of the cluster, at most 100 items a task; ``batch=1``
+is one task per item, what a GPU-sized call wants). ``address`` names a running cluster (``ray://host:10001`` or ``host:6379``); none
 starts a local Ray, or uses the one this process already started. A tqdm progress bar
 counts finished items on stderr.
 
@@ -46,6 +47,7 @@ __all__ = ["map", "ray_options", "run_batch"]
 
 _RAY_KEYS = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory"}
 _WAIT_CHUNK = 256
+_MAX_AUTO_BATCH = 100
 
 # The functions this Ray worker process has compiled, by content hash.
 _COMPILED: dict[str, tuple[Any, Any]] = {}
@@ -160,12 +162,12 @@ def map(  # the name users ask for: distributed.map (shadows the builtin here on
     registry: Registry | Catalog,
     resources: Mapping[str, float] | None = None,
     address: str | None = None,
-    batch: int = 1,
+    batch: int | None = None,
     progress: bool = True,
 ) -> builtins.list[Any]:
     """``name``'s result for each kwargs of ``items``, in input order; a failed item's
     place holds its :class:`~globalfunc.errors.GlobalFuncError` (see the module)."""
-    if batch < 1:
+    if batch is not None and batch < 1:
         raise InvalidRequest(f"batch must be at least 1, got {batch!r}")
     catalog = registry if isinstance(registry, Catalog) else Catalog(registry)
     record = catalog.lookup(name)
@@ -174,6 +176,10 @@ def map(  # the name users ask for: distributed.map (shadows the builtin here on
     _init(ray, address)
     task = ray.remote(run_batch).options(**options) if options else ray.remote(run_batch)
     shared = ray.put(record)
+    if batch is None:
+        items = builtins.list(items)
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        batch = max(1, min(_MAX_AUTO_BATCH, -(-len(items) // (4 * cpus))))
     refs = [task.remote(shared, chunk) for chunk in _batches(items, batch)]
     from tqdm import tqdm
 

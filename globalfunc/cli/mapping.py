@@ -92,6 +92,8 @@ def add_parsers(add: Any, _sub: Any = None) -> None:
     sp.add_argument("--cpus", type=float, help="CPUs each task asks for (Ray default 1)")
     sp.add_argument("--gpus", type=float, help="GPUs each task asks for")
     sp.add_argument("--memory-mb", type=int, help="memory each task asks for, MiB")
-    sp.add_argument("--batch", type=int, default=1, help="items per Ray task (default 1)")
+    sp.add_argument(
+        "--batch", type=int, help="items per Ray task (default: 4 tasks per CPU, at most 100)"
+    )
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--strict", action="store_true", help="exit 1 when any item failed")
