@@ -211,7 +211,9 @@ def test_gf_workers_lists_them(
     out = capsys.readouterr().out
     for w in (cluster.a, cluster.b):
         assert re.search(
-            rf"^{re.escape(w.name)}  {re.escape(w.url)}  heartbeat \d+\.\ds ago$", out, re.M
+            rf"^{re.escape(w.name)}  {re.escape(w.url)}  heartbeat \d+\.\ds ago  \d+ in flight$",
+            out,
+            re.M,
         )
     assert main(["workers", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
