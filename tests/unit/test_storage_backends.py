@@ -18,10 +18,10 @@ from globalfunc.errors import (
     StorageError,
     StorageUnavailable,
 )
+from globalfunc.search import rank, words
 from globalfunc.storage import open_storage
 from globalfunc.storage.base import combine_urls
 from globalfunc.storage.mongo import MongoStorage
-from globalfunc.search import rank, words
 from globalfunc.storage.redis import RedisStorage, decode_latest
 from globalfunc.storage.rom import RedisOrMongo, parse_space, verify_redis_var_name
 from globalfunc.storage.tiered import TieredStorage

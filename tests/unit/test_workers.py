@@ -169,7 +169,6 @@ def test_the_advertised_url() -> None:
     assert _advertised_url("http://[::]:26001/", "fe80::1") == "http://[fe80::1]:26001/"
 
 
-
 def test_a_wildcard_bind_never_advertises_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     import server.worker as worker
 
