@@ -518,8 +518,12 @@ def main() -> int:
     parser.add_argument("--skip-faults", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    import loky
-    import pebble
+    try:
+        import loky
+        import pebble
+    except ImportError as exc:
+        print(f"{exc.name} is not installed: pip install -e '.[bench]'", file=sys.stderr)
+        return 2
 
     with tempfile.TemporaryDirectory(prefix="gf-bench-pool-") as d:
         url = build(Path(d))
