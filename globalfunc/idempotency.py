@@ -15,15 +15,24 @@ default 600). A second request with that key, on any worker:
 A refusal that ran nothing (an HTTP 503: ``Overloaded``, a pool that is stopping) drops
 the claim instead of recording it, so the next try runs.
 
+Cost and faults. The worker talks to Redis with ``redis.asyncio`` on its event loop
+(:class:`AsyncOutcomeRecord`), never blocking it: while Redis is slow or stopped only the
+keyed calls wait on it; keyless calls and ``/healthz`` go on. One round trip is on a
+call's path, the claim, before the function runs; the outcome is recorded by a task the
+guard starts as the answer goes out (the call stays counted in flight until it lands,
+so a drain waits for it). A claim Redis does not answer within ``timeout`` (the storage
+timeout, default 2 s) fails the call with :class:`~globalfunc.errors.StorageUnavailable`
+(503: nothing ran, the client moves on to another worker) and a warning in the log: a
+keyed call never runs without its claim. A failed record is logged; the answer has gone
+out, and a retry of that key waits for the claim (its worker is alive) until its TTL.
+
 The same :class:`CallGuard` counts the calls in flight on the worker (its heartbeat
 publishes the count for the clients' least-outstanding-requests choice) and, when the
 worker drains, refuses new calls with 503 so that clients take them elsewhere.
 
 One guard per process, installed by the worker (:func:`install`); ``gf serve`` installs
-none, so there keys are ignored and the call path is untouched. Redis errors while
-claiming or recording fail the call with :class:`~globalfunc.errors.StorageUnavailable`
-(503: nothing ran) when claiming, and are logged when recording (the answer still goes
-out; a retry of that key would then run again).
+none, so there keys are ignored and the call path is untouched. :class:`OutcomeRecord`
+reads the same record synchronously, for clients (did any worker claim this key?).
 
 Not here: choosing keys and resending (:mod:`globalfunc.client`), the worker's life
 (``server.worker``). Nothing here reads settings.
@@ -36,16 +45,36 @@ import logging
 import socket
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import orjson
 import redis
+import redis.asyncio as aredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
-from globalfunc.errors import GlobalFuncError, InvalidRequest, Overloaded, error_from_dict
+from globalfunc.errors import (
+    GlobalFuncError,
+    InvalidRequest,
+    Overloaded,
+    StorageError,
+    StorageUnavailable,
+    error_from_dict,
+)
+from globalfunc.storage.base import redact_url
 from globalfunc.storage.redis import redis_errors
 
-__all__ = ["DEFAULT_TTL", "CallGuard", "Outcome", "OutcomeRecord", "current", "install"]
+__all__ = [
+    "DEFAULT_TTL",
+    "AsyncOutcomeRecord",
+    "CallGuard",
+    "Outcome",
+    "OutcomeRecord",
+    "current",
+    "install",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +82,10 @@ DEFAULT_TTL = 600.0
 _KEY_MAX = 200
 _POLL = 0.02  # seconds between looks at a key another request is running
 _PROBE_EVERY = 1.0  # seconds between checks that the worker running it is alive
+_POOL = 64  # connections to Redis per worker; a call waits for one at most the timeout
+_LINGER = 0.002  # seconds an outcome waits for a claim to share its round trip
 
+_Pending = tuple[str, bytes, "asyncio.Future[None]"]  # key, entry, done when written
 # replace the claim only if it is still the one we saw (a dead worker's)
 _TAKE_OVER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -113,8 +145,20 @@ def check_key(key: str) -> str:
     return key
 
 
+def _ttl_ms(ttl: float) -> int:
+    if not ttl > 0:
+        from globalfunc.errors import ConfigError
+
+        raise ConfigError(f"GF_IDEMPOTENCY_TTL must be positive seconds, got {ttl!r}")
+    return max(1, int(ttl * 1000))
+
+
 class OutcomeRecord:
-    """The keys' outcomes in Redis (``<prefix>idem:<key>``), kept ``ttl`` seconds."""
+    """The keys' outcomes in Redis (``<prefix>idem:<key>``), read and written synchronously.
+
+    For clients and tools (``GFClient`` asks whether any worker claimed a key); a worker
+    uses :class:`AsyncOutcomeRecord` on its event loop.
+    """
 
     def __init__(
         self,
@@ -125,13 +169,9 @@ class OutcomeRecord:
         timeout: float = 2.0,
         client: Any | None = None,
     ) -> None:
-        if not ttl > 0:
-            from globalfunc.errors import ConfigError
-
-            raise ConfigError(f"GF_IDEMPOTENCY_TTL must be positive seconds, got {ttl!r}")
-        self.ttl_ms = max(1, int(ttl * 1000))
+        self.ttl_ms = _ttl_ms(ttl)
         self.prefix = prefix
-        self.url = url or "redis"
+        self.url = redact_url(url) if url else "redis"
         if client is None:
             assert url is not None
             client = redis.Redis.from_url(
@@ -150,13 +190,13 @@ class OutcomeRecord:
     def claim(self, key: str, owner: str) -> Outcome | None:
         """``None`` when ``owner`` now runs ``key``; else what the entry says."""
         mine = b"R" + owner.encode()
-        with self._errors(f"claim key {key!r}"):
-            if self._redis.set(self.key(key), mine, nx=True, px=self.ttl_ms):
-                return None
-            raw = self._redis.get(self.key(key))
-        if raw is None:  # it was released or expired between the two: try again
-            return self.claim(key, owner)
-        return Outcome.parse(raw)
+        while True:
+            with self._errors(f"claim key {key!r}"):
+                if self._redis.set(self.key(key), mine, nx=True, px=self.ttl_ms):
+                    return None
+                raw = self._redis.get(self.key(key))
+            if raw is not None:  # else released or expired between the two: try again
+                return Outcome.parse(raw)
 
     def look(self, key: str) -> Outcome | None:
         with self._errors(f"read key {key!r}"):
@@ -184,6 +224,190 @@ class OutcomeRecord:
         self._redis.close()
 
 
+class AsyncOutcomeRecord:
+    """The same record, on the running event loop (``redis.asyncio``); for the worker.
+
+    Every operation is bounded by ``timeout`` seconds as a whole (connecting, waiting for
+    one of ``pool_size`` connections, the answer) and is tried once: past it,
+    :class:`~globalfunc.errors.StorageUnavailable`. The connections belong to the loop
+    that made them; a new loop (a server started again in the same process) gets new ones.
+    ``client`` (a ``redis.asyncio.Redis``) replaces the connection.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        ttl: float = DEFAULT_TTL,
+        prefix: str = "gf:",
+        timeout: float = 2.0,
+        pool_size: int = _POOL,
+        linger: float = _LINGER,
+        client: Any | None = None,
+    ) -> None:
+        if url is None and client is None:
+            raise ValueError("AsyncOutcomeRecord needs a Redis URL or a client")
+        self.ttl_ms = _ttl_ms(ttl)
+        self.prefix = prefix
+        self.timeout = timeout
+        self.pool_size = pool_size
+        self._url = url
+        self.url = redact_url(url) if url else "redis"
+        self.linger = linger
+        self._client: Any = client
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[_Pending] = []  # outcomes waiting for the next round trip
+        self._flusher: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
+
+    def key(self, key: str) -> str:
+        return f"{self.prefix}idem:{key}"
+
+    def _redis(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._url is None:
+            return self._client
+        if self._client is None or self._loop is not loop:
+            pool = aredis.BlockingConnectionPool.from_url(
+                self._url,
+                max_connections=self.pool_size,
+                timeout=self.timeout,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                retry=Retry(NoBackoff(), 0),  # one try; the timeout bounds it
+            )
+            self._client = aredis.Redis(connection_pool=pool)
+            self._loop = loop
+        return self._client
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            with redis_errors(self.url, what, role="the idempotency record"):
+                yield
+        except TimeoutError:
+            raise StorageUnavailable(
+                f"Redis at {self.url} (the idempotency record) did not answer within "
+                f"{self.timeout:g}s while trying to {what}; check that redis-server is "
+                "running and not overloaded",
+                url=self.url,
+            ) from None
+
+    async def _do(self, what: str, command: Callable[[Any], Awaitable[Any]]) -> Any:
+        with self._errors(what):
+            async with asyncio.timeout(self.timeout):
+                return await command(self._redis())
+
+    async def claim(self, key: str, owner: str) -> Outcome | None:
+        """``None`` when ``owner`` now runs ``key``; else what the entry says.
+
+        One round trip: ``SET NX GET`` answers the entry that was there (nil when it set
+        it), pipelined after the outcomes waiting to be written (:meth:`record`)."""
+        mine = b"R" + owner.encode()
+        name = self.key(key)
+        what = f"claim key {key!r}"
+        pending = self._take_pending()
+        if pending:
+            raw = await self._send(
+                pending, what, lambda p: p.set(name, mine, nx=True, px=self.ttl_ms, get=True)
+            )
+        else:
+            raw = await self._do(
+                what, lambda r: r.set(name, mine, nx=True, px=self.ttl_ms, get=True)
+            )
+        # the same owner's claim is another request of this worker running the key
+        return None if raw is None else Outcome.parse(raw)
+
+    async def look(self, key: str) -> Outcome | None:
+        name = self.key(key)
+        raw = await self._do(f"read key {key!r}", lambda r: r.get(name))
+        return None if raw is None else Outcome.parse(raw)
+
+    async def take_over(self, key: str, seen: Outcome, owner: str) -> bool:
+        """Claim ``key`` from a dead owner; ``False`` if another request was first."""
+        args = [seen.raw, b"R" + owner.encode(), self.ttl_ms]
+        done = await self._do(
+            f"take over key {key!r}",
+            lambda r: r.eval(_TAKE_OVER, 1, self.key(key), *args),
+        )
+        return bool(done)
+
+    def record(self, key: str, status: int, body: bytes) -> asyncio.Future[None]:
+        """Write ``key``'s outcome: with the next claim (one round trip for both), or
+        ``linger`` seconds from now, whichever comes first. The future is done when Redis
+        has it, or holds the :class:`~globalfunc.errors.StorageError` that kept it out."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._pending.append((self.key(key), b"D%03d" % status + body, done))
+        if self._flusher is None:
+            self._flusher = loop.call_later(self.linger, self._flush)
+        return done
+
+    def _take_pending(self) -> list[_Pending]:
+        pending, self._pending = self._pending, []
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        return pending
+
+    def _flush(self) -> None:
+        self._flusher = None
+        pending = self._take_pending()
+        if pending:
+            task = asyncio.ensure_future(self._send_quietly(pending))
+            self._flushing.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._flushing.discard)
+
+    async def _send_quietly(self, pending: list[_Pending]) -> None:
+        with suppress(GlobalFuncError):  # each outcome's future holds the error
+            await self._send(pending, "record outcomes", None)
+
+    async def _send(
+        self, pending: list[_Pending], what: str, last: Callable[[Any], Any] | None
+    ) -> Any:
+        """The ``pending`` outcomes and then ``last(pipeline)`` in one round trip; the
+        reply to ``last``."""
+        try:
+            with self._errors(what):
+                async with asyncio.timeout(self.timeout):
+                    pipe = self._redis().pipeline(transaction=False)
+                    for name, value, _ in pending:
+                        pipe.set(name, value, px=self.ttl_ms)
+                    if last is not None:
+                        last(pipe)
+                    replies = await pipe.execute(raise_on_error=False)
+        except GlobalFuncError as exc:
+            for _, _, done in pending:
+                if not done.done():
+                    done.set_exception(exc)
+            raise
+        for (name, _, done), reply in zip(pending, replies, strict=False):
+            if done.done():
+                continue
+            if isinstance(reply, Exception):
+                done.set_exception(
+                    StorageError(f"Redis at {self.url} refused to record {name!r}: {reply}")
+                )
+            else:
+                done.set_result(None)
+        if last is None:
+            return None
+        reply = replies[-1]
+        if isinstance(reply, Exception):
+            raise StorageError(f"Redis at {self.url} failed to {what}: {reply}", url=self.url)
+        return reply
+
+    async def release(self, key: str, owner: str) -> None:
+        await self._do(
+            f"release key {key!r}",
+            lambda r: r.eval(_RELEASE, 1, self.key(key), b"R" + owner.encode()),
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
 def _port_open(url: str, timeout: float) -> bool:
     parts = urllib.parse.urlsplit(url)
     try:
@@ -196,13 +420,14 @@ def _port_open(url: str, timeout: float) -> bool:
 class CallGuard:
     """A worker's calls: in flight, draining, and run once per key (see the module).
 
-    ``owner`` is ``"<worker name> <pid>"``; ``alive(name, pid)`` says whether that worker
-    is registered with that pid (the worker directory) and ``url_of`` where it listens.
+    ``owner`` is ``"<worker name> <pid>"``; ``alive(owner)`` is that worker's URL while it
+    is registered with that pid (the worker directory), else ``None``; it may block (it
+    runs in a thread).
     """
 
     def __init__(
         self,
-        record: OutcomeRecord,
+        record: AsyncOutcomeRecord,
         *,
         alive: Callable[[str], str | None],
         probe_timeout: float = 1.0,
@@ -233,8 +458,9 @@ class CallGuard:
                 self.inflight -= 1
                 return out
             return self._counted(out)
+        key = check_key(key)
         self.inflight += 1
-        return self._keyed(check_key(key), run)
+        return self._keyed(key, run)
 
     async def _counted(self, pending: Awaitable[bytes]) -> bytes:
         try:
@@ -244,7 +470,11 @@ class CallGuard:
 
     async def _keyed(self, key: str, run: Run) -> bytes:
         try:
-            seen = self.record.claim(key, self.owner)
+            try:
+                seen = await self.record.claim(key, self.owner)
+            except GlobalFuncError as exc:
+                log.warning("key %s: refused (503), nothing ran: %s", key, exc.message)
+                raise
             while seen is not None:
                 if not seen.running:
                     return seen.answer()
@@ -262,15 +492,15 @@ class CallGuard:
                 probed = now
                 assert seen.owner is not None
                 dead = not await asyncio.to_thread(self._owner_alive, seen.owner)
-                if dead and self.record.take_over(key, seen, self.owner):
+                if dead and await self.record.take_over(key, seen, self.owner):
                     log.warning(
                         "key %s: its worker %s died mid-call; running it again", key, seen.owner
                     )
                     return None
             await asyncio.sleep(_POLL)
-            current = self.record.look(key)
+            current = await self.record.look(key)
             if current is None:  # released (nothing ran): claim it
-                claimed = self.record.claim(key, self.owner)
+                claimed = await self.record.claim(key, self.owner)
                 if claimed is None:
                     return None
                 current = claimed
@@ -291,25 +521,35 @@ class CallGuard:
                 out = await out
         except GlobalFuncError as err:
             if err.http_status == 503:  # nothing ran: the next try should run
-                self._forget(key)
+                await self._forget(key)
             else:
                 self._keep(key, err.http_status, orjson.dumps(err.to_dict()))
             raise
         except BaseException:
-            self._forget(key)
+            await self._forget(key)
             raise
         self._keep(key, 200, out)
         return out
 
     def _keep(self, key: str, status: int, body: bytes) -> None:
-        try:
-            self.record.record(key, status, body)
-        except GlobalFuncError as exc:
-            log.warning("key %s: its outcome was not recorded: %s", key, exc.message)
+        """Record the outcome after the answer goes out (with the next claim, or within
+        ``record.linger`` s); the call stays counted in flight until it is written."""
+        self.inflight += 1
+        self.record.record(key, status, body).add_done_callback(
+            lambda done: self._recorded(key, done)
+        )
 
-    def _forget(self, key: str) -> None:
+    def _recorded(self, key: str, done: asyncio.Future[None]) -> None:
+        self.inflight -= 1
+        exc = None if done.cancelled() else done.exception()
+        if isinstance(exc, GlobalFuncError):
+            log.warning("key %s: its outcome was not recorded: %s", key, exc.message)
+        elif exc is not None:
+            log.warning("key %s: its outcome was not recorded: %r", key, exc)
+
+    async def _forget(self, key: str) -> None:
         try:
-            self.record.release(key, self.owner)
+            await self.record.release(key, self.owner)
         except GlobalFuncError as exc:
             log.warning("key %s: its claim was not released: %s", key, exc.message)
 

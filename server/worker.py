@@ -170,8 +170,9 @@ def run_worker(
     prints it). Raises :class:`~globalfunc.errors.StorageUnavailable` before taking a
     port when Redis does not answer, :class:`~globalfunc.errors.ConfigError` when every
     port of the range is taken. ``redis_url`` (the directory's, unredacted) finds the
-    address to advertise behind ``0.0.0.0``; ``idempotency_ttl`` is how long each call's
-    outcome is kept (``GF_IDEMPOTENCY_TTL``).
+    address to advertise behind ``0.0.0.0`` and holds the calls' outcome record (without
+    it, the directory's redacted URL: enough for a Redis without a password);
+    ``idempotency_ttl`` is how long each call's outcome is kept (``GF_IDEMPOTENCY_TTL``).
     """
     from server.serve import serve
 
@@ -183,8 +184,15 @@ def run_worker(
         advertised_url(f"http://{host}:{port}/", None, redis_url)
     beating: Heartbeat | None = None
     lock = threading.Lock()
+    # on the server's loop (redis.asyncio): a slow Redis holds only the keyed calls
+    record = idempotency.AsyncOutcomeRecord(
+        redis_url if redis_url is not None else directory.url,
+        ttl=idempotency_ttl,
+        prefix=directory.prefix,
+        timeout=directory.timeout,
+    )
     guard = idempotency.CallGuard(
-        idempotency.OutcomeRecord(ttl=idempotency_ttl, client=directory.client, url=directory.url),
+        record,
         alive=lambda owner: _owner_url(directory, owner),
     )
     idempotency.install(guard)
