@@ -47,6 +47,7 @@ import base64
 import datetime as dt
 import json
 import math
+import uuid
 from decimal import Decimal, InvalidOperation
 from pathlib import PurePath
 from typing import Any
@@ -99,6 +100,8 @@ def encode(obj: Any, *, tagged: bool = True) -> Any:
     if kind is list:
         return [encode(v, tagged=tagged) for v in obj]
     if kind is dict:
+        if tagged and any(type(k) is not str for k in obj):  # JSON keys are strings: keep them
+            return {TAG: "dict", "pairs": [[encode(k), encode(v)] for k, v in obj.items()]}
         out = {_key(k): encode(v, tagged=tagged) for k, v in obj.items()}
         return {TAG: "dict", "items": out} if TAG in out else out
     return _encode_other(obj, tagged)
@@ -136,6 +139,15 @@ def _encode_other(obj: Any, tagged: bool) -> Any:
         return {TAG: "time", "iso": obj.isoformat()}
     if isinstance(obj, Decimal):
         return {TAG: "decimal", "str": str(obj)}
+    if isinstance(obj, dt.timedelta):
+        return {
+            TAG: "timedelta",
+            "days": obj.days,
+            "seconds": obj.seconds,
+            "microseconds": obj.microseconds,
+        }
+    if isinstance(obj, uuid.UUID):
+        return {TAG: "uuid", "str": str(obj)}
     if isinstance(obj, frozenset):
         return {TAG: "frozenset", "items": [encode(v, tagged=tagged) for v in obj]}
     if isinstance(obj, set):
@@ -148,8 +160,8 @@ def _encode_other(obj: Any, tagged: bool) -> Any:
         return _encode_numpy(obj, tagged)
     raise ResultNotSerializable(
         f"a value of type {type(obj).__module__}.{type(obj).__qualname__} cannot be sent as "
-        "JSON; return str, numbers, bool, None, list, dict, bytes, datetime, date, Decimal, "
-        "set, tuple, Path or numpy arrays",
+        "JSON; return str, numbers, bool, None, list, dict, bytes, datetime, date, timedelta, "
+        "Decimal, UUID, set, tuple, Path or numpy arrays",
         type=type(obj).__qualname__,
     )
 
@@ -364,7 +376,15 @@ def decode(value: Any) -> Any:
 def _decode_tag(tag: Any, value: dict[str, Any]) -> Any:
     try:
         if tag == "dict":
+            if "pairs" in value:
+                return {decode(k): decode(v) for k, v in value["pairs"]}
             return {k: decode(v) for k, v in value["items"].items()}
+        if tag == "timedelta":
+            return dt.timedelta(
+                days=value["days"], seconds=value["seconds"], microseconds=value["microseconds"]
+            )
+        if tag == "uuid":
+            return uuid.UUID(value["str"])
         if tag == "tuple":
             return tuple(decode(v) for v in value["items"])
         if tag == "bytes":
@@ -392,8 +412,8 @@ def _decode_tag(tag: Any, value: dict[str, Any]) -> Any:
     except (KeyError, TypeError, ValueError, AttributeError, InvalidOperation) as exc:
         raise InvalidRequest(f"malformed {TAG} value {tag!r}: {exc!r:.200}") from exc
     raise InvalidRequest(
-        f"unknown {TAG} tag {tag!r:.60}; known: bytes, datetime, date, time, decimal, set, "
-        "frozenset, tuple, path, complex, ndarray, dict"
+        f"unknown {TAG} tag {tag!r:.60}; known: bytes, datetime, date, time, timedelta, "
+        "decimal, uuid, set, frozenset, tuple, path, complex, ndarray, dict"
     )
 
 

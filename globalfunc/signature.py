@@ -18,8 +18,10 @@ function host, all through :mod:`globalfunc.invoke`):
   seed's ``text: str = None``) is required: ``None`` was a placeholder the function rejects;
 - the function receives the checked value: ``1.0`` for a ``float`` sent as ``1``, a tuple
   for a ``tuple`` sent as a list, a ``datetime`` for one sent as an ISO string;
-- a value sent with a GlobalFunc type tag (``GFClient``'s bytes, datetimes, numpy arrays) is
-  not checked here: it is decoded where the function runs;
+- a value sent with a GlobalFunc type tag (``GFClient``'s bytes, tuples, datetimes) is
+  decoded and checked in pydantic's lax Python mode (the client named its type: a tuple
+  fits a ``list``; bytes never fit an ``int``); ``*args`` and ``**kwargs`` values are
+  checked against their annotation too;
 - a mismatch is :class:`~globalfunc.errors.BadArguments` (HTTP 422) naming the parameter,
   what it expected and what it got.
 
@@ -44,10 +46,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from globalfunc import jsoncodec
-from globalfunc.errors import BadArguments
+from globalfunc.errors import BadArguments, GlobalFuncError
 from globalfunc.record import FunctionInfo, Param
 
 __all__ = ["CallSpec", "annotation_type"]
@@ -157,7 +159,9 @@ class CallSpec:
 
     __slots__ = (
         "_model",
+        "_partials",
         "_returns",
+        "_var_types",
         "checked",
         "name",
         "params",
@@ -177,6 +181,8 @@ class CallSpec:
         self.params = tuple(params)
         self.text = f"{name}{signature or _text(self.params)}"
         fields: dict[str, Any] = {}
+        self._var_types: dict[str, Any] = {}
+        self._partials: dict[frozenset[str], type[BaseModel]] = {}
         self.checked: dict[str, Any] = {}
         self.required: list[str] = []
         sig_params = []
@@ -191,8 +197,10 @@ class CallSpec:
             )
             if kind is inspect.Parameter.VAR_KEYWORD:
                 var_keyword = True
+                self._var_types[p.name] = dict[str, annotation_type(p.annotation)]  # type: ignore[misc]
                 continue
             if kind is inspect.Parameter.VAR_POSITIONAL:
+                self._var_types[p.name] = list[annotation_type(p.annotation)]  # type: ignore[misc]
                 continue
             kind_type = annotation_type(p.annotation)
             required = not has_default or (
@@ -203,13 +211,17 @@ class CallSpec:
             if kind_type is not Any:
                 self.checked[p.name] = kind_type
             default = _literal(p.default) if has_default and not required else ...
-            fields[p.name] = (kind_type, default)
+            # A field per parameter under a name pydantic takes as a field whatever the
+            # parameter is called (``model_config``, ``_x``, ``json``): the name is its alias.
+            fields[_field(len(fields))] = (kind_type, Field(default, alias=p.name, title=p.name))
         # Ordered by kind, unvalidated: a hand-built record whose params come in an order
         # no def can have still gets a signature to bind against instead of a ValueError.
         self.signature = inspect.Signature(
             sorted(sig_params, key=lambda q: q.kind), __validate_parameters__=False
         )
-        config = ConfigDict(strict=True, extra="allow" if var_keyword else "forbid")
+        config = ConfigDict(
+            strict=True, extra="allow" if var_keyword else "forbid", populate_by_name=False
+        )
         self._model = create_model(f"{name}.arguments", __config__=config, **fields)
         self._returns = annotation_type(returns)
 
@@ -250,31 +262,83 @@ class CallSpec:
                 parameter=missing[0],
                 expected=self._expected(missing[0]),
             )
-        plain = {n: v for n, v in values.items() if n in self.checked and not _has_tag(v)}
+        plain: dict[str, Any] = {}
+        for n, v in values.items():
+            if n in self.checked:
+                if _has_tag(v):  # sent typed by GFClient: decoded to check
+                    values[n] = jsoncodec.encode(self._check_tagged(n, self.checked[n], v))
+                else:
+                    plain[n] = v
+            elif n in self._var_types:
+                extra = list(v) if isinstance(v, tuple) else v
+                if _has_tag(extra):
+                    self._check_tagged(n, self._var_types[n], extra)
+                else:
+                    self._check_var(n, extra)
         if plain:
             for n, v in self._validate(plain).items():
                 values[n] = v if type(v) in _JSON_KINDS else jsoncodec.encode(v)
         return list(bound.args), dict(bound.kwargs)
 
-    def _validate(self, plain: dict[str, Any]) -> dict[str, Any]:
+    def _check_var(self, name: str, value: Any) -> None:
+        """``*args``/``**kwargs`` values against their annotation, in strict JSON mode."""
+        kind = self._var_types[name]
+        if kind in (list[Any], dict[str, Any]):
+            return
         try:
-            raw = orjson.dumps(plain)
-        except TypeError:  # an integer past 64 bits
-            raw = json.dumps(plain).encode()
-        model = _partial_model(self, frozenset(plain))
-        try:
-            return dict(model.model_validate_json(raw, strict=True))
+            TypeAdapter(kind).validate_json(_dumps(value), strict=True)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = first["loc"][0] if first["loc"] else "?"
-            inner = ".".join(str(x) for x in first["loc"][1:])
-            raise BadArguments(
-                f"argument {str(where) + ('[' + inner + ']' if inner else '')!r} of {self.name} "
-                f"must be {self._expected(str(where))}: {first['msg']}, got "
-                f"{_short(first.get('input'))}",
-                parameter=str(where),
-                expected=self._expected(str(where)),
-            ) from None
+            raise self._refusal(name, exc) from None
+
+    def _check_tagged(self, name: str, kind: Any, value: Any) -> Any:
+        """A value sent with type tags: decoded and checked in pydantic's lax Python mode
+        (the client named its type: a tuple fits a ``list``, bytes never fit an ``int``);
+        the checked value, which the function receives."""
+        try:
+            decoded = jsoncodec.decode(value)
+        except GlobalFuncError as exc:
+            raise BadArguments(f"argument {name!r} of {self.name}: {exc}", parameter=name) from None
+        try:
+            return TypeAdapter(kind).validate_python(decoded)
+        except ValidationError as exc:
+            raise self._refusal(name, exc) from None
+
+    def _validate(self, plain: dict[str, Any]) -> dict[str, Any]:
+        names = sorted(plain)
+        model = self._partial(frozenset(names))
+        try:
+            checked = model.model_validate_json(_dumps(plain), strict=True)
+        except ValidationError as exc:
+            raise self._refusal(None, exc) from None
+        return {names[int(f[1:])]: v for f, v in checked}
+
+    def _partial(self, names: frozenset[str]) -> type[BaseModel]:
+        """A model checking just ``names`` (the plain-JSON values of one call), kept here."""
+        model = self._partials.get(names)
+        if model is None:
+            fields: dict[str, Any] = {
+                _field(i): (self.checked[n], Field(alias=n)) for i, n in enumerate(sorted(names))
+            }
+            model = create_model(
+                f"{self.name}.arguments", __config__=ConfigDict(strict=True), **fields
+            )
+            if len(self._partials) < 64:
+                self._partials[names] = model
+        return model
+
+    def _refusal(self, name: str | None, exc: ValidationError) -> BadArguments:
+        first = exc.errors()[0]
+        loc = [str(x) for x in first["loc"]]
+        if name is None:
+            name, loc = (loc[0], loc[1:]) if loc else ("?", [])
+        inner = ".".join(loc)
+        return BadArguments(
+            f"argument {name + ('[' + inner + ']' if inner else '')!r} of {self.name} "
+            f"must be {self._expected(name)}: {first['msg']}, got "
+            f"{_short(first.get('input'))}",
+            parameter=name,
+            expected=self._expected(name),
+        )
 
     def _expected(self, name: str) -> str:
         for p in self.params:
@@ -287,7 +351,7 @@ class CallSpec:
     # from annotation text): what a schema allows, the check accepts, and the other way round.
     def _properties(self) -> dict[str, dict[str, Any]]:
         schema = _inline(self._model.model_json_schema(mode="validation"))
-        props: dict[str, dict[str, Any]] = schema.get("properties", {})
+        props: dict[str, dict[str, Any]] = _accepting_duplicates(schema.get("properties", {}))
         return props
 
     def param_schema(self, name: str) -> dict[str, Any]:
@@ -391,21 +455,28 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 _CACHE: OrderedDict[str, CallSpec] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 4096
-_MODELS: dict[tuple[int, frozenset[str]], type[BaseModel]] = {}
 _JSON_KINDS = frozenset({int, float, str, bool, type(None)})
 
 
-def _partial_model(spec: CallSpec, names: frozenset[str]) -> type[BaseModel]:
-    """A model checking just ``names`` (the plain-JSON values of one call)."""
-    key = (id(spec), names)
-    model = _MODELS.get(key)
-    if model is None:
-        fields: dict[str, Any] = {n: (spec.checked[n], ...) for n in names}
-        model = create_model(f"{spec.name}.arguments", __config__=ConfigDict(strict=True), **fields)
-        if len(_MODELS) > 8192:
-            _MODELS.clear()
-        _MODELS[key] = model
-    return model
+def _accepting_duplicates(node: Any) -> Any:
+    """The schema without ``uniqueItems``: a ``set`` argument is checked from a JSON list
+    whose duplicates are dropped, not refused (the schema must not promise a refusal)."""
+    if isinstance(node, list):
+        return [_accepting_duplicates(v) for v in node]
+    if isinstance(node, dict):
+        return {k: _accepting_duplicates(v) for k, v in node.items() if k != "uniqueItems"}
+    return node
+
+
+def _field(index: int) -> str:
+    return f"f{index}"
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # an integer past 64 bits
+        return json.dumps(value).encode()
 
 
 def _has_tag(value: Any) -> bool:

@@ -64,8 +64,18 @@ def test_untagged_mode_writes_tuples_as_lists_like_json_dumps() -> None:
     assert jsoncodec.loads(jsoncodec.dumps((1, 2), tagged=False)) == [1, 2]
 
 
-def test_int_dict_keys_become_strings() -> None:
-    assert jsoncodec.loads(jsoncodec.dumps({1: "a"})) == {"1": "a"}
+def test_non_string_dict_keys_survive_tagged_and_become_strings_untagged() -> None:
+    value = {1: "a", (2, 3): {None: 4.5}}
+    assert jsoncodec.loads(jsoncodec.dumps(value)) == value
+    assert orjson.loads(jsoncodec.dumps({1: "a"}, tagged=False)) == {"1": "a"}
+
+
+def test_uuid_and_timedelta_round_trip() -> None:
+    import datetime as dt
+    import uuid
+
+    value = {"id": uuid.uuid4(), "wait": dt.timedelta(days=-1, seconds=5, microseconds=9)}
+    assert jsoncodec.loads(jsoncodec.dumps(value)) == value
 
 
 def test_unserializable_result_names_its_type() -> None:
@@ -196,7 +206,9 @@ def test_a_result_too_deep_to_write_is_not_serializable() -> None:
 
 def test_object_dict_keys_are_rejected() -> None:
     with pytest.raises(ResultNotSerializable, match="key"):
-        jsoncodec.dumps({(1, 2): "x"})
+        jsoncodec.dumps({(1, 2): "x"}, tagged=False)  # JSON has no tuple keys
+    with pytest.raises(ResultNotSerializable, match="object"):
+        jsoncodec.dumps({object(): "x"})
 
 
 @pytest.mark.parametrize(
