@@ -155,7 +155,7 @@ def test_a_paused_redis_fails_a_claim_within_the_timeout(redis_server: RedisServ
             pid = _pause(redis_server)
             try:
                 started = time.monotonic()
-                with pytest.raises(StorageUnavailable, match="did not answer within 0.5s"):
+                with pytest.raises(StorageUnavailable, match=r"did not answer within 0\.5s"):
                     await record.claim(uuid.uuid4().hex, "w 1")
                 assert 0.4 <= time.monotonic() - started < 1.5
                 assert isinstance(waiting.exception(), StorageUnavailable)
