@@ -12,7 +12,10 @@ Layout, under a prefix (``gf:`` by default), for the key ``sp_GlobalFunc.Base_ma
 Every write runs as a Lua script, so "unchanged save is a no-op" and "a new version
 gets the next number" are decided atomically inside Redis: concurrent writers never
 lose a version. ``put`` pipelines one script call per record inside ``MULTI``/``EXEC``,
-so a batch lands entirely or not at all. Search scans a space's latest records and
+so a batch lands entirely or not at all; the batch's latest versions are ``WATCH``ed
+while their descriptions are read (a save without one keeps the key's), so a describe
+landing in between makes the batch try again rather than lose the new description.
+Search scans a space's latest records and
 ranks them with :mod:`globalfunc.search`; there is no full-text index here.
 
 When used as the cache of :class:`~globalfunc.storage.tiered.TieredStorage` the store
@@ -107,6 +110,8 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
+#: attempts of a ``put`` whose watched keys changed before it wrote
+_WATCH_TRIES = 50
 _SCRIPT_BATCH = 250  # records per cache script call: short enough not to stall Redis
 
 
@@ -259,46 +264,61 @@ class RedisStorage:
         if not records:
             return []
         now = time.time()
-        results: list[Any] = []
-        described = self._descriptions([r.key for r in records])
+        stamped = [stamp(record, now) for record in records]
+        watched = builtins.list(dict.fromkeys(self._latest(r.key) for r in stamped))
         with self._errors("save records"):
-            pipe = self._redis.pipeline(transaction=True)
-            for record in records:
-                record = stamp(record, now)
-                key = record.key
-                given = record.extra.get("description") if record.extra else None
-                force = "0"
-                if not isinstance(given, str):
-                    if described.get(key):  # no description given: keep the key's
-                        record = record.with_(extra={**record.extra, "description": described[key]})
-                elif given != described.get(key, ""):
-                    force = "1"
-                    described[key] = given
-                self._put(
-                    keys=[
-                        self._latest(key),
-                        self._hist(key),
-                        self._blob(record.sha256),
-                        self._space(record.tier1),
-                    ],
-                    args=[record.sha256, encode_meta(record), record.code, key, force],
-                    client=pipe,
-                )
-            results = pipe.execute()
-        return [bool(seq) for seq in results]
+            for _ in range(_WATCH_TRIES):
+                with self._redis.pipeline(transaction=True) as pipe:
+                    try:
+                        return self._put_watched(pipe, stamped, watched)
+                    except redis.WatchError:
+                        continue  # a key changed between the read and the write: again
+        raise StorageError(
+            f"could not save {len(records)} record(s) starting with {records[0].key}: "
+            "their latest versions kept changing under concurrent writers; retry"
+        )
 
-    def _descriptions(self, keys: Sequence[str]) -> dict[str, str]:
-        """The description each key's latest version (live or not) carries, if any.
+    def _put_watched(
+        self, pipe: Any, records: Sequence[FunctionRecord], watched: Sequence[str]
+    ) -> list[bool]:
+        """One attempt of ``put``: the latest versions are watched before their
+        descriptions are read, so a describe landing between that read and the write makes
+        the write fail (``WatchError``) instead of saving over the new description."""
+        for i in range(0, len(watched), _CHUNK):
+            pipe.watch(*watched[i : i + _CHUNK])
+        described = self._descriptions([r.key for r in records], client=pipe)
+        pipe.multi()
+        for record in records:
+            key = record.key
+            given = record.extra.get("description") if record.extra else None
+            force = "0"
+            if not isinstance(given, str):
+                if described.get(key):  # no description given: keep the key's
+                    record = record.with_(extra={**record.extra, "description": described[key]})
+            elif given != described.get(key, ""):
+                force = "1"
+                described[key] = given
+            self._put(
+                keys=[
+                    self._latest(key),
+                    self._hist(key),
+                    self._blob(record.sha256),
+                    self._space(record.tier1),
+                ],
+                args=[record.sha256, encode_meta(record), record.code, key, force],
+                client=pipe,
+            )
+        return [bool(seq) for seq in pipe.execute()]
 
-        Read before the write, not inside it: a describe racing a save of the same key
-        may leave the save's version without the new description (the describe's own
-        version keeps it in the history)."""
+    def _descriptions(self, keys: Sequence[str], client: Any = None) -> dict[str, str]:
+        """The description each key's latest version (live or not) carries, if any
+        (read through ``client``: ``put`` passes its watching pipeline)."""
+        reader = self._redis if client is None else client
         out: dict[str, str] = {}
         distinct = builtins.list(dict.fromkeys(keys))
         for i in range(0, len(distinct), _CHUNK):
             chunk = distinct[i : i + _CHUNK]
-            with self._errors("read descriptions"):
-                values = self._redis.mget([self._latest(k) for k in chunk])
+            values = reader.mget([self._latest(k) for k in chunk])
             for key, value in zip(chunk, values, strict=True):
                 if value is None or b'"description"' not in value[: value.find(b"\n", _HDR)]:
                     continue

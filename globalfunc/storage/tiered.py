@@ -166,7 +166,9 @@ class TieredStorage:
         save = getattr(self.durable, "save", None)
         if save is None:
             flags = self.durable.put(stamped)
-            self._fill([r.with_(extra={}) for r, f in zip(stamped, flags, strict=True) if f])
+            # no durable version number to order cache entries by: evict the written keys
+            # (the next read refills from the durable store, description included)
+            self._evict([r.key for r, f in zip(stamped, flags, strict=True) if f])
             return flags
         stored: list[FunctionRecord | None] = save(stamped)
         self._fill([s for s in stored if s is not None])
