@@ -379,8 +379,16 @@ class CallSpec:
         return self._var_schema("var_keyword")
 
     def _var_schema(self, kind: str) -> dict[str, Any] | None:
-        # ``check`` does not look into ``*args``/``**kwargs`` values: any JSON value.
-        return {} if any(p.kind == kind for p in self.params) else None
+        for p in self.params:
+            if p.kind == kind:  # each value is checked against the annotation (``check``)
+                item = annotation_type(p.annotation)
+                if item is Any:
+                    return {}
+                schema: dict[str, Any] = _accepting_duplicates(
+                    _inline(TypeAdapter(item).json_schema())
+                )
+                return schema
+        return None
 
     def keywords_schema(self, skip: Sequence[str] = ()) -> dict[str, Any] | None:
         """The JSON schema of the keyword-arguments object when the parameters in ``skip``
@@ -398,7 +406,8 @@ class CallSpec:
         required = [n for n in self.required if n in names]
         if required:
             schema["required"] = required
-        schema["additionalProperties"] = self.var_keyword() is not None
+        extra = self.var_keyword()
+        schema["additionalProperties"] = False if extra is None else extra or True
         return schema
 
     def request_schema(self) -> dict[str, Any]:
