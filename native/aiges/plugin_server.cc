@@ -47,6 +47,7 @@
 
 #include "aiges.grpc.pb.h"
 #include "plugin.grpc.pb.h"
+#include "user_pool.h"
 
 namespace py = pybind11;
 using namespace std::chrono_literals;
@@ -140,101 +141,8 @@ class Outbox {
 };
 
 // ---------------------------------------------------------------------------------------
-// UserPool: threads that run Python. Jobs are called with the GIL held.
-class UserPool {
- public:
-  void start(int workers) {
-    for (int i = 0; i < workers; ++i) {
-      auto done = std::make_shared<std::atomic<bool>>(false);
-      done_.push_back(done);
-      threads_.emplace_back([this, done] {
-        loop();
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          done->store(true);
-        }
-        exited_cv_.notify_all();
-      });
-    }
-  }
-
-  // False when the pool is stopping (the job is not run).
-  bool submit(std::function<void()> job) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) return false;
-      jobs_.push_back(std::move(job));
-    }
-    cv_.notify_one();
-    return true;
-  }
-
-  // Drop queued jobs and wait up to `wait` seconds for running ones; join the threads that
-  // finished and detach the rest (user code that never returns cannot be interrupted).
-  // Returns how many were detached: the process must then end with os._exit, since a
-  // detached thread still owns a Python thread state. Call WITHOUT the GIL.
-  int stop(double wait) {
-    std::deque<std::function<void()>> dropped;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-      dropped.swap(jobs_);
-    }
-    cv_.notify_all();
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      exited_cv_.wait_for(lock, std::chrono::duration<double>(wait < 0 ? 0 : wait), [this] {
-        for (auto& d : done_) {
-          if (!d->load()) return false;
-        }
-        return true;
-      });
-    }
-    int detached = 0;
-    for (size_t i = 0; i < threads_.size(); ++i) {
-      if (done_[i]->load()) {
-        threads_[i].join();
-      } else {
-        threads_[i].detach();
-        ++detached;
-      }
-    }
-    threads_.clear();
-    done_.clear();
-    if (!dropped.empty()) {
-      py::gil_scoped_acquire gil;  // the jobs' captures may own Python objects
-      dropped.clear();
-    }
-    return detached;
-  }
-
- private:
-  void loop() {
-    py::gil_scoped_acquire own;   // this thread's Python state, kept for its whole life
-    py::gil_scoped_release idle;  // ... but the GIL is held only while a job runs
-    for (;;) {
-      std::function<void()> job;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-        if (stopping_) return;
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      py::gil_scoped_acquire gil;
-      job();
-      job = nullptr;  // release captured Python objects while the GIL is held
-    }
-  }
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::condition_variable exited_cv_;
-  std::deque<std::function<void()>> jobs_;
-  std::vector<std::thread> threads_;
-  std::vector<std::shared_ptr<std::atomic<bool>>> done_;
-  bool stopping_ = false;
-};
+// UserPool: threads that run Python (user_pool.h, shared with libwrapper.cc).
+using gf::UserPool;
 
 // ---------------------------------------------------------------------------------------
 // Conversions between protobuf and the Bridge's plain values. All need the GIL.
@@ -245,15 +153,28 @@ py::dict to_dict(const google::protobuf::Map<std::string, std::string>& map) {
   return d;
 }
 
-// RequestData list -> [(key, data, type, status, desc), ...]
-py::list to_items(const google::protobuf::RepeatedPtrField<aiges::RequestData>& list) {
-  py::list items(list.size());
-  for (int i = 0; i < list.size(); ++i) {
-    const auto& d = list.Get(i);
-    items[i] = py::make_tuple(py::str(d.key()), py::bytes(d.data()), d.type(), d.status(),
-                              to_dict(d.desc()));
+// RequestData list -> [(key, data, type, status, desc), ...]. The payload is copied once,
+// into the Python bytes, and the protobuf's copy is freed right after (the request is
+// owned by the job), so a payload is held twice only while it is converted.
+py::list to_items(google::protobuf::RepeatedPtrField<aiges::RequestData>* list) {
+  py::list items(list->size());
+  for (int i = 0; i < list->size(); ++i) {
+    auto* d = list->Mutable(i);
+    py::bytes data(d->data());
+    std::string().swap(*d->mutable_data());
+    items[i] = py::make_tuple(py::str(d->key()), std::move(data), d->type(), d->status(),
+                              to_dict(d->desc()));
   }
   return items;
+}
+
+// The handler's request, moved (not copied) into an object the job owns: the sync server
+// does not read it after the handler returns.
+template <typename Message>
+std::shared_ptr<Message> take(const Message* request) {
+  auto owned = std::make_shared<Message>();
+  owned->Swap(const_cast<Message*>(request));
+  return owned;
 }
 
 // [(key, data, type, status, desc), ...] -> Response.list
@@ -343,12 +264,12 @@ struct State {
   }
 
   // The once-exec job: always queues exactly one Response for the tag. Runs with the GIL.
-  void once_job(const aiges::Request& request) {
+  void once_job(aiges::Request& request) {
     aiges::Response response;
     response.set_tag(request.tag());
     try {
-      py::tuple result =
-          bridge.attr("once")(to_dict(request.params()), to_items(request.list()), request.tag());
+      py::tuple result = bridge.attr("once")(to_dict(request.params()),
+                                             to_items(request.mutable_list()), request.tag());
       response.set_ret(result[0].cast<int>());
       fill_frames(&response, result[1]);
     } catch (py::error_already_set& e) {
@@ -407,10 +328,11 @@ class WrapperService final : public aiges::WrapperService::Service {
   grpc::Status wrapperOnceExec(grpc::ServerContext*, const aiges::Request* request,
                                aiges::Response* reply) override {
     auto st = st_;
-    auto copy = std::make_shared<aiges::Request>(*request);
-    reply->set_tag(request->tag());
-    if (!st->pool.submit([st, copy] { st->once_job(*copy); })) {
-      st->outbox.put(failure(request->tag(), kExecFailed));
+    std::string tag = request->tag();
+    auto owned = take(request);
+    reply->set_tag(tag);
+    if (!st->pool.submit([st, owned] { st->once_job(*owned); })) {
+      st->outbox.put(failure(tag, kExecFailed));
       reply->set_ret(kExecFailed);
       return grpc::Status::OK;
     }
@@ -439,12 +361,13 @@ class WrapperService final : public aiges::WrapperService::Service {
   grpc::Status wrapperWrite(grpc::ServerContext*, const aiges::WriteMessage* request,
                             aiges::Ret* reply) override {
     auto& st = *st_;
-    auto copy = std::make_shared<aiges::WriteMessage>(*request);
+    auto copy = take(request);
     int ret = st.run_sync<int>(
         "write",
         [&st, copy] {
           return st.bridge
-              .attr("write")(copy->handle(), to_items(copy->req().list()), copy->sid())
+              .attr("write")(copy->handle(), to_items(copy->mutable_req()->mutable_list()),
+                             copy->sid())
               .cast<int>();
         },
         kExecFailed);

@@ -1,0 +1,166 @@
+"""libwrapper.so, the loader's C mode, driven as the loader drives it.
+
+``tests/native/driver.c`` is compiled here with the system C compiler against
+``tests/native/wrapper_abi.h`` (written from the doc, not shared with the library), and
+loads the library with ``dlopen("libwrapper.so")`` by its bare name, the folder coming from
+``gf aiges libpath`` through ``LD_LIBRARY_PATH``. Outputs are compared byte for byte with
+what the gRPC plugin (the C++ server) answers for the same wrapper and input.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.aiges.native import libwrapper_path, native_required, why_missing
+from tests.integration.aiges_support import DATA, REPO, start
+
+pytestmark = pytest.mark.integration
+
+NATIVE_TESTS = REPO / "tests" / "native"
+
+
+def _need_library() -> None:
+    if libwrapper_path().is_file():
+        return
+    if native_required():
+        pytest.fail(why_missing("libwrapper"))
+    pytest.skip(why_missing("libwrapper"))
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _need_library()
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    assert cc, "no C compiler (cc) to build the test driver"
+    out = tmp_path_factory.mktemp("driver") / "driver"
+    subprocess.run(
+        [cc, "-O1", "-g", "-Wall", "-Werror", "-o", str(out), str(NATIVE_TESTS / "driver.c"),
+         "-ldl", "-lpthread"],
+        check=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def libdir() -> str:
+    _need_library()
+    done = subprocess.run(
+        [sys.executable, "-m", "globalfunc.cli", "aiges", "libpath"],
+        capture_output=True, text=True, check=True, cwd=REPO,
+    )
+    folder = done.stdout.strip()
+    assert (Path(folder) / "libwrapper.so").is_file()
+    return folder
+
+
+def run(
+    driver: Path, libdir: str, *args: str, cwd: Path, timeout: float = 120, **extra: str
+) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LD_LIBRARY_PATH")}
+    env["LD_LIBRARY_PATH"] = libdir
+    env["PYTHONPATH"] = str(REPO)
+    env.update(extra)
+    done = subprocess.run(
+        [str(driver), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
+    )
+    assert done.returncode == 0, f"driver {args} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def grpc_result(params: dict[str, str], payload: bytes, wrapper: Path) -> bytes:
+    """The driver's result format for what the C++ gRPC plugin answers."""
+    with start("native", "--wrapper", str(wrapper)) as client:
+        assert client.init() == 0
+        reply = client.once(params, [client.text("text", payload)])
+    out = f"ret {reply.ret}\n".encode()
+    for item in reply.list:
+        out += f"{item.key} {item.type} {item.status} {len(item.data)}\n".encode()
+        out += item.data + b"\n"
+    return out
+
+
+def test_layout_matches_the_doc_and_all_15_symbols_resolve(driver: Path, libdir: str) -> None:
+    assert run(driver, libdir, "layout", cwd=REPO).strip() == "layout ok"
+
+
+@pytest.mark.parametrize("mode", ["once", "async"])
+def test_exec_answers_the_same_bytes_as_the_grpc_plugin(
+    driver: Path, libdir: str, tmp_path: Path, mode: str
+) -> None:
+    payload = "héllo wörld, C mode \x00 end".encode()
+    (tmp_path / "in").write_bytes(payload)
+    echo = DATA / "echo"
+    run(driver, libdir, "-p", "mode=upper", mode, str(tmp_path / "in"), str(tmp_path / "out"), cwd=echo)
+    got = (tmp_path / "out").read_bytes()
+    assert got.startswith(b"ret 0\nresult 0 3 ")
+    assert got == grpc_result({"mode": "upper"}, payload, echo)
+
+
+def test_a_session_through_callbacks_and_wrapper_read(driver: Path, libdir: str, tmp_path: Path) -> None:
+    run(driver, libdir, "-p", "lang=en", "session", str(tmp_path / "out"), cwd=DATA / "stream")
+    assert (tmp_path / "out").read_text().splitlines() == [
+        "frame 0 ret 0 en:FIRST",
+        "frame 1 ret 0 en:SECOND",
+        "frame 2 ret 0 en:THIRD",
+        "read en:PULLED",
+    ]
+
+
+def test_eight_threads_at_once_exec_and_async(driver: Path, libdir: str) -> None:
+    out = run(driver, libdir, "threads", "8", "300", cwd=DATA / "echo")
+    assert out.strip() == "threads ok 2400 calls"
+
+
+def test_a_16_mib_payload(driver: Path, libdir: str) -> None:
+    out = run(driver, libdir, "big", "16", cwd=DATA / "echo")
+    assert out.strip() == f"big ok {16 << 20}"
+
+
+def test_errors_version_and_bad_handles(driver: Path, libdir: str) -> None:
+    lines = run(driver, libdir, "errors", cwd=DATA / "echo").splitlines()
+    assert lines[0].startswith("before-init 30001 ")
+    assert "not loaded or not initialised" in lines[0]
+    assert lines[1].startswith("version GlobalFunc libwrapper ")
+    assert lines[2].startswith("error-30003 the wrapper's call raised")
+    assert lines[3] == "error-7 echo error 7"  # the wrapper's own wrapperError
+    assert lines[4].startswith("bad-handle unknown session handle")
+    assert lines[-1] == "errors ok"
+
+
+def test_config_names_the_wrapper_file_and_class(driver: Path, libdir: str, tmp_path: Path) -> None:
+    (tmp_path / "mine.py").write_text(
+        "from aiges_embed import Response, ResponseData\n"
+        "class Other:\n"
+        "    def wrapperInit(self, config):\n"
+        "        return 0\n"
+        "    def wrapperOnceExec(self, params, reqData):\n"
+        "        node = reqData.list[0]\n"
+        "        view = memoryview(node.data)  # zero copy: a view of the loader's memory\n"
+        "        item = ResponseData(key='n', data=f'{len(view)}:{view[0]}:{view[-1]}'.encode())\n"
+        "        view.release()\n"
+        "        return Response([item])\n"
+        "    def wrapperFini(self):\n"
+        "        return 0\n"
+    )
+    (tmp_path / "in").write_bytes(b"abcz")
+    run(driver, libdir, "-c", f"wrapper.file={tmp_path / 'mine.py'}", "-c", "wrapper.class=Other",
+        "once", str(tmp_path / "in"), str(tmp_path / "out"), cwd=tmp_path)
+    assert (tmp_path / "out").read_bytes() == b"ret 0\nn 0 3 8\n4:97:122\n"
+
+
+def test_a_registry_function_named_by_the_config(
+    driver: Path, libdir: str, tmp_path: Path
+) -> None:
+    (tmp_path / "in").write_bytes(b"")
+    run(driver, libdir, "-c", "wrapper.function=Base.inverse_time_str",
+        "-c", f"wrapper.root={REPO / 'packages'}", "-p", "time_str=2024-02-15 11:11:11",
+        "-p", "bias_hours=-8", "once", str(tmp_path / "in"), str(tmp_path / "out"),
+        cwd=tmp_path, TZ="UTC", GF_CACHE_DIR=str(tmp_path / "cache"))
+    out = (tmp_path / "out").read_bytes()
+    assert out.startswith(b"ret 0\nresult 0 3 ") and out.endswith(b"\n1707966671\n"), out

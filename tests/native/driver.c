@@ -1,0 +1,411 @@
+/* A C stand-in for the AIGES loader's C mode: dlopen("libwrapper.so") by its bare name,
+ * resolve the 15 symbols, and drive them. Built by the tests with the system C compiler.
+ *
+ *   driver [-c key=value]... [-p key=value]... COMMAND [ARGS]
+ *   layout                 sizeof/offsetof of ParamList/DataList against the doc's numbers
+ *   once IN OUT            init, wrapperExec on IN's bytes (key "text"), OUT = the result, fini
+ *   async IN OUT           the same through wrapperExecAsync and its callback
+ *   session OUT            create (callback), write 3 frames (status 0,1,2), read results, destroy
+ *   threads T N            T threads x N calls (exec and async alternating), outputs checked
+ *   big MIB                one exec with a MIB MiB payload, output checked
+ *   loop N                 N exec+free and N/10 async calls (for the leak check)
+ *   errors                 the calls that must fail, wrapperError/wrapperVersion texts
+ * Exit 0 when every check passed; failures name the check on stderr.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "wrapper_abi.h"
+
+#define CHECK(cond, ...)                                    \
+  do {                                                      \
+    if (!(cond)) {                                          \
+      fprintf(stderr, "driver: check failed: " __VA_ARGS__); \
+      fprintf(stderr, " (%s:%d)\n", __FILE__, __LINE__);     \
+      exit(1);                                              \
+    }                                                       \
+  } while (0)
+
+static struct {
+  wrapperSetCtrl_t SetCtrl;
+  wrapperInit_t Init;
+  wrapperFini_t Fini;
+  wrapperError_t Error;
+  wrapperVersion_t Version;
+  wrapperLoadRes_t LoadRes;
+  wrapperUnloadRes_t UnloadRes;
+  wrapperCreate_t Create;
+  wrapperWrite_t Write;
+  wrapperRead_t Read;
+  wrapperDestroy_t Destroy;
+  wrapperExec_t Exec;
+  wrapperExecFree_t ExecFree;
+  wrapperExecAsync_t ExecAsync;
+  wrapperDebugInfo_t DebugInfo;
+} W;
+
+static pParamList config = NULL, params = NULL;
+
+static void* sym(void* lib, const char* name) {
+  void* p = dlsym(lib, name);
+  CHECK(p != NULL, "symbol %s missing: %s", name, dlerror());
+  return p;
+}
+
+static void load(void) {
+  void* lib = dlopen("libwrapper.so", RTLD_NOW); /* the bare name, as the loader does */
+  CHECK(lib != NULL, "dlopen(libwrapper.so): %s", dlerror());
+  W.SetCtrl = (wrapperSetCtrl_t)sym(lib, "wrapperSetCtrl");
+  W.Init = (wrapperInit_t)sym(lib, "wrapperInit");
+  W.Fini = (wrapperFini_t)sym(lib, "wrapperFini");
+  W.Error = (wrapperError_t)sym(lib, "wrapperError");
+  W.Version = (wrapperVersion_t)sym(lib, "wrapperVersion");
+  W.LoadRes = (wrapperLoadRes_t)sym(lib, "wrapperLoadRes");
+  W.UnloadRes = (wrapperUnloadRes_t)sym(lib, "wrapperUnloadRes");
+  W.Create = (wrapperCreate_t)sym(lib, "wrapperCreate");
+  W.Write = (wrapperWrite_t)sym(lib, "wrapperWrite");
+  W.Read = (wrapperRead_t)sym(lib, "wrapperRead");
+  W.Destroy = (wrapperDestroy_t)sym(lib, "wrapperDestroy");
+  W.Exec = (wrapperExec_t)sym(lib, "wrapperExec");
+  W.ExecFree = (wrapperExecFree_t)sym(lib, "wrapperExecFree");
+  W.ExecAsync = (wrapperExecAsync_t)sym(lib, "wrapperExecAsync");
+  W.DebugInfo = (wrapperDebugInfo_t)sym(lib, "wrapperDebugInfo");
+}
+
+static pParamList add_param(pParamList head, const char* kv) {
+  const char* eq = strchr(kv, '=');
+  CHECK(eq != NULL, "expected key=value, got %s", kv);
+  pParamList p = calloc(1, sizeof(ParamList));
+  p->key = strndup(kv, (size_t)(eq - kv));
+  p->value = strdup(eq + 1);
+  p->vlen = (unsigned int)strlen(p->value);
+  p->next = head;
+  return p;
+}
+
+static char* read_file(const char* path, size_t* len) {
+  FILE* f = fopen(path, "rb");
+  CHECK(f != NULL, "cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char* buf = malloc((size_t)n + 1);
+  CHECK(fread(buf, 1, (size_t)n, f) == (size_t)n, "short read of %s", path);
+  fclose(f);
+  *len = (size_t)n;
+  return buf;
+}
+
+/* "ret R\n" then per item "key type status len\n<data>\n" */
+static void write_result(FILE* out, int ret, pDataList d) {
+  fprintf(out, "ret %d\n", ret);
+  for (; d != NULL; d = d->next) {
+    fprintf(out, "%s %d %d %u\n", d->key, d->type, d->status, d->len);
+    fwrite(d->data, 1, d->len, out);
+    fputc('\n', out);
+  }
+}
+
+static DataList request(const char* key, void* data, unsigned int len, int status) {
+  DataList d;
+  memset(&d, 0, sizeof d);
+  d.key = (char*)key;
+  d.data = data;
+  d.len = len;
+  d.type = 0;
+  d.status = status;
+  return d;
+}
+
+static void init_or_die(void) {
+  int ret = W.Init(config);
+  CHECK(ret == 0, "wrapperInit returned %d (%s)", ret, W.Error(ret));
+}
+
+/* -- async results ------------------------------------------------------------------- */
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+  int ret;
+  char* data;
+  unsigned int len;
+  char tag[64];
+  FILE* out;
+} Waiter;
+
+static Waiter* waiters[4096];
+static pthread_mutex_t waiters_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int on_result(const void* usrTag, pDataList resp, int ret) {
+  int slot = atoi((const char*)usrTag);
+  pthread_mutex_lock(&waiters_mu);
+  Waiter* w = waiters[slot];
+  pthread_mutex_unlock(&waiters_mu);
+  pthread_mutex_lock(&w->mu);
+  snprintf(w->tag, sizeof w->tag, "%s", (const char*)usrTag);
+  w->ret = ret;
+  if (w->out != NULL) write_result(w->out, ret, resp);
+  if (resp != NULL) {
+    w->len = resp->len;
+    w->data = malloc(resp->len + 1);
+    memcpy(w->data, resp->data, resp->len);
+  }
+  w->done = 1;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  return 0;
+}
+
+/* One async call on slot `slot`; returns the callback's ret, result copied to *data. */
+static int exec_async(int slot, pDataList req, FILE* out, char** data, unsigned int* len) {
+  Waiter w;
+  memset(&w, 0, sizeof w);
+  pthread_mutex_init(&w.mu, NULL);
+  pthread_cond_init(&w.cv, NULL);
+  w.out = out;
+  pthread_mutex_lock(&waiters_mu);
+  waiters[slot] = &w;
+  pthread_mutex_unlock(&waiters_mu);
+  char tag[32];
+  snprintf(tag, sizeof tag, "%d", slot);
+  int ret = W.ExecAsync(tag, params, req, on_result, 10000, NULL, 0);
+  CHECK(ret == 0, "wrapperExecAsync returned %d", ret);
+  pthread_mutex_lock(&w.mu);
+  while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+  pthread_mutex_unlock(&w.mu);
+  CHECK(strcmp(w.tag, tag) == 0, "callback tag %s, expected %s", w.tag, tag);
+  if (data != NULL) {
+    *data = w.data;
+    *len = w.len;
+  } else {
+    free(w.data);
+  }
+  return w.ret;
+}
+
+static void upper(char* s, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (s[i] >= 'a' && s[i] <= 'z') s[i] -= 32;
+}
+
+/* -- threads --------------------------------------------------------------------------- */
+typedef struct {
+  int id, calls, failures;
+} Job;
+
+static void* worker(void* arg) {
+  Job* job = arg;
+  for (int i = 0; i < job->calls; ++i) {
+    char text[64];
+    int n = snprintf(text, sizeof text, "thread %d call %d %s", job->id, i, i % 2 ? "x" : "yy");
+    char expected[64];
+    memcpy(expected, text, (size_t)n);
+    upper(expected, (size_t)n);
+    DataList req = request("text", text, (unsigned int)n, 3);
+    char* data = NULL;
+    unsigned int len = 0;
+    int ret;
+    if (i % 2 == 0) {
+      pDataList resp = NULL;
+      char tag[32];
+      snprintf(tag, sizeof tag, "t%d-%d", job->id, i);
+      ret = W.Exec(tag, params, &req, &resp, NULL, 0);
+      if (ret == 0 && resp != NULL) {
+        len = resp->len;
+        data = malloc(len);
+        memcpy(data, resp->data, len);
+      }
+      W.ExecFree(tag, &resp);
+      if (resp != NULL) ++job->failures;
+    } else {
+      ret = exec_async(job->id * 100 + (i % 100), &req, NULL, &data, &len);
+    }
+    if (ret != 0 || data == NULL || len != (unsigned int)n || memcmp(data, expected, len) != 0) {
+      ++job->failures;
+    }
+    free(data);
+  }
+  return NULL;
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char** argv) {
+  int i = 1;
+  for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
+    if (strcmp(argv[i], "-c") == 0) config = add_param(config, argv[i + 1]);
+    else if (strcmp(argv[i], "-p") == 0) params = add_param(params, argv[i + 1]);
+    else CHECK(0, "unknown option %s", argv[i]);
+  }
+  CHECK(i < argc, "no command");
+  const char* cmd = argv[i++];
+
+  if (strcmp(cmd, "layout") == 0) {
+    CHECK(sizeof(ParamList) == 32, "sizeof(ParamList) %zu", sizeof(ParamList));
+    CHECK(offsetof(ParamList, key) == 0 && offsetof(ParamList, value) == 8, "ParamList key/value");
+    CHECK(offsetof(ParamList, vlen) == 16 && offsetof(ParamList, next) == 24, "ParamList vlen/next");
+    CHECK(sizeof(DataList) == 48, "sizeof(DataList) %zu", sizeof(DataList));
+    CHECK(offsetof(DataList, key) == 0 && offsetof(DataList, data) == 8, "DataList key/data");
+    CHECK(offsetof(DataList, len) == 16 && offsetof(DataList, type) == 20, "DataList len/type");
+    CHECK(offsetof(DataList, status) == 24 && offsetof(DataList, desc) == 32, "DataList status/desc");
+    CHECK(offsetof(DataList, next) == 40, "DataList next");
+    load();
+    printf("layout ok\n");
+    return 0;
+  }
+  load();
+  if (strcmp(cmd, "errors") == 0) {
+    pDataList resp = NULL;
+    DataList req = request("text", "x", 1, 3);
+    int ret = W.Exec("early", params, &req, &resp, NULL, 0);
+    CHECK(ret == 30001 && resp == NULL, "exec before init returned %d", ret);
+    printf("before-init %d %s\n", ret, W.Error(ret));
+    CHECK(W.SetCtrl(1, NULL) == 0, "wrapperSetCtrl");
+    init_or_die();
+    CHECK(W.LoadRes(NULL, 1) == 0 && W.UnloadRes(1) == 0, "wrapperLoadRes/UnloadRes");
+    printf("version %s\n", W.Version());
+    printf("error-30003 %s\n", W.Error(30003));
+    printf("error-7 %s\n", W.Error(7));
+    int dummy;
+    CHECK(W.Write(&dummy, &req) == 30004, "write on a bad handle");
+    CHECK(W.Destroy(&dummy) == 30004, "destroy on a bad handle");
+    printf("bad-handle %s\n", W.Error(30004));
+    CHECK(W.Fini() == 0, "wrapperFini");
+    ret = W.Exec("late", params, &req, &resp, NULL, 0);
+    CHECK(ret == 30001, "exec after fini returned %d", ret);
+    printf("errors ok\n");
+    return 0;
+  }
+  init_or_die();
+  if (strcmp(cmd, "once") == 0 || strcmp(cmd, "async") == 0) {
+    size_t len;
+    char* data = read_file(argv[i], &len);
+    FILE* out = fopen(argv[i + 1], "wb");
+    DataList req = request("text", data, (unsigned int)len, 3);
+    if (cmd[0] == 'o') {
+      pDataList resp = NULL;
+      int ret = W.Exec("once-tag", params, &req, &resp, NULL, 0);
+      write_result(out, ret, resp);
+      CHECK(W.ExecFree("once-tag", &resp) == 0 && resp == NULL, "wrapperExecFree");
+    } else {
+      exec_async(1, &req, out, NULL, NULL);
+    }
+    fclose(out);
+    free(data);
+  } else if (strcmp(cmd, "session") == 0) {
+    FILE* out = fopen(argv[i], "wb");
+    pthread_mutex_lock(&waiters_mu);
+    Waiter w;
+    memset(&w, 0, sizeof w);
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    waiters[7] = &w;
+    pthread_mutex_unlock(&waiters_mu);
+    int err = -1;
+    const void* h = W.Create("7", params, on_result, NULL, 0, &err);
+    CHECK(h != NULL && err == 0, "wrapperCreate: err %d", err);
+    CHECK(strlen(W.DebugInfo(h)) > 0, "wrapperDebugInfo");
+    const char* frames[3] = {"first", "second", "third"};
+    for (int k = 0; k < 3; ++k) {
+      DataList req = request("text", (void*)frames[k], (unsigned int)strlen(frames[k]), k);
+      CHECK(W.Write(h, &req) == 0, "wrapperWrite frame %d", k);
+      /* each frame answers once; the last also with a final frame */
+      pthread_mutex_lock(&w.mu);
+      double deadline = now() + 10;
+      while (!w.done && now() < deadline) {
+        pthread_mutex_unlock(&w.mu);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&w.mu);
+      }
+      CHECK(w.done, "no session result for frame %d", k);
+      fprintf(out, "frame %d ret %d ", k, w.ret);
+      fwrite(w.data, 1, w.len, out);
+      fputc('\n', out);
+      free(w.data);
+      w.data = NULL;
+      w.done = 0;
+      pthread_mutex_unlock(&w.mu);
+    }
+    CHECK(W.Destroy(h) == 0, "wrapperDestroy");
+    CHECK(W.Destroy(h) == 30004, "destroying twice");
+    /* a session without callback: results wait for wrapperRead */
+    const void* h2 = W.Create("pull", params, NULL, NULL, 0, &err);
+    CHECK(h2 != NULL && err == 0, "wrapperCreate without callback: err %d", err);
+    DataList req = request("text", "pulled", 6, 2);
+    CHECK(W.Write(h2, &req) == 0, "wrapperWrite (pull)");
+    pDataList got = NULL;
+    double deadline = now() + 10;
+    while (got == NULL && now() < deadline) {
+      CHECK(W.Read(h2, &got) == 0, "wrapperRead");
+      if (got == NULL) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+      }
+    }
+    CHECK(got != NULL, "wrapperRead gave nothing");
+    fprintf(out, "read ");
+    fwrite(got->data, 1, got->len, out);
+    fputc('\n', out);
+    W.ExecFree("pull", &got);
+    CHECK(W.Destroy(h2) == 0, "wrapperDestroy (pull)");
+    fclose(out);
+  } else if (strcmp(cmd, "threads") == 0) {
+    int t = atoi(argv[i]), n = atoi(argv[i + 1]);
+    pthread_t th[64];
+    Job jobs[64];
+    CHECK(t <= 40, "at most 40 threads");
+    for (int k = 0; k < t; ++k) {
+      jobs[k] = (Job){k, n, 0};
+      pthread_create(&th[k], NULL, worker, &jobs[k]);
+    }
+    int failures = 0;
+    for (int k = 0; k < t; ++k) {
+      pthread_join(th[k], NULL);
+      failures += jobs[k].failures;
+    }
+    CHECK(failures == 0, "%d of %d threaded calls failed", failures, t * n);
+    printf("threads ok %d calls\n", t * n);
+  } else if (strcmp(cmd, "big") == 0) {
+    size_t len = (size_t)atoi(argv[i]) << 20;
+    char* data = malloc(len);
+    for (size_t k = 0; k < len; ++k) data[k] = (char)('a' + k % 26);
+    DataList req = request("text", data, (unsigned int)len, 3);
+    pDataList resp = NULL;
+    int ret = W.Exec("big", params, &req, &resp, NULL, 0);
+    CHECK(ret == 0 && resp != NULL, "big exec returned %d", ret);
+    CHECK(resp->len == len, "big result has %u bytes, sent %zu", resp->len, len);
+    upper(data, len);
+    CHECK(memcmp(resp->data, data, len) == 0, "big result differs");
+    W.ExecFree("big", &resp);
+    printf("big ok %zu\n", len);
+    free(data);
+  } else if (strcmp(cmd, "loop") == 0) {
+    int n = atoi(argv[i]);
+    double t0 = now();
+    for (int k = 0; k < n; ++k) {
+      char text[32];
+      int m = snprintf(text, sizeof text, "call %d", k);
+      DataList req = request("text", text, (unsigned int)m, 3);
+      pDataList resp = NULL;
+      CHECK(W.Exec("loop", params, &req, &resp, NULL, 0) == 0, "loop exec %d", k);
+      W.ExecFree("loop", &resp);
+      if (k % 10 == 0) CHECK(exec_async(k % 1000, &req, NULL, NULL, NULL) == 0, "loop async %d", k);
+    }
+    printf("loop ok %d calls %.2f us/call\n", n, (now() - t0) / n * 1e6);
+  } else {
+    CHECK(0, "unknown command %s", cmd);
+  }
+  CHECK(W.Fini() == 0, "wrapperFini");
+  return 0;
+}
