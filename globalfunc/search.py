@@ -20,6 +20,12 @@ A backend never ranks: it may only narrow the records it hands to :func:`rank` (
 index, a prefix-token index), as long as every record that matches a term is among them.
 Package and branch filters are applied here too, so a backend may or may not push them
 down. This module does no I/O.
+
+Semantic reranking is a hook: :func:`set_reranker` installs a function that reorders the
+best lexical results (:data:`RERANK_POOL` of them) by meaning; every backend's ranking
+goes through :func:`rank_docs`, so they stay the same. ``globalfunc.semantic`` offers one
+built on a small embedding model shipped in a PyPI package (the ``semantic`` extra);
+without a reranker the ranking is the plain one above.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from globalfunc.record import FunctionRecord
@@ -41,6 +47,8 @@ __all__ = [
     "query_terms",
     "rank",
     "rank_docs",
+    "reranker",
+    "set_reranker",
     "words",
 ]
 
@@ -202,7 +210,53 @@ def rank_docs(
         points = sum(w * h for w, h in zip(idf, hits, strict=True))
         scored.append((round(points, 9), doc))
     scored.sort(key=lambda item: (-item[0], item[1].key))
+    if _reranker is not None and len(scored) > 1:
+        return _rerank(_reranker, query, scored[: max(limit, RERANK_POOL)])[:limit]
     return scored[:limit]
+
+
+#: reorders the best lexical results by meaning: (query, docs best first) -> one
+#: similarity in [-1, 1] per doc
+Reranker = Callable[[str, Sequence[SearchDoc]], Sequence[float]]
+
+#: how many of the best lexical results a reranker may reorder
+RERANK_POOL = 30
+
+#: how much meaning counts against the lexical score (each scaled to at most 1)
+SEMANTIC_WEIGHT = 0.5
+
+_reranker: Reranker | None = None
+
+
+def set_reranker(fn: Reranker | None) -> Reranker | None:
+    """Install ``fn`` as the semantic reranker (``None``: plain ranking); returns the one
+    it replaces."""
+    global _reranker
+    previous, _reranker = _reranker, fn
+    return previous
+
+
+def reranker() -> Reranker | None:
+    """The installed semantic reranker, if any."""
+    return _reranker
+
+
+def _rerank(
+    fn: Reranker, query: str, scored: list[tuple[float, SearchDoc]]
+) -> list[tuple[float, SearchDoc]]:
+    """Blend each lexical score (divided by the best) with the doc's similarity."""
+    similarity = fn(query, [doc for _, doc in scored])
+    if len(similarity) != len(scored):
+        raise ValueError(
+            f"reranker {fn!r} gave {len(similarity)} similarities for {len(scored)} results"
+        )
+    top = scored[0][0] or 1.0
+    blended = [
+        (round((1 - SEMANTIC_WEIGHT) * points / top + SEMANTIC_WEIGHT * float(sim), 9), doc)
+        for (points, doc), sim in zip(scored, similarity, strict=True)
+    ]
+    blended.sort(key=lambda item: (-item[0], item[1].key))
+    return blended
 
 
 def rank(
@@ -219,3 +273,12 @@ def rank(
         (doc_of(r) for r in live.values()), query, limit, package=package, branch=branch
     )
     return [live[doc.key] for _, doc in best]
+
+
+def _default_reranker() -> Reranker | None:
+    from globalfunc.semantic import installed_reranker
+
+    return installed_reranker()
+
+
+_reranker = _default_reranker()  # the ``semantic`` extra's, when installed (loads nothing)
