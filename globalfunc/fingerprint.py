@@ -98,7 +98,8 @@ class _Normalizer(ast.NodeTransformer):
         node.returns = None
         node.decorator_list = [self.visit(d) for d in node.decorator_list]
         node.args = self.visit(node.args)
-        node.body = [self.visit(s) for s in _strip_docstring(node.body)]
+        body = [self.visit(s) for s in _strip_docstring(node.body)]
+        node.body = [s for s in body if s is not None] or [ast.Pass()]  # None: a comment
         return node
 
     def visit_ClassDef(self, node: ast.ClassDef) -> Any:

@@ -153,6 +153,8 @@ def _print_history(history: Sequence[FunctionRecord]) -> None:
     out(f"history ({len(history)} versions, newest first):")
     for h in history:
         mark = ("  deleted" if h.deleted else "") + (f"  {DIRTY_NOTE}" if h.dirty else "")
+        if h.description:  # descriptions are versioned with the record
+            mark += f"  description: {h.description!r}"
         out(f"  {when(h.saved_at)}  {short(h.sha256)}  commit {(h.commit or '-')[:12]}{mark}")
 
 
