@@ -25,6 +25,8 @@ import fcntl
 import os
 import struct
 import termios
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -33,6 +35,8 @@ from globalfunc.executor.frame import _ERR, _ERR_EXITING, _HEADER, _OK, _READY
 from globalfunc.executor.pool import ChildDied
 
 __all__ = ["DEFAULT_MAX_FRAME", "WorkerHandle"]
+
+Done = Callable[[Any, BaseException | None], None]
 
 _READ_CHUNK = 1 << 16
 _READS_PER_TURN = 16  # 1 MiB a loop turn: a worker flooding its pipe cannot hold the loop
@@ -43,10 +47,11 @@ class WorkerHandle:
     """One worker process; see the module docstring."""
 
     __slots__ = (
-        "_call",
+        "_done",
         "_out",
         "_ready",
         "_sent",
+        "_writing",
         "broken",
         "buf",
         "child",
@@ -70,7 +75,8 @@ class WorkerHandle:
         self.loaded: dict[str, str] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._ready: asyncio.Future[None] | None = None
-        self._call: asyncio.Future[bytes] | None = None
+        self._done: Done | None = None
+        self._writing = False
         self._out: memoryview | None = None
         self._sent = 0
         self.dead = False
@@ -94,7 +100,8 @@ class WorkerHandle:
             return
         with contextlib.suppress(Exception):  # fd already gone
             loop.remove_reader(self.rfd)
-        if self._out is not None:
+        if self._writing:
+            self._writing = False
             with contextlib.suppress(Exception):
                 loop.remove_writer(self.wfd)
 
@@ -106,20 +113,18 @@ class WorkerHandle:
     def reusable(self) -> bool:
         return not (self.dead or self.exiting or self.broken)
 
-    def start_call(self, job: bytes) -> asyncio.Future[bytes]:
-        loop = self.loop
-        assert loop is not None, "attach() first"
-        fut: asyncio.Future[bytes] = loop.create_future()
+    def start_call(self, job: bytes, done: Done) -> None:
         if self.dead:  # it ended between being handed out and being used: nothing was sent
-            fut.set_exception(ChildDied(False, self.child.exit_description(0.5)))
-            return fut
-        self._call = fut
+            done(None, ChildDied(False, self.child.exit_description(0.5)))
+            return
+        self._done = done
         self._sent = 0
         self._out = memoryview(_HEADER.pack(len(job)) + job)
         self._write()
-        if self._out is not None and not fut.done():
-            loop.add_writer(self.wfd, self._write)
-        return fut
+        if self._out is not None and self._done is not None:
+            assert self.loop is not None, "attach() first"
+            self.loop.add_writer(self.wfd, self._write)
+            self._writing = True
 
     def on_exit(self) -> None:
         if self.dead:
@@ -131,9 +136,9 @@ class WorkerHandle:
         ready = self._ready
         if ready is not None and not ready.done():
             ready.set_exception(ChildDied(False, f"{how} before it was ready"))
-        fut, self._call = self._call, None
-        if fut is not None and not fut.done():
-            fut.set_exception(ChildDied(self._started(), how))
+        done, self._done = self._done, None
+        if done is not None:
+            done(None, ChildDied(self._started(), how))
 
     def close(self) -> None:
         self.child.close()
@@ -159,7 +164,8 @@ class WorkerHandle:
         self._stop_writing()
 
     def _stop_writing(self) -> None:
-        if self.loop is not None:
+        if self._writing and self.loop is not None:
+            self._writing = False
             with contextlib.suppress(Exception):
                 self.loop.remove_writer(self.wfd)
 
@@ -234,18 +240,17 @@ class WorkerHandle:
         elif status != _OK:
             self._break(f"broke the protocol (an answer starting {frame[:16]!r})")
             return
-        fut, self._call = self._call, None
-        if fut is None:  # nobody asked: whatever wrote it is not our worker any more
+        done, self._done = self._done, None
+        if done is None:  # nobody asked: whatever wrote it is not our worker any more
             self._break("answered when no call was running")
             return
-        if not fut.done():
-            fut.set_result(frame)
+        done(frame, None)
 
     def _break(self, why: str) -> None:
         """The worker wrote what no worker of ours writes: kill it, fail the call it held."""
         self.broken = why
         self.buf.clear()
         self.child.kill()
-        fut, self._call = self._call, None
-        if fut is not None and not fut.done():
-            fut.set_exception(ChildDied(True, why))
+        done, self._done = self._done, None
+        if done is not None:
+            done(None, ChildDied(True, why))

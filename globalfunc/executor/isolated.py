@@ -192,7 +192,6 @@ class IsolatedExecutor:
         )
         self._started = False
         self._closed = False
-        self._active: set[asyncio.Task[Any]] = set()
         if start and self._thread is not None:
             self.start()
 
@@ -243,8 +242,7 @@ class IsolatedExecutor:
 
     async def _aclose(self) -> None:
         self.pool.close()
-        if self._active:  # let the calls that just failed tell their callers
-            await asyncio.wait(list(self._active), timeout=5)
+        await asyncio.sleep(0)  # the failed calls' callbacks run before we return
 
     def __enter__(self) -> IsolatedExecutor:
         return self
@@ -298,9 +296,9 @@ class IsolatedExecutor:
         if record is not None:
             version = record.sha256
         payload = self._request(name, args, kwargs or {}, tagged, version, encoded)
-        work = self._run(name, payload, record, limit)
         if self._on_loop():
-            return asyncio.ensure_future(work, loop=self.loop)
+            return self._start(name, payload, record, limit)
+        work = self._awaited(name, payload, record, limit)
         return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.loop))
 
     async def call_json(
@@ -357,22 +355,29 @@ class IsolatedExecutor:
             record = self._record(name, None)
         version = None if record is None else record.sha256
         payload = self._request(name, args, kwargs or {}, True, version, encoded)
-        out: bytes = self._sync(self._run(name, payload, record, limit), None)
+        out: bytes = self._sync(self._awaited(name, payload, record, limit), None)
         return out
 
-    async def _run(
+    async def _awaited(
         self, name: str, payload: bytes, record: FunctionRecord | None, limit: float
     ) -> bytes:
+        """:meth:`_start` for a caller on another thread or loop."""
+        out: bytes = await self._start(name, payload, record, limit)
+        return out
+
+    def _start(
+        self, name: str, payload: bytes, record: FunctionRecord | None, limit: float
+    ) -> asyncio.Future[bytes]:
+        """Start one call on the pool's loop: no task, one future the pool completes from
+        the worker's answer (callbacks all the way)."""
         if self._closed:
-            raise Overloaded(
-                "the worker pool is closed (the server is stopping)", retry_after=RETRY_AFTER
+            failed: asyncio.Future[bytes] = self.loop.create_future()
+            failed.set_exception(
+                Overloaded(
+                    "the worker pool is closed (the server is stopping)", retry_after=RETRY_AFTER
+                )
             )
-        loop = self.loop
-        deadline = loop.time() + limit
-        task = asyncio.current_task()
-        if task is not None:
-            self._active.add(task)
-            task.add_done_callback(self._active.discard)
+            return failed
 
         def job_for(slot: WorkerHandle) -> bytes:
             if record is None or slot.loaded.get(name) == record.sha256:
@@ -381,33 +386,44 @@ class IsolatedExecutor:
             code = orjson.dumps({"sha256": record.sha256, "text": record.code})
             return payload[:-1] + b',"code":' + code + b"}"
 
-        try:
-            frame: bytes = await self.pool.run(name, job_for, deadline)
-        except RunTimeout:
-            raise self._timeout(name, limit, "running") from None
-        except QueueTimeout:
-            raise self._timeout(name, limit, "waiting for a free worker") from None
-        except ChildDied as died:
-            raise WorkerCrashed(
-                f"the worker running {name} {died.how}; it was replaced. The function "
+        def finish(frame: Any, exc: BaseException | None) -> bytes:
+            if exc is not None:
+                raise self._error(name, limit, exc)
+            return self._answer(name, frame)
+
+        return self.pool.submit(name, job_for, self.loop.time() + limit, finish)
+
+    def _error(self, name: str, limit: float, exc: BaseException) -> BaseException:
+        """What a caller sees of the pool's outcome."""
+        if isinstance(exc, RunTimeout):
+            return self._timeout(name, limit, "running")
+        if isinstance(exc, QueueTimeout):
+            return self._timeout(name, limit, "waiting for a free worker")
+        if isinstance(exc, ChildDied):
+            return WorkerCrashed(
+                f"the worker running {name} {exc.how}; it was replaced. The function "
                 "crashed the process (os._exit, a segfault, a signal, or the memory cap)",
                 function=name,
-                exit=died.how,
-            ) from None
-        except PoolFull:
-            raise Overloaded(
+                exit=exc.how,
+            )
+        if isinstance(exc, PoolFull):
+            return Overloaded(
                 f"{self.max_queue} calls of {name} are already waiting for a worker; retry in "
                 f"{RETRY_AFTER} s or raise GF_QUEUE_SIZE / GF_WORKERS",
                 retry_after=RETRY_AFTER,
                 function=name,
-            ) from None
-        except PoolClosed:
-            raise Overloaded(
+            )
+        if isinstance(exc, PoolClosed):
+            return Overloaded(
                 f"the server is stopping; {name} did not run to the end. Retry in "
                 f"{RETRY_AFTER} s (on another server)",
                 retry_after=RETRY_AFTER,
                 function=name,
-            ) from None
+            )
+        return exc
+
+    @staticmethod
+    def _answer(name: str, frame: bytes) -> bytes:
         status, body = frame[:1], frame[1:]
         if status == _OK:
             return body

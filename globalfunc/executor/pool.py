@@ -1,6 +1,6 @@
 """The supervised pool: a fixed number of child-process slots shared by calls, on one event loop.
 
-Every isolated call in GlobalFunc goes through :meth:`SupervisedPool.run`: the worker
+Every isolated call in GlobalFunc goes through :meth:`SupervisedPool.submit`: the worker
 pool of the HTTP server and of ``GFGo``/``gf call`` (frame slots,
 :mod:`globalfunc.executor.handle`) and the AIGES process engine (plugin slots,
 :mod:`server.aiges.process_engine`). The pool decides; a slot only talks to its child.
@@ -9,7 +9,9 @@ The pool's rules:
 
 - **One thread owns the state.** Every decision (who gets a slot, what a death means,
   when to replace) runs on the pool's event loop, so there is no lock to hold while
-  sending, spawning or calling back, and no callback can re-enter a held lock. Other
+  sending, spawning or calling back, and no callback can re-enter a held lock. A call is
+  driven by callbacks, not a task of its own: the slot's answer completes the caller's
+  future in the same loop turn that read it (a task per call cost twice the CPU). Other
   threads reach the pool through :func:`asyncio.run_coroutine_threadsafe`. Blocking work
   (starting a process, reaping one) runs in the loop's default thread pool.
 - **Deadlines cover the whole call**: time spent queued counts. A call past its deadline
@@ -102,8 +104,9 @@ class Slot(Protocol):
     async def ready(self) -> None:
         """Return once the child can take calls; raise if it failed to start."""
 
-    def start_call(self, job: Any) -> asyncio.Future[Any]:
-        """Send ``job``; the future ends with the child's answer or :class:`ChildDied`."""
+    def start_call(self, job: Any, done: Callable[[Any, BaseException | None], None]) -> None:
+        """Send ``job``; call ``done(answer, None)`` or ``done(None, ChildDied(...))`` once,
+        on the loop (possibly before returning, if the child is already gone)."""
 
     def on_exit(self) -> None:
         """The process has ended: take any complete answer, then fail what is left."""
@@ -138,12 +141,115 @@ class LoopThread:
             self.loop.close()
 
 
-class _Waiter:
-    __slots__ = ("fut", "key")
+class _Call(Generic[S]):
+    """One call through the pool, driven by callbacks (no task of its own): wait for a
+    slot, send, take the answer from the slot's callback, or give up at the deadline.
+    ``finish(answer, exc)`` turns the outcome into the caller's result."""
 
-    def __init__(self, key: str, fut: asyncio.Future[Any]) -> None:
+    __slots__ = ("done", "finish", "job_for", "key", "pool", "requeues", "result", "slot", "timer")
+
+    def __init__(
+        self,
+        pool: SupervisedPool[S],
+        key: str,
+        job_for: Callable[[S], Any],
+        deadline: float,
+        finish: Callable[[Any, BaseException | None], Any],
+    ) -> None:
+        self.pool = pool
         self.key = key
-        self.fut = fut
+        self.job_for = job_for
+        self.finish = finish
+        self.result: asyncio.Future[Any] = pool.loop.create_future()
+        self.slot: S | None = None
+        self.requeues = 0
+        self.done = False
+        self.timer = pool.loop.call_at(deadline, self._expired)
+
+    def run(self, slot: S) -> None:
+        """Send the call to ``slot`` (taken for it under its key)."""
+        self.slot = slot
+        try:
+            job = self.job_for(slot)
+        except BaseException as exc:
+            self.slot = None
+            self.pool._release(slot)
+            self._end(None, exc)
+            return
+        slot.start_call(job, self._answered)
+
+    def _answered(self, answer: Any, exc: BaseException | None) -> None:
+        slot, self.slot = self.slot, None
+        if self.done or slot is None:  # timed out (its slot was retired then) or closed
+            return
+        pool = self.pool
+        if exc is None:
+            if slot.reusable:
+                pool._release(slot)
+            else:
+                pool._retire(slot, "it said it would exit")
+            self._end(answer, None)
+            return
+        how = getattr(exc, "how", str(exc))
+        pool._retire(slot, f"it {how}")
+        if pool._closed:
+            self._end(None, PoolClosed())
+        elif isinstance(exc, ChildDied) and not exc.started and self.requeues < pool.max_requeues:
+            self.requeues += 1
+            log.info(
+                "%s: %s had not started on child %d; sent again",
+                pool.name,
+                self.key,
+                slot.child.pid,
+            )
+            pool._enqueue(self, front=True)
+        else:
+            self._end(None, exc)
+
+    def _expired(self) -> None:
+        if self.done:
+            return
+        slot, self.slot = self.slot, None
+        if slot is None:
+            self.pool._dequeue(self)
+            self._end(None, QueueTimeout())
+            return
+        slot.child.kill()  # a stuck call cannot be stopped any other way
+        self.pool._retire(slot, "a call ran past its deadline")
+        self._end(None, RunTimeout())
+
+    def cancelled(self) -> None:
+        """The caller stopped waiting: forget a queued call; a running one costs its slot."""
+        if self.done:
+            return
+        slot, self.slot = self.slot, None
+        if slot is None:
+            self.pool._dequeue(self)
+        else:
+            self.pool._retire(slot, "its caller gave up")
+        self.done = True
+        self.timer.cancel()
+
+    def _end(self, answer: Any, exc: BaseException | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.timer.cancel()
+        result = self.result
+        if result.done():
+            return
+        try:
+            out = self.finish(answer, exc)
+        except BaseException as err:
+            result.set_exception(err)
+        else:
+            result.set_result(out)
+
+
+def _as_is(answer: Any, exc: BaseException | None) -> Any:
+    if exc is not None:
+        raise exc
+    return answer
 
 
 class SupervisedPool(Generic[S]):
@@ -173,12 +279,13 @@ class SupervisedPool(Generic[S]):
         self._idle: list[S] = []
         self._busy: dict[S, str] = {}
         self._starting = 0
-        self._queue: deque[_Waiter] = deque()
+        self._queue: deque[_Call[S]] = deque()
         self._running: Counter[str] = Counter()
         self._waiting: Counter[str] = Counter()
         self._starting_slots: set[S] = set()
         self._spawner = ThreadPoolExecutor(max(2, size), thread_name_prefix=f"{name}-spawn")
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._calls: set[_Call[S]] = set()  # running (sent to a slot)
         self._closed = False
         self._sweep = sweep
         self._sweeper: asyncio.TimerHandle | None = None
@@ -215,10 +322,10 @@ class SupervisedPool(Generic[S]):
         if self._closed:
             return
         self._closed = True
-        for waiter in self._queue:
-            if not waiter.fut.done():
-                waiter.fut.set_exception(PoolClosed())
-        self._queue.clear()
+        queued, self._queue = list(self._queue), deque()
+        self._waiting.clear()
+        for call in queued:
+            call._end(None, PoolClosed())
         for task in list(self._tasks):
             task.cancel()
         if self._sweeper is not None:
@@ -257,70 +364,52 @@ class SupervisedPool(Generic[S]):
         return sorted(s.child.pid for s in [*self._idle, *self._busy])
 
     # -- calls (on the loop) -------------------------------------------------------------
-    async def run(self, key: str, job_for: Callable[[S], Any], deadline: float) -> Any:
-        """Run one call of ``key`` before ``deadline`` (``loop.time()``); see the module doc."""
-        requeues = 0
-        while True:
-            slot = await self._acquire(key, deadline, front=requeues > 0)
-            try:
-                fut = slot.start_call(job_for(slot))
-            except BaseException:
-                self._release(slot)
-                raise
-            timer = self.loop.call_at(deadline, _expire, slot, fut)
-            try:
-                result = await fut
-            except ChildDied as died:
-                self._retire(slot, f"it {died.how}")
-                if self._closed:
-                    raise PoolClosed() from None
-                if died.started or requeues >= self.max_requeues:
-                    raise
-                requeues += 1
-                log.info(
-                    "%s: %s had not started on child %d; sent again", self.name, key, slot.child.pid
-                )
-                continue
-            except RunTimeout:
-                self._retire(slot, "a call ran past its deadline")
-                raise
-            except BaseException:  # cancelled: the child may still run the call
-                self._retire(slot, "its caller gave up")
-                raise
-            finally:
-                timer.cancel()
-            if slot.reusable:
-                self._release(slot)
-            else:
-                self._retire(slot, "it said it would exit")
-            return result
-
-    async def _acquire(self, key: str, deadline: float, *, front: bool) -> S:
+    def submit(
+        self,
+        key: str,
+        job_for: Callable[[S], Any],
+        deadline: float,
+        finish: Callable[[Any, BaseException | None], Any] = _as_is,
+    ) -> asyncio.Future[Any]:
+        """Start one call of ``key`` before ``deadline`` (``loop.time()``), on the loop's
+        thread; the future gets ``finish(answer, exc)``. See the module docstring."""
+        call: _Call[S] = _Call(self, key, job_for, deadline, finish)
+        call.result.add_done_callback(_forget_if_cancelled(call))
         if self._closed:
-            raise PoolClosed()
-        if (front or not self._queue) and self._idle and self._running[key] < self.per_key_limit:
-            return self._take(key)
-        if not front and self._waiting[key] >= self.max_queue:
-            raise PoolFull()
-        waiter = _Waiter(key, self.loop.create_future())
-        self._waiting[key] += 1
-        if front:
-            self._queue.appendleft(waiter)
+            call._end(None, PoolClosed())
+        elif not self._queue and self._idle and self._running[key] < self.per_key_limit:
+            call.run(self._take(key))
+        elif self._waiting[key] >= self.max_queue:
+            call._end(None, PoolFull())
         else:
-            self._queue.append(waiter)
+            self._enqueue(call, front=False)
+        return call.result
+
+    async def run(self, key: str, job_for: Callable[[S], Any], deadline: float) -> Any:
+        """:meth:`submit`, awaited."""
+        return await self.submit(key, job_for, deadline)
+
+    def _enqueue(self, call: _Call[S], *, front: bool) -> None:
+        self._waiting[call.key] += 1
+        if front:
+            self._queue.appendleft(call)
+        else:
+            self._queue.append(call)
         self._dispatch()  # an idle slot may be free for this key while others wait at their limit
-        timer = self.loop.call_at(deadline, _give_up, waiter.fut)
+
+    def _dequeue(self, call: _Call[S]) -> None:
         try:
-            return await waiter.fut
-        except asyncio.CancelledError:
-            if waiter.fut.done() and not waiter.fut.cancelled() and waiter.fut.exception() is None:
-                self._release(waiter.fut.result())  # handed a slot just as we gave up
-            raise
-        finally:
-            timer.cancel()
-            self._waiting[key] -= 1
-            if not self._waiting[key]:
-                del self._waiting[key]
+            self._queue.remove(call)
+        except ValueError:
+            return
+        self._uncount(call.key)
+
+    def _uncount(self, key: str) -> None:
+        left = self._waiting[key] - 1
+        if left > 0:
+            self._waiting[key] = left
+        else:
+            del self._waiting[key]
 
     def _take(self, key: str) -> S:
         slot = self._idle.pop()
@@ -335,21 +424,25 @@ class SupervisedPool(Generic[S]):
         if self._closed:
             return
         self._idle.append(slot)
-        self._dispatch()
-
-    def _prune(self) -> None:
-        if any(w.fut.done() for w in self._queue):
-            self._queue = deque(w for w in self._queue if not w.fut.done())
+        if self._queue:
+            self._dispatch()
 
     def _dispatch(self) -> None:
-        """Hand idle slots to the first waiters whose key is under its limit."""
-        while self._idle and self._queue:
-            self._prune()
-            pick = next((w for w in self._queue if self._running[w.key] < self.per_key_limit), None)
-            if pick is None:
-                return
-            self._queue.remove(pick)
-            pick.fut.set_result(self._take(pick.key))
+        """Hand idle slots to the first waiting calls whose key is under its limit."""
+        queue, limit, running = self._queue, self.per_key_limit, self._running
+        while self._idle and queue:
+            first = queue[0]
+            if running[first.key] < limit:
+                queue.popleft()
+                pick = first
+            else:
+                found = [c for c in queue if running[c.key] < limit][:1]
+                if not found:
+                    return
+                pick = found[0]
+                queue.remove(pick)
+            self._uncount(pick.key)
+            pick.run(self._take(pick.key))
 
     # -- deaths and replacement -----------------------------------------------------------
     def _watch(self, slot: S) -> None:
@@ -467,12 +560,9 @@ def _close_result(started: Future[Any]) -> None:
         started.result().close()
 
 
-def _expire(slot: Slot, fut: asyncio.Future[Any]) -> None:
-    if not fut.done():
-        slot.child.kill()
-        fut.set_exception(RunTimeout())
+def _forget_if_cancelled(call: _Call[Any]) -> Callable[[asyncio.Future[Any]], None]:
+    def check(result: asyncio.Future[Any]) -> None:
+        if result.cancelled():
+            call.cancelled()
 
-
-def _give_up(fut: asyncio.Future[Any]) -> None:
-    if not fut.done():
-        fut.set_exception(QueueTimeout())
+    return check

@@ -73,7 +73,7 @@ class _PluginSlot:
         self.config = config
         self.loop: asyncio.AbstractEventLoop | None = None
         self.dead = False
-        self._call: asyncio.Future[Any] | None = None
+        self._done: Callable[[Any, BaseException | None], None] | None = None
         self._threads = ThreadPoolExecutor(1, thread_name_prefix="aiges-slot")
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -99,33 +99,34 @@ class _PluginSlot:
     def reusable(self) -> bool:
         return not self.dead and self.client.stream_closed is None
 
-    def start_call(self, job: Job) -> asyncio.Future[Any]:
+    def start_call(self, job: Job, done: Callable[[Any, BaseException | None], None]) -> None:
         loop = self.loop
         assert loop is not None
-        fut: asyncio.Future[Any] = loop.create_future()
-        self._call = fut
+        if self.dead:
+            done(None, ChildDied(False, self.child.exit_description(0.5)))
+            return
+        self._done = done
 
-        def done(inner: Any) -> None:
-            if fut.done():
+        def settled(inner: Any) -> None:
+            if self._done is not done:
                 return  # timed out or the child died first: this answer is nobody's
+            self._done = None
             exc = inner.exception()
             if exc is None:
-                fut.set_result(inner.result())
+                done(inner.result(), None)
             elif self.dead or self.child.exit_code() is not None or isinstance(exc, ChildDied):
-                fut.set_exception(ChildDied(True, self.child.exit_description(0.5)))
+                done(None, ChildDied(True, self.child.exit_description(0.5)))
             else:  # the stream or the rpc failed: the child is of no further use
                 self.dead = True
-                fut.set_exception(ChildDied(True, f"its connection failed ({exc})"))
+                done(None, ChildDied(True, f"its connection failed ({exc})"))
 
-        inner = loop.run_in_executor(self._threads, job, self.client)
-        inner.add_done_callback(done)
-        return fut
+        loop.run_in_executor(self._threads, job, self.client).add_done_callback(settled)
 
     def on_exit(self) -> None:
         self.dead = True
-        fut, self._call = self._call, None
-        if fut is not None and not fut.done():
-            fut.set_exception(ChildDied(True, self.child.exit_description(0.5)))
+        done, self._done = self._done, None
+        if done is not None:
+            done(None, ChildDied(True, self.child.exit_description(0.5)))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # the channel or process may be gone already
