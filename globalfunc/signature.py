@@ -158,6 +158,7 @@ class CallSpec:
     """The checked parameters of one function version; see the module docstring."""
 
     __slots__ = (
+        "_keywords",
         "_model",
         "_partials",
         "_returns",
@@ -223,6 +224,9 @@ class CallSpec:
             strict=True, extra="allow" if var_keyword else "forbid", populate_by_name=False
         )
         self._model = create_model(f"{name}.arguments", __config__=config, **fields)
+        self._keywords = frozenset(
+            p.name for p in self.params if p.kind in ("positional_or_keyword", "keyword_only")
+        )
         self._returns = annotation_type(returns)
 
     @classmethod
@@ -247,13 +251,17 @@ class CallSpec:
     ) -> tuple[list[Any], dict[str, Any]]:
         """The arguments as the function receives them (JSON values, type tags kept);
         :class:`BadArguments` naming the parameter when they do not fit."""
-        try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise BadArguments(
-                f"arguments do not fit {self.text}: {exc}", signature=self.text
-            ) from None
-        values = bound.arguments
+        if not args and kwargs.keys() <= self._keywords:  # the common call: keywords only
+            values = dict(kwargs)
+            bound = None
+        else:
+            try:
+                bound = self.signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise BadArguments(
+                    f"arguments do not fit {self.text}: {exc}", signature=self.text
+                ) from None
+            values = bound.arguments
         missing = [n for n in self.required if n not in values]
         if missing:
             raise BadArguments(
@@ -278,6 +286,8 @@ class CallSpec:
         if plain:
             for n, v in self._validate(plain).items():
                 values[n] = v if type(v) in _JSON_KINDS else jsoncodec.encode(v)
+        if bound is None:
+            return [], values
         return list(bound.args), dict(bound.kwargs)
 
     def _check_var(self, name: str, value: Any) -> None:
