@@ -265,10 +265,11 @@ class CallSpec:
         missing = [n for n in self.required if n not in values]
         if missing:
             raise BadArguments(
-                f"{self.name} needs {', '.join(repr(m) for m in missing)} "
-                f"(expected {self._expected(missing[0])})",
+                f"arguments do not fit {self.text}: missing a required argument: "
+                f"{missing[0]!r} (expected {self._expected(missing[0])})",
                 parameter=missing[0],
                 expected=self._expected(missing[0]),
+                signature=self.text,
             )
         plain: dict[str, Any] = {}
         for n, v in values.items():

@@ -156,7 +156,7 @@ def test_user_errors_are_one_line(
     cases: list[tuple[list[str], str]] = [
         (["call", "Base.slug", "txt=x"], "arguments do not fit Base.slug(text"),
         (["call", "Base.slug", "text=x", "max_length=-1"], "Base.slug raised ValueError"),
-        (["call", "Base.safe_div", "numerator=1"], "Base.safe_div needs 'denominator'"),
+        (["call", "Base.safe_div", "numerator=1"], "missing a required argument: 'denominator'"),
         (["call", "Base.nope"], "Base.nope"),
         (["call", "Base.slug", "text"], "must look like name=value"),
         (["call", "Base.slug", "--json", "[1]"], "--json must be a JSON object"),
