@@ -96,8 +96,10 @@ def build_native(sides: list[str], clients: list[str]) -> None:
     targets = []
     if "cpp" in clients:
         targets.append(str(CLIENT_BINARY.relative_to(NATIVE_DIR)))
-    if "native" in sides:
-        targets.append(os.path.relpath(NATIVE_MODULE, NATIVE_DIR))
+    if "native" in sides and not NATIVE_MODULE.exists():  # built by `pip install` (setup.py)
+        sys.exit(
+            f"{NATIVE_MODULE.name} is not built: run scripts/system-deps.sh, then pip install -e ."
+        )
     if not targets:
         return
     cmd = ["make", "-C", str(NATIVE_DIR), f"PYTHON={sys.executable}", *targets]

@@ -14,6 +14,12 @@ command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v grpc_cpp_plugin >/dev/null || need+=(protobuf-compiler-grpc)
 [ -e /usr/include/grpcpp/grpcpp.h ] || need+=(libgrpc++-dev)
 [ -e /usr/include/google/protobuf/message.h ] || need+=(libprotobuf-dev)
+# The Python headers and shared libpython the native parts compile and link against (setup.py),
+# and valgrind for libwrapper.so's leak check (make test-native).
+py_include=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || true)
+[ -n "$py_include" ] && [ -e "$py_include/Python.h" ] || need+=(python3-dev)
+command -v valgrind >/dev/null || need+=(valgrind)
+command -v cc >/dev/null || need+=(gcc)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if ! command -v apt-get >/dev/null; then
   echo "missing: ${need[*]}; install them with your package manager" >&2

@@ -1,4 +1,4 @@
-"""``gf aiges serve|create|check``: the AIGES plugin and project tooling.
+"""``gf aiges serve|create|check|libpath``: the AIGES plugin and project tooling.
 
 Building these parsers imports nothing of ``server.aiges``: ``gf aiges serve`` passes
 its arguments through unparsed, and the command parses them with the plugin's own
@@ -55,6 +55,17 @@ def cmd_aiges_check(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_aiges_libpath(ctx: Context) -> int:
+    from server.aiges.native import libwrapper_path, why_missing
+
+    path = libwrapper_path()
+    if not path.is_file():
+        sys.stderr.write(f"gf: aiges libpath: {why_missing('libwrapper')}\n")
+        return EXIT_ERROR
+    out(str(path.parent))
+    return EXIT_OK
+
+
 def add_parsers(add: Any, sub: Any) -> None:
     """The ``aiges`` command group's parsers."""
     aiges = sub.add_parser(
@@ -77,6 +88,12 @@ def add_parsers(add: Any, sub: Any) -> None:
     )
     check.add_argument("project", metavar="DIR")
     check.set_defaults(func=cmd_aiges_check)
+    libpath = asub.add_parser(
+        "libpath",
+        help="print the folder holding libwrapper.so (the loader's C mode): put it on "
+        "LD_LIBRARY_PATH",
+    )
+    libpath.set_defaults(func=cmd_aiges_libpath)
 
 
 def take_passthrough(args: argparse.Namespace, extra: list[str]) -> bool:

@@ -77,6 +77,7 @@ struct Lib {
   std::mutex mu;  // initialised, sessions, errors, ctrl
   bool initialised = false;
   bool owns_python = false;
+  bool copy_request = false;  // wrapper.copy_request = true: bytes copies (for comparisons)
   py::object* host = nullptr;  // touched with the GIL only; never destroyed at exit
   gf::UserPool pool;
   std::map<const void*, std::shared_ptr<Session>> sessions;
@@ -378,6 +379,7 @@ int wrapperInit(pConfig cfg) {
   int workers = 4;
   for (const auto& kv : config) {
     if (kv.first == "wrapper.workers") workers = std::max(1, atoi(kv.second.c_str()));
+    if (kv.first == "wrapper.copy_request") l.copy_request = kv.second == "true";
   }
   int ret = kInitFailed;
   {
@@ -476,7 +478,7 @@ int wrapperExec(const char* usrTag, pParamList params, pDataList reqData, pDataL
   std::vector<py::object> views;
   std::pair<int, pDataList> result{kExecFailed, nullptr};
   try {
-    py::list items = request_items(reqData, buffer_type(), &views, false);
+    py::list items = request_items(reqData, buffer_type(), &views, lib().copy_request);
     result = run_once(params_dict(params), items, tag, &views);
   } catch (py::error_already_set& e) {
     log_py("error", "wrapperExec (tag " + tag + "): " + e.what());

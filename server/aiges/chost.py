@@ -23,12 +23,22 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from server.aiges import compat
-from server.aiges.engine import EXEC_FAILED, INIT_FAILED, USER_INIT_FAILED, Engine
+from server.aiges.engine import (
+    EXEC_FAILED,
+    INIT_FAILED,
+    USER_INIT_FAILED,
+    Emit,
+    Engine,
+    Frame,
+    Outcome,
+)
 from server.aiges.launch import PluginError, build_engine, default_wrapper
-from server.aiges.native import Bridge
+from server.aiges.native import Bridge, Item
 
 __all__ = ["ERRORS", "Host", "engine_from_config"]
 
@@ -51,7 +61,10 @@ def _wrapper_file(name: str) -> Path:
         return path.resolve()
     if name == "wrapper":
         return default_wrapper(os.getcwd(), os.environ.get("PYTHONPATH", ""))
-    folders = [Path.cwd(), *(Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    folders = [
+        Path.cwd(),
+        *(Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p),
+    ]
     for folder in folders:
         if (folder / f"{name}.py").is_file():
             return (folder / f"{name}.py").resolve()
@@ -81,13 +94,19 @@ class Host(Bridge):
 
     ``owns_interpreter``: this library started Python (the loader's process), so the
     wrapper's own ``server`` module may win over ours, and logging is set up here.
+    The engine is made by :meth:`init` from the config; until then every call answers
+    ``INIT_FAILED``.
     """
 
     def __init__(self, owns_interpreter: bool) -> None:
         compat.install()  # aiges_embed (C++ when built) and the aiges stand-ins
         self.owns_interpreter = owns_interpreter
-        self._error_texts: dict[int, str] = {}
+        self._emit: Callable[[str, int, list[Item]], None] | None = None
         super().__init__(_Unloaded())
+
+    def bind(self, emit: Callable[[str, int, list[Item]], None]) -> None:
+        self._emit = emit
+        super().bind(emit)
 
     def init(self, config: dict[str, str]) -> int:
         if self.owns_interpreter:
@@ -98,14 +117,8 @@ class Host(Bridge):
             log.error("wrapperInit: %s", exc)
             return INIT_FAILED
         if self._emit is not None:
-            super().bind(self._emit)
+            super().bind(self._emit)  # session results of the new engine
         return super().init(config)
-
-    _emit = None
-
-    def bind(self, emit) -> None:  # type: ignore[no-untyped-def]
-        self._emit = emit
-        super().bind(emit)
 
     def error_text(self, code: int) -> str:
         """``wrapperError``: ours, else what the wrapper's own ``wrapperError`` says."""
@@ -131,24 +144,22 @@ class Host(Bridge):
 class _Unloaded:
     """The engine before ``wrapperInit``: every call answers ``INIT_FAILED``."""
 
-    def bind(self, emit: object) -> None:
+    def bind(self, emit: Emit) -> None:
         pass
 
     def init(self, config: dict[str, str]) -> int:
         return INIT_FAILED
 
-    def schema(self, service_id: str) -> dict[str, object]:
+    def schema(self, service_id: str) -> dict[str, Any]:
         return {}
 
-    def once(self, params: dict[str, str], frames: list[object], tag: str) -> object:
-        from server.aiges.engine import Outcome
-
+    def once(self, params: dict[str, str], frames: list[Frame], tag: str) -> Outcome:
         return Outcome.failure(INIT_FAILED, "wrapperExec before a successful wrapperInit")
 
     def create(self, params: dict[str, str], sid: str, tag: str) -> tuple[str, int]:
         return "", INIT_FAILED
 
-    def write(self, handle: str, frames: list[object], sid: str) -> int:
+    def write(self, handle: str, frames: list[Frame], sid: str) -> int:
         return INIT_FAILED
 
     def destroy(self, handle: str) -> int:

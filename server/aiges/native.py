@@ -1,7 +1,7 @@
 """The AIGES plugin on the C++ gRPC server (``--native``): loading it and the Python it calls.
 
 The C++ extension ``server/aiges/_native*.so`` (source ``native/aiges/plugin_server.cc``,
-built by ``make native``) serves the whole protocol: ``aiges.WrapperService``, go-plugin's
+built by ``pip install`` through setup.py) serves the whole protocol: ``aiges.WrapperService``, go-plugin's
 controller and stdio services, and gRPC health. It enters Python only to run the engine,
 through :class:`Bridge`, whose methods take and return plain values so the C++ side needs
 no protobuf in Python. The process rules are the Python plugin's
@@ -10,6 +10,10 @@ or an ephemeral one, the handshake as the first stdout line, exit on Shutdown, o
 SIGTERM/SIGINT or when the parent dies, within 2 s also while user code hangs (the C++
 server stops waiting for it and reports the threads it had to leave behind;
 :class:`~server.aiges.launch.StopClock` then ends the process).
+
+This module also knows which native parts the install built (``native-build.json``, written
+by setup.py) and says once what is missing and how to get it; ``GF_REQUIRE_NATIVE=1`` turns
+a missing part into a :class:`PluginError`.
 
 Nothing here imports grpc: grpcio carries its own copy of the gRPC core, and the two must
 not meet in one process.
@@ -23,8 +27,9 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import ModuleType
-from typing import TextIO
+from typing import Any, TextIO
 
 from server.aiges.engine import (
     EXEC_FAILED,
@@ -47,7 +52,18 @@ from server.aiges.launch import (
     port_range,
 )
 
-__all__ = ["Bridge", "load_native", "serve_native"]
+__all__ = [
+    "REQUIRE_ENV",
+    "Bridge",
+    "build_report",
+    "libwrapper_path",
+    "load_native",
+    "missing_part",
+    "native_required",
+    "say_missing",
+    "serve_native",
+    "why_missing",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +73,75 @@ Item = tuple[str, bytes, int, int, dict[str, str]]
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
 
+REQUIRE_ENV = "GF_REQUIRE_NATIVE"
+"""Set to 1 (``make test`` does) and a native part that is not built is an error."""
+
+PARTS = {
+    "server.aiges._native": "the C++ gRPC plugin server",
+    "server.aiges._embed": "aiges_embed in C++ (zero-copy request data)",
+    "libwrapper": "libwrapper.so (the loader's C mode)",
+}
+"""The native parts ``pip install`` builds (setup.py), by the names its report uses."""
+
+_HERE = Path(__file__).resolve().parent
+_told: set[str] = set()
+
+
+def native_required() -> bool:
+    """True when ``GF_REQUIRE_NATIVE`` asks for every native part."""
+    return os.environ.get(REQUIRE_ENV, "") not in ("", "0", "false", "no")
+
+
+def build_report() -> dict[str, Any]:
+    """What the last build of the native parts said (``native-build.json``), or ``{}``."""
+    try:
+        report = json.loads((_HERE / "native-build.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return report if isinstance(report, dict) else {}
+
+
+def why_missing(part: str, error: object = None) -> str:
+    """One line: which native part is missing, why, and how to get it."""
+    reason = build_report().get("missing", {}).get(part) or (
+        f"cannot load: {error}" if error else "not built"
+    )
+    return (
+        f"{PARTS[part]} is not available ({reason}); install the build dependencies with "
+        "scripts/system-deps.sh and reinstall GlobalFunc (pip install -e .)"
+    )
+
+
+def missing_part(part: str, error: object = None) -> None:
+    """Say once that ``part`` is missing; with ``GF_REQUIRE_NATIVE=1`` raise instead."""
+    message = why_missing(part, error)
+    if native_required():
+        raise PluginError(f"{REQUIRE_ENV}=1: {message}")
+    if part not in _told:
+        _told.add(part)
+        log.warning("%s; using the pure-Python fallback", message)
+
+
+def say_missing() -> int:
+    """Print one line per native part the install could not build; returns how many."""
+    missing = build_report().get("missing", {})
+    for part in missing:
+        print(f"GlobalFunc: {why_missing(part)}; the pure-Python fallback is used", file=sys.stderr)
+    return len(missing)
+
+
+def libwrapper_path() -> Path:
+    """Where ``libwrapper.so`` is (put its folder on ``LD_LIBRARY_PATH``); may not exist."""
+    return _HERE / "lib" / "libwrapper.so"
+
+
 def load_native() -> ModuleType:
     """The compiled server module, or :class:`PluginError` saying how to build it."""
     try:
         return importlib.import_module("server.aiges._native")
     except ImportError as exc:
         raise PluginError(
-            "the native AIGES server is not built or cannot load "
-            f"({exc}); build it with `make native` (it needs g++ and the grpc++/protobuf "
-            "development packages, which scripts/system-deps.sh installs), or serve on grpcio "
-            "with --server python"
+            f"{why_missing('server.aiges._native', exc)}; or serve on grpcio with --server python"
         ) from exc
 
 

@@ -52,20 +52,30 @@ RECENT_SESSIONS = 256
 
 OUR_PACKAGE = __name__.split(".")[0]
 """Our top-level package (``server``): a name user projects use for their own modules too."""
+OUR_PACKAGES = (OUR_PACKAGE, "globalfunc", "gfbase", "gfgo")
+"""Every top-level package of ours a user's module of the same name must win over."""
 OUR_ROOT = Path(__file__).resolve().parents[2]
 """The folder our top-level package is imported from."""
 
 
-def step_aside() -> list[str]:
-    """Let a wrapper's own ``server`` module or package win over ours; returns what was hidden.
+def step_aside(user_dir: str | Path | None = None) -> list[str]:
+    """Let a wrapper's own modules win over ours; returns what was hidden.
 
-    For the plugin process only, once everything of ours it runs is imported: our
-    ``server``/``server.*`` entries leave ``sys.modules`` (our modules keep working
-    through the references they already hold; none imports lazily afterwards), and our
-    import root moves to the end of ``sys.path``. A wrapper's ``from server import X``
-    then finds the user's module first; without one, it still finds ours.
+    For the plugin process only, once everything of ours it runs is imported: our import
+    root moves to the end of ``sys.path``, and each package of ours that the wrapper's
+    folder also has (``server``, ``globalfunc``, ``gfbase``, ``gfgo``, as a module or a
+    package; ``server`` always, it is the common name) leaves ``sys.modules``: our modules
+    keep working through the references they already hold, and a wrapper's
+    ``from globalfunc import X`` finds the user's module first. Without one, it finds ours.
     """
-    hidden = [n for n in sys.modules if n == OUR_PACKAGE or n.startswith(OUR_PACKAGE + ".")]
+    folder = Path(user_dir) if user_dir is not None else None
+    names = [
+        pkg
+        for pkg in OUR_PACKAGES
+        if pkg == OUR_PACKAGE
+        or (folder is not None and ((folder / f"{pkg}.py").is_file() or (folder / pkg).is_dir()))
+    ]
+    hidden = [n for n in sys.modules for pkg in names if n == pkg or n.startswith(pkg + ".")]
     for name in hidden:
         del sys.modules[name]
     ours = [entry for entry in sys.path if _is_our_root(entry)]
@@ -99,7 +109,7 @@ def load_wrapper_module(
         )
     compat.install()
     if isolate:
-        step_aside()
+        step_aside(file.parent)
     folder = str(file.parent.resolve())
     if folder in sys.path:
         sys.path.remove(folder)
@@ -167,7 +177,10 @@ def _to_bytes(data: Any) -> bytes:
         return data.encode("utf-8")
     if isinstance(data, bytearray | memoryview):
         return bytes(data)
-    return str(data).encode("utf-8")
+    try:  # aiges_embed.Buffer (request data handed back), numpy arrays: the buffer protocol
+        return bytes(memoryview(data))
+    except TypeError:
+        return str(data).encode("utf-8")
 
 
 def _frame_from(item: Any) -> Frame:
@@ -217,12 +230,18 @@ def outcome_from_response(resp: Any, what: str = "wrapperOnceExec") -> Outcome:
 
 
 def data_list(frames: list[Frame]) -> Any:
-    node_cls: Any = dto.DataListNode
-    list_cls: Any = dto.DataListCls
+    embed = sys.modules.get("aiges_embed", dto)  # the C++ classes when they are built
+    node_cls: Any = getattr(embed, "DataListNode", dto.DataListNode)
+    list_cls: Any = getattr(embed, "DataListCls", dto.DataListCls)
     real = sys.modules.get("aiges.dto")
     if real is not None and real is not dto:  # a real SDK: hand its own classes to its users
         node_cls = getattr(real, "DataListNode", node_cls)
         list_cls = getattr(real, "DataListCls", list_cls)
+    if node_cls is dto.DataListNode or node_cls is getattr(embed, "DataListNode", None):
+        # Ours (C++ or Python): one constructor call per node.
+        return list_cls(
+            [node_cls(f.key, f.data, len(f.data), f.type, f.status, dict(f.desc)) for f in frames]
+        )
     out = list_cls()
     for f in frames:
         node = node_cls()

@@ -40,8 +40,18 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert cc, "no C compiler (cc) to build the test driver"
     out = tmp_path_factory.mktemp("driver") / "driver"
     subprocess.run(
-        [cc, "-O1", "-g", "-Wall", "-Werror", "-o", str(out), str(NATIVE_TESTS / "driver.c"),
-         "-ldl", "-lpthread"],
+        [
+            cc,
+            "-O1",
+            "-g",
+            "-Wall",
+            "-Werror",
+            "-o",
+            str(out),
+            str(NATIVE_TESTS / "driver.c"),
+            "-ldl",
+            "-lpthread",
+        ],
         check=True,
     )
     return out
@@ -52,7 +62,10 @@ def libdir() -> str:
     _need_library()
     done = subprocess.run(
         [sys.executable, "-m", "globalfunc.cli", "aiges", "libpath"],
-        capture_output=True, text=True, check=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
     )
     folder = done.stdout.strip()
     assert (Path(folder) / "libwrapper.so").is_file()
@@ -96,13 +109,24 @@ def test_exec_answers_the_same_bytes_as_the_grpc_plugin(
     payload = "héllo wörld, C mode \x00 end".encode()
     (tmp_path / "in").write_bytes(payload)
     echo = DATA / "echo"
-    run(driver, libdir, "-p", "mode=upper", mode, str(tmp_path / "in"), str(tmp_path / "out"), cwd=echo)
+    run(
+        driver,
+        libdir,
+        "-p",
+        "mode=upper",
+        mode,
+        str(tmp_path / "in"),
+        str(tmp_path / "out"),
+        cwd=echo,
+    )
     got = (tmp_path / "out").read_bytes()
     assert got.startswith(b"ret 0\nresult 0 3 ")
     assert got == grpc_result({"mode": "upper"}, payload, echo)
 
 
-def test_a_session_through_callbacks_and_wrapper_read(driver: Path, libdir: str, tmp_path: Path) -> None:
+def test_a_session_through_callbacks_and_wrapper_read(
+    driver: Path, libdir: str, tmp_path: Path
+) -> None:
     run(driver, libdir, "-p", "lang=en", "session", str(tmp_path / "out"), cwd=DATA / "stream")
     assert (tmp_path / "out").read_text().splitlines() == [
         "frame 0 ret 0 en:FIRST",
@@ -149,18 +173,39 @@ def test_config_names_the_wrapper_file_and_class(driver: Path, libdir: str, tmp_
         "        return 0\n"
     )
     (tmp_path / "in").write_bytes(b"abcz")
-    run(driver, libdir, "-c", f"wrapper.file={tmp_path / 'mine.py'}", "-c", "wrapper.class=Other",
-        "once", str(tmp_path / "in"), str(tmp_path / "out"), cwd=tmp_path)
+    run(
+        driver,
+        libdir,
+        "-c",
+        f"wrapper.file={tmp_path / 'mine.py'}",
+        "-c",
+        "wrapper.class=Other",
+        "once",
+        str(tmp_path / "in"),
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+    )
     assert (tmp_path / "out").read_bytes() == b"ret 0\nn 0 3 8\n4:97:122\n"
 
 
-def test_a_registry_function_named_by_the_config(
-    driver: Path, libdir: str, tmp_path: Path
-) -> None:
-    (tmp_path / "in").write_bytes(b"")
-    run(driver, libdir, "-c", "wrapper.function=Base.inverse_time_str",
-        "-c", f"wrapper.root={REPO / 'packages'}", "-p", "time_str=2024-02-15 11:11:11",
-        "-p", "bias_hours=-8", "once", str(tmp_path / "in"), str(tmp_path / "out"),
-        cwd=tmp_path, TZ="UTC", GF_CACHE_DIR=str(tmp_path / "cache"))
+def test_a_registry_function_named_by_the_config(driver: Path, libdir: str, tmp_path: Path) -> None:
+    run(
+        driver,
+        libdir,
+        "-c",
+        "wrapper.function=Base.inverse_time_str",
+        "-c",
+        f"wrapper.root={REPO / 'packages'}",
+        "-p",
+        "time_str=2024-02-15 11:11:11",
+        "-p",
+        "bias_hours=-8",
+        "once",
+        "-",
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+        TZ="UTC",
+        GF_CACHE_DIR=str(tmp_path / "cache"),
+    )
     out = (tmp_path / "out").read_bytes()
     assert out.startswith(b"ret 0\nresult 0 3 ") and out.endswith(b"\n1707966671\n"), out

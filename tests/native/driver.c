@@ -3,12 +3,14 @@
  *
  *   driver [-c key=value]... [-p key=value]... COMMAND [ARGS]
  *   layout                 sizeof/offsetof of ParamList/DataList against the doc's numbers
- *   once IN OUT            init, wrapperExec on IN's bytes (key "text"), OUT = the result, fini
+ *   once IN OUT            init, wrapperExec on IN's bytes (key "text"; IN "-": no data),
+ *                          OUT = the result, fini
  *   async IN OUT           the same through wrapperExecAsync and its callback
  *   session OUT            create (callback), write 3 frames (status 0,1,2), read results, destroy
  *   threads T N            T threads x N calls (exec and async alternating), outputs checked
  *   big MIB                one exec with a MIB MiB payload, output checked
  *   loop N                 N exec+free and N/10 async calls (for the leak check)
+ *   bench N                N sequential exec+free calls after a warm-up; prints us/call
  *   errors                 the calls that must fail, wrapperError/wrapperVersion texts
  * Exit 0 when every check passed; failures name the check on stderr.
  */
@@ -288,13 +290,14 @@ int main(int argc, char** argv) {
   }
   init_or_die();
   if (strcmp(cmd, "once") == 0 || strcmp(cmd, "async") == 0) {
-    size_t len;
-    char* data = read_file(argv[i], &len);
+    size_t len = 0;
+    int none = strcmp(argv[i], "-") == 0; /* "-": no request data, params only */
+    char* data = none ? NULL : read_file(argv[i], &len);
     FILE* out = fopen(argv[i + 1], "wb");
     DataList req = request("text", data, (unsigned int)len, 3);
     if (cmd[0] == 'o') {
       pDataList resp = NULL;
-      int ret = W.Exec("once-tag", params, &req, &resp, NULL, 0);
+      int ret = W.Exec("once-tag", params, none ? NULL : &req, &resp, NULL, 0);
       write_result(out, ret, resp);
       CHECK(W.ExecFree("once-tag", &resp) == 0 && resp == NULL, "wrapperExecFree");
     } else {
@@ -390,6 +393,21 @@ int main(int argc, char** argv) {
     W.ExecFree("big", &resp);
     printf("big ok %zu\n", len);
     free(data);
+  } else if (strcmp(cmd, "bench") == 0) {
+    int n = atoi(argv[i]);
+    DataList req = request("text", "hello aiges", 11, 3);
+    for (int k = 0; k < n / 10 + 1; ++k) { /* warm-up */
+      pDataList resp = NULL;
+      W.Exec("bench", params, &req, &resp, NULL, 0);
+      W.ExecFree("bench", &resp);
+    }
+    double t0 = now();
+    for (int k = 0; k < n; ++k) {
+      pDataList resp = NULL;
+      CHECK(W.Exec("bench", params, &req, &resp, NULL, 0) == 0, "bench exec %d", k);
+      W.ExecFree("bench", &resp);
+    }
+    printf("{\"calls\": %d, \"us_per_call\": %.3f}\n", n, (now() - t0) / n * 1e6);
   } else if (strcmp(cmd, "loop") == 0) {
     int n = atoi(argv[i]);
     double t0 = now();

@@ -109,7 +109,7 @@ def test_session_results_reach_the_native_emit_as_plain_values() -> None:
 
 def test_a_missing_native_module_says_how_to_build_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "server.aiges._native", None)  # makes the import fail
-    with pytest.raises(PluginError, match="make native"):
+    with pytest.raises(PluginError, match=r"system-deps\.sh and reinstall"):
         load_native()
 
 

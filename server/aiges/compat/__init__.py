@@ -10,7 +10,8 @@
     aiges.types       the same, older name                       (compat.types)
     aiges.utils.log   log, getFileLogger                         (compat.log)
     aiges.stream      StreamHandleThread, SessionManager         (compat.stream)
-    aiges_embed       the dto names, as the C++ host provides    (compat.dto)
+    aiges_embed       the dto names, as the C++ host provides    (server.aiges._embed,
+                      built from native/aiges/embed.cc; compat.dto when not built)
 
 A really installed ``aiges`` (or ``aiges_embed``) is never shadowed: each family is only
 registered when ``importlib.util.find_spec`` cannot find the real one.
@@ -26,7 +27,7 @@ from types import ModuleType
 from server.aiges.compat import dto, log, sdk, stream
 from server.aiges.compat import types as aiges_types
 
-__all__ = ["install", "installed_names"]
+__all__ = ["embed_module", "install", "installed_names"]
 
 _ALIASES: dict[str, ModuleType] = {
     "aiges.sdk": sdk,
@@ -64,14 +65,31 @@ def install() -> list[str]:
             setattr(sys.modules[parent], child, module)
             added.append(name)
     if _missing("aiges_embed"):
-        sys.modules["aiges_embed"] = dto
+        sys.modules["aiges_embed"] = embed_module()
         added.append("aiges_embed")
     return added
+
+
+def embed_module() -> ModuleType:
+    """``aiges_embed``: the C++ module when built (zero-copy request data), else ``dto``.
+
+    With ``GF_REQUIRE_NATIVE=1`` a missing C++ module raises instead of falling back.
+    """
+    try:
+        return importlib.import_module("server.aiges._embed")
+    except ImportError as exc:
+        from server.aiges.native import missing_part
+
+        missing_part("server.aiges._embed", exc)
+        return dto
 
 
 def installed_names() -> list[str]:
     """Which of the stand-in module names are currently served by this package."""
     ours = {id(m) for m in (dto, log, sdk, stream, aiges_types)}
+    native = sys.modules.get("server.aiges._embed")
+    if native is not None:
+        ours.add(id(native))
     return sorted(
         name
         for name in (*_PACKAGES, *_ALIASES, "aiges_embed")
