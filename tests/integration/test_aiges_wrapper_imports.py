@@ -157,3 +157,19 @@ def test_gf_aiges_serve_with_no_arguments_beside_a_user_server_py(
         f"{gf} aiges serve --server {server}", env=plain, cwd=project, timeout=30
     ) as client:
         assert _answer(client) == b"user server.py|user server.py"
+
+
+@pytest.mark.parametrize("name", ["globalfunc", "gfgo", "gfbase"])
+def test_the_wrappers_own_module_named_like_another_package_of_ours_wins(
+    server: str, name: str, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / f"{name}.py").write_text(f'WHO = "user {name}.py"\n')
+    (project / "wrapper.py").write_text(
+        WRAPPER.format(imports=f"from {name} import WHO", answer="WHO")
+    )
+    with LoaderClient.start(
+        command(server, "--wrapper", str(project)), env=env(), cwd=REPO, timeout=30
+    ) as client:
+        assert _answer(client) == f"user {name}.py|ours".encode()
