@@ -18,9 +18,9 @@ the claim instead of recording it, so the next try runs.
 Cost and faults. The worker talks to Redis with ``redis.asyncio`` on its event loop
 (:class:`AsyncOutcomeRecord`), never blocking it: while Redis is slow or stopped only the
 keyed calls wait on it; keyless calls and ``/healthz`` go on. One round trip is on a
-call's path, the claim, before the function runs; the outcome is recorded by a task the
-guard starts as the answer goes out (the call stays counted in flight until it lands,
-so a drain waits for it). A claim Redis does not answer within ``timeout`` (the storage
+call's path, the claim (``SET NX GET``), before the function runs; the outcome is queued
+as the answer goes out and written in the same pipeline as the next claim, or alone
+10 ms later (the call stays counted in flight until it lands, so a drain waits for it). A claim Redis does not answer within ``timeout`` (the storage
 timeout, default 2 s) fails the call with :class:`~globalfunc.errors.StorageUnavailable`
 (503: nothing ran, the client moves on to another worker) and a warning in the log: a
 keyed call never runs without its claim. A failed record is logged; the answer has gone
@@ -83,7 +83,9 @@ _KEY_MAX = 200
 _POLL = 0.02  # seconds between looks at a key another request is running
 _PROBE_EVERY = 1.0  # seconds between checks that the worker running it is alive
 _POOL = 64  # connections to Redis per worker; a call waits for one at most the timeout
-_LINGER = 0.002  # seconds an outcome waits for a claim to share its round trip
+_UNCLAIM_EVERY = 0.5  # seconds between tries to drop a claim a failed request may have left
+_UNCLAIM_TRIES = 120
+_LINGER = 0.01  # seconds an outcome waits for a claim to share its round trip
 
 _Pending = tuple[str, bytes, "asyncio.Future[None]"]  # key, entry, done when written
 # replace the claim only if it is still the one we saw (a dead worker's)
@@ -438,6 +440,11 @@ class CallGuard:
         self.probe_timeout = probe_timeout
         self.inflight = 0
         self.draining: str | None = None  # why new calls are refused
+        # keys this process claimed and runs or is recording: a claim of this worker's
+        # that is not here is stale (a claim Redis took after the call gave up on it, an
+        # outcome Redis did not take) and a new request for the key takes it over
+        self._mine: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- the hook Invoker.submit calls ------------------------------------------------------
     def submit(self, key: str | None, run: Run) -> bytes | Awaitable[bytes]:
@@ -474,11 +481,13 @@ class CallGuard:
                 seen = await self.record.claim(key, self.owner)
             except GlobalFuncError as exc:
                 log.warning("key %s: refused (503), nothing ran: %s", key, exc.message)
+                self._background(self._unclaim(key))
                 raise
             while seen is not None:
                 if not seen.running:
                     return seen.answer()
                 seen = await self._wait(key, seen)
+            self._mine.add(key)
             return await self._run(key, run)
         finally:
             self.inflight -= 1
@@ -491,7 +500,10 @@ class CallGuard:
             if now - probed >= _PROBE_EVERY:
                 probed = now
                 assert seen.owner is not None
-                dead = not await asyncio.to_thread(self._owner_alive, seen.owner)
+                if seen.owner == self.owner:  # this worker knows without asking
+                    dead = key not in self._mine
+                else:
+                    dead = not await asyncio.to_thread(self._owner_alive, seen.owner)
                 if dead and await self.record.take_over(key, seen, self.owner):
                     log.warning(
                         "key %s: its worker %s died mid-call; running it again", key, seen.owner
@@ -509,8 +521,6 @@ class CallGuard:
             seen = current
 
     def _owner_alive(self, owner: str) -> bool:
-        if owner == self.owner:
-            return True
         url = self._alive(owner)
         return url is not None and _port_open(url, self.probe_timeout)
 
@@ -541,17 +551,39 @@ class CallGuard:
 
     def _recorded(self, key: str, done: asyncio.Future[None]) -> None:
         self.inflight -= 1
+        self._mine.discard(key)
         exc = None if done.cancelled() else done.exception()
         if isinstance(exc, GlobalFuncError):
             log.warning("key %s: its outcome was not recorded: %s", key, exc.message)
         elif exc is not None:
             log.warning("key %s: its outcome was not recorded: %r", key, exc)
 
+    def _background(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
+
+    async def _unclaim(self, key: str) -> None:
+        """Drop the claim a request that gave up on Redis may still have left (Redis took
+        it late), once Redis answers again, so that other workers need not wait for it."""
+        for _ in range(_UNCLAIM_TRIES):
+            await asyncio.sleep(_UNCLAIM_EVERY)
+            if key in self._mine:  # a new request of this worker runs it now
+                return
+            try:
+                await self.record.release(key, self.owner)
+                return
+            except GlobalFuncError:
+                continue
+        log.warning("key %s: a claim Redis may have taken late was not dropped", key)
+
     async def _forget(self, key: str) -> None:
         try:
             await self.record.release(key, self.owner)
         except GlobalFuncError as exc:
             log.warning("key %s: its claim was not released: %s", key, exc.message)
+        finally:
+            self._mine.discard(key)
 
 
 _GUARD: CallGuard | None = None
