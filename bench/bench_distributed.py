@@ -10,10 +10,14 @@ In one run:
    ``gf worker`` processes vs one (inline mode, a real redis-server).
 3. The per-call cost of the idempotency record: sequential ``POST /call/Base.safe_div``
    to one worker with an ``Idempotency-Key`` (claim and record in Redis) vs without one
-   (target: at most 10% of a call), alternating in rounds; medians.
+   (target: at most 10% of a call), alternating in rounds; medians. Beside it, the floor
+   of that cost: one Redis round trip (``SET NX GET`` through ``redis.asyncio`` from an
+   event loop, as the worker's claim is sent), timed in the same rounds, and the load
+   average.
 
     .venv/bin/python bench/bench_distributed.py
     .venv/bin/python bench/bench_distributed.py --items 2000 --seconds 3 --calls 1000
+    .venv/bin/python bench/bench_distributed.py --only record --calls 2000
 
 Prints one line per measurement and the ratios.
 """
@@ -21,7 +25,9 @@ Prints one line per measurement and the ratios.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import concurrent.futures
+import os
 import shutil
 import statistics
 import sys
@@ -135,38 +141,111 @@ def bench_workers(root: Path, threads: int, seconds: float, calls: int) -> None:
             print(f"client, 1 worker : median {statistics.median(one):6.0f} calls/s  {one}")
             print(f"client, 2 workers: median {statistics.median(two):6.0f} calls/s  {two}")
             print(f"ratio 2 workers / 1: {statistics.median(two) / statistics.median(one):.2f}x")
-            bench_record(workers[0].url, calls)
+            assert redis.proc is not None
+            pids = {"worker": workers[0].pid, "redis-server": redis.proc.pid}
+            bench_record(workers[0].url, calls, redis.url, pids)
         finally:
             for w in workers:
                 w.stop()
             redis.stop()
 
 
-def bench_record(url: str, calls: int) -> None:
+def redis_round_trip(redis_url: str, n: int) -> tuple[float, float]:
+    """Wall and CPU seconds (this process) per ``SET key value NX PX .. GET`` through
+    ``redis.asyncio`` on an event loop, as a worker sends its claim."""
+    import redis.asyncio as aredis
+
+    async def run() -> tuple[float, float]:
+        client = aredis.Redis.from_url(redis_url)
+        try:
+            await client.ping()
+            t, c = time.perf_counter(), time.process_time()
+            for _ in range(n):
+                await client.set(f"bench:{uuid.uuid4().hex}", b"R x", nx=True, px=60_000, get=True)
+            return (time.perf_counter() - t) / n, (time.process_time() - c) / n
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_record(
+    url: str, calls: int, redis_url: str | None = None, pids: dict[str, int] | None = None
+) -> None:
     import urllib3
 
     pool = urllib3.connection_from_url(url, maxsize=1)
     body = b'{"numerator": 1, "denominator": 3}'
     base = {"Content-Type": "application/json"}
 
+    pids = pids or {}
+    cpu: dict[tuple[str, bool], list[float]] = {(n, k): [] for n in pids for k in (False, True)}
+
     def run(keyed: bool) -> float:
+        before = {n: cpu_seconds(pid) for n, pid in pids.items()}
         t = time.perf_counter()
         for _ in range(calls):
             headers = {**base, "Idempotency-Key": uuid.uuid4().hex} if keyed else base
             answer = pool.urlopen("POST", "/call/Base.safe_div", body=body, headers=headers)
             assert answer.status == 200, answer.data
-        return (time.perf_counter() - t) / calls
+        took = (time.perf_counter() - t) / calls
+        for n, pid in pids.items():
+            cpu[n, keyed].append((cpu_seconds(pid) - before[n]) / calls)
+        return took
 
+    load = os.getloadavg()[0]
     run(True), run(False)  # warm up
-    keyed, plain = [], []
+    for samples in cpu.values():
+        samples.clear()
+    keyed, plain, trip, trip_cpu = [], [], [], []
     for _ in range(5):
         plain.append(run(False))
         keyed.append(run(True))
+        if redis_url is not None:
+            wall, used = redis_round_trip(redis_url, calls)
+            trip.append(wall)
+            trip_cpu.append(used)
     k, p = statistics.median(keyed), statistics.median(plain)
     print(f"call without a key: {p * 1e6:7.0f} us   with a key (claim + record): {k * 1e6:7.0f} us")
     print(
         f"idempotency record cost: {(k - p) * 1e6:.0f} us a call = {(k - p) / p:.1%} (target <= 10%)"
     )
+    if trip:
+        r = statistics.median(trip)
+        print(
+            f"one Redis round trip (redis.asyncio SET NX GET): {r * 1e6:.0f} us = {r / p:.1%} "
+            f"of a call, {statistics.median(trip_cpu) * 1e6:.0f} us of it CPU in the caller  "
+            f"rounds {[round(x * 1e6) for x in trip]}"
+        )
+    for n in pids:
+        without, keyed_cpu = statistics.median(cpu[n, False]), statistics.median(cpu[n, True])
+        print(
+            f"CPU a call, {n}: {without * 1e6:5.0f} us without a key, "
+            f"{keyed_cpu * 1e6:5.0f} us with one"
+        )
+    print(f"load average (1 min): {load:.1f} before, {os.getloadavg()[0]:.1f} after")
+
+
+def bench_record_only(root: Path, calls: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        redis = RedisServer(Path(tmp) / "redis")
+        redis.start()
+        workers: list[ServerProcess] = []
+        try:
+            workers = start_workers(root, redis.url, 1)
+            assert redis.proc is not None
+            pids = {"worker": workers[0].pid, "redis-server": redis.proc.pid}
+            bench_record(workers[0].url, calls, redis.url, pids)
+        finally:
+            for w in workers:
+                w.stop()
+            redis.stop()
 
 
 def main() -> None:
@@ -176,10 +255,14 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--calls", type=int, default=2000)
     p.add_argument("--skip-ray", action="store_true")
+    p.add_argument("--only", choices=["record"], help="run one section only")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = make_repo(Path(tmp) / "packages", REPO / "packages")
         shutil.rmtree(root / ".globalfunc", ignore_errors=True)
+        if a.only == "record":
+            bench_record_only(root, a.calls)
+            return
         if not a.skip_ray:
             bench_ray(root, a.items)
         bench_workers(root, a.threads, a.seconds, a.calls)
