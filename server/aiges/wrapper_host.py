@@ -237,7 +237,8 @@ def data_list(frames: list[Frame]) -> Any:
     if real is not None and real is not dto:  # a real SDK: hand its own classes to its users
         node_cls = getattr(real, "DataListNode", node_cls)
         list_cls = getattr(real, "DataListCls", list_cls)
-    if node_cls is dto.DataListNode or node_cls is getattr(embed, "DataListNode", None):
+    ours = {id(dto.DataListNode), id(getattr(embed, "DataListNode", dto.DataListNode))}
+    if id(node_cls) in ours:
         # Ours (C++ or Python): one constructor call per node.
         return list_cls(
             [node_cls(f.key, f.data, len(f.data), f.type, f.status, dict(f.desc)) for f in frames]
