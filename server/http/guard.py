@@ -109,8 +109,7 @@ class RequestGuard(httputil.HTTPMessageDelegate):
         chunked = "Transfer-Encoding" in headers
         if (declared is None or declared.strip() in ("", "0")) and not chunked:
             return None  # no body: nothing to hold; the handler decides
-        route = self._route()
-        if state.token is not None and method != "OPTIONS" and not (route and route.public):
+        if state.token is not None and method != "OPTIONS" and not self._public():
             try:
                 state.check_token(headers.get("Authorization"))
             except Unauthorized as err:
@@ -123,6 +122,10 @@ class RequestGuard(httputil.HTTPMessageDelegate):
             if size > state.max_body:
                 return _too_large(size, state.max_body)
         return None
+
+    def _public(self) -> bool:
+        route = self._route()
+        return route is not None and route.public
 
     def _route(self) -> Route | None:
         return next((r for r in self.routes if r.pattern.fullmatch(self.path)), None)
