@@ -51,9 +51,6 @@ from typing import Any
 
 import orjson
 import redis
-import redis.asyncio as aredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from globalfunc.errors import (
     GlobalFuncError,
@@ -63,6 +60,7 @@ from globalfunc.errors import (
     StorageUnavailable,
     error_from_dict,
 )
+from globalfunc.redis_pipe import Arg, RedisPipe
 from globalfunc.storage.base import redact_url
 from globalfunc.storage.redis import redis_errors
 
@@ -82,7 +80,6 @@ DEFAULT_TTL = 600.0
 _KEY_MAX = 200
 _POLL = 0.02  # seconds between looks at a key another request is running
 _PROBE_EVERY = 1.0  # seconds between checks that the worker running it is alive
-_POOL = 64  # connections to Redis per worker; a call waits for one at most the timeout
 _UNCLAIM_EVERY = 0.5  # seconds between tries to drop a claim a failed request may have left
 _UNCLAIM_TRIES = 120
 _LINGER = 0.01  # seconds an outcome waits for a claim to share its round trip
@@ -227,60 +224,36 @@ class OutcomeRecord:
 
 
 class AsyncOutcomeRecord:
-    """The same record, on the running event loop (``redis.asyncio``); for the worker.
+    """The same record, on the running event loop; for the worker.
 
-    Every operation is bounded by ``timeout`` seconds as a whole (connecting, waiting for
-    one of ``pool_size`` connections, the answer) and is tried once: past it,
-    :class:`~globalfunc.errors.StorageUnavailable`. The connections belong to the loop
-    that made them; a new loop (a server started again in the same process) gets new ones.
-    ``client`` (a ``redis.asyncio.Redis``) replaces the connection.
+    One pipelined connection (:class:`~globalfunc.redis_pipe.RedisPipe`) carries every
+    request's commands. Each operation is bounded by ``timeout`` seconds as a whole
+    (connecting, the answer) and tried once: past it,
+    :class:`~globalfunc.errors.StorageUnavailable`. The connection belongs to the loop
+    that made it; a new loop (a server started again in the same process) gets a new one.
     """
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str,
         *,
         ttl: float = DEFAULT_TTL,
         prefix: str = "gf:",
         timeout: float = 2.0,
-        pool_size: int = _POOL,
         linger: float = _LINGER,
-        client: Any | None = None,
     ) -> None:
-        if url is None and client is None:
-            raise ValueError("AsyncOutcomeRecord needs a Redis URL or a client")
         self.ttl_ms = _ttl_ms(ttl)
         self.prefix = prefix
         self.timeout = timeout
-        self.pool_size = pool_size
-        self._url = url
-        self.url = redact_url(url) if url else "redis"
+        self.url = redact_url(url)
         self.linger = linger
-        self._client: Any = client
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._redis = RedisPipe(url)
         self._pending: list[_Pending] = []  # outcomes waiting for the next round trip
         self._flusher: asyncio.TimerHandle | None = None
         self._flushing: set[asyncio.Task[None]] = set()
 
     def key(self, key: str) -> str:
         return f"{self.prefix}idem:{key}"
-
-    def _redis(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._url is None:
-            return self._client
-        if self._client is None or self._loop is not loop:
-            pool = aredis.BlockingConnectionPool.from_url(
-                self._url,
-                max_connections=self.pool_size,
-                timeout=self.timeout,
-                socket_timeout=self.timeout,
-                socket_connect_timeout=self.timeout,
-                retry=Retry(NoBackoff(), 0),  # one try; the timeout bounds it
-            )
-            self._client = aredis.Redis(connection_pool=pool)
-            self._loop = loop
-        return self._client
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -295,42 +268,43 @@ class AsyncOutcomeRecord:
                 url=self.url,
             ) from None
 
-    async def _do(self, what: str, command: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def _do(self, what: str, *args: Arg) -> Any:
         with self._errors(what):
             async with asyncio.timeout(self.timeout):
-                return await command(self._redis())
+                return await self._redis.execute(*args)
+
+    def _set_claim(self, key: str, owner: str) -> list[Arg]:
+        return ["SET", self.key(key), b"R" + owner.encode(), "NX", "PX", self.ttl_ms, "GET"]
 
     async def claim(self, key: str, owner: str) -> Outcome | None:
         """``None`` when ``owner`` now runs ``key``; else what the entry says.
 
         One round trip: ``SET NX GET`` answers the entry that was there (nil when it set
         it), pipelined after the outcomes waiting to be written (:meth:`record`)."""
-        mine = b"R" + owner.encode()
-        name = self.key(key)
         what = f"claim key {key!r}"
         pending = self._take_pending()
         if pending:
-            raw = await self._send(
-                pending, what, lambda p: p.set(name, mine, nx=True, px=self.ttl_ms, get=True)
-            )
+            raw = await self._send(pending, what, self._set_claim(key, owner))
         else:
-            raw = await self._do(
-                what, lambda r: r.set(name, mine, nx=True, px=self.ttl_ms, get=True)
-            )
+            raw = await self._do(what, *self._set_claim(key, owner))
         # the same owner's claim is another request of this worker running the key
         return None if raw is None else Outcome.parse(raw)
 
     async def look(self, key: str) -> Outcome | None:
-        name = self.key(key)
-        raw = await self._do(f"read key {key!r}", lambda r: r.get(name))
+        raw = await self._do(f"read key {key!r}", "GET", self.key(key))
         return None if raw is None else Outcome.parse(raw)
 
     async def take_over(self, key: str, seen: Outcome, owner: str) -> bool:
         """Claim ``key`` from a dead owner; ``False`` if another request was first."""
-        args = [seen.raw, b"R" + owner.encode(), self.ttl_ms]
         done = await self._do(
             f"take over key {key!r}",
-            lambda r: r.eval(_TAKE_OVER, 1, self.key(key), *args),
+            "EVAL",
+            _TAKE_OVER,
+            1,
+            self.key(key),
+            seen.raw,
+            b"R" + owner.encode(),
+            self.ttl_ms,
         )
         return bool(done)
 
@@ -364,50 +338,50 @@ class AsyncOutcomeRecord:
         with suppress(GlobalFuncError):  # each outcome's future holds the error
             await self._send(pending, "record outcomes", None)
 
-    async def _send(
-        self, pending: list[_Pending], what: str, last: Callable[[Any], Any] | None
-    ) -> Any:
-        """The ``pending`` outcomes and then ``last(pipeline)`` in one round trip; the
+    async def _send(self, pending: list[_Pending], what: str, last: list[Arg] | None) -> Any:
+        """The ``pending`` outcomes and then the command ``last`` in one round trip; the
         reply to ``last``."""
+        commands: list[list[Arg]] = [
+            ["SET", name, value, "PX", self.ttl_ms] for name, value, _ in pending
+        ]
+        if last is not None:
+            commands.append(last)
         try:
             with self._errors(what):
                 async with asyncio.timeout(self.timeout):
-                    pipe = self._redis().pipeline(transaction=False)
-                    for name, value, _ in pending:
-                        pipe.set(name, value, px=self.ttl_ms)
-                    if last is not None:
-                        last(pipe)
-                    replies = await pipe.execute(raise_on_error=False)
+                    replies = await self._redis.send(*commands)
+                    await asyncio.wait(replies)  # in order: all are in once the last is
         except GlobalFuncError as exc:
             for _, _, done in pending:
                 if not done.done():
                     done.set_exception(exc)
             raise
         for (name, _, done), reply in zip(pending, replies, strict=False):
+            failed = reply.exception()
             if done.done():
                 continue
-            if isinstance(reply, Exception):
+            if failed is None:
+                done.set_result(None)
+            elif isinstance(failed, redis.ConnectionError):
                 done.set_exception(
-                    StorageError(f"Redis at {self.url} refused to record {name!r}: {reply}")
+                    StorageUnavailable(f"Redis at {self.url} was lost while recording {name!r}")
                 )
             else:
-                done.set_result(None)
+                done.set_exception(
+                    StorageError(f"Redis at {self.url} refused to record {name!r}: {failed}")
+                )
         if last is None:
             return None
-        reply = replies[-1]
-        if isinstance(reply, Exception):
-            raise StorageError(f"Redis at {self.url} failed to {what}: {reply}", url=self.url)
-        return reply
+        with self._errors(what):
+            return replies[-1].result()
 
     async def release(self, key: str, owner: str) -> None:
         await self._do(
-            f"release key {key!r}",
-            lambda r: r.eval(_RELEASE, 1, self.key(key), b"R" + owner.encode()),
+            f"release key {key!r}", "EVAL", _RELEASE, 1, self.key(key), b"R" + owner.encode()
         )
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        self._redis.close()
 
 
 def _port_open(url: str, timeout: float) -> bool:

@@ -169,7 +169,7 @@ def test_a_paused_redis_fails_a_claim_within_the_timeout(redis_server: RedisServ
                 assert isinstance(waiting.exception(), StorageUnavailable)
             finally:
                 os.kill(pid, signal.SIGCONT)
-            assert await record.claim("y", "w 1") is None  # a new connection works again
+            assert await record.claim("y", "w 1") is None  # and the connection works again
         finally:
             await record.aclose()
 
