@@ -11,9 +11,9 @@ In one run:
 3. The per-call cost of the idempotency record: sequential ``POST /call/Base.safe_div``
    to one worker with an ``Idempotency-Key`` (claim and record in Redis) vs without one
    (target: at most 10% of a call), alternating in rounds; medians. Beside it, the floor
-   of that cost: one Redis round trip (``SET NX GET`` through ``redis.asyncio`` from an
-   event loop, as the worker's claim is sent), timed in the same rounds, and the load
-   average.
+   of that cost: one Redis round trip (``SET NX GET`` from an event loop, through the
+   worker's pipelined connection and through ``redis.asyncio``), timed in the same rounds;
+   the worker's and redis-server's CPU a call with and without a key; the load average.
 
     .venv/bin/python bench/bench_distributed.py
     .venv/bin/python bench/bench_distributed.py --items 2000 --seconds 3 --calls 1000
@@ -150,20 +150,29 @@ def bench_workers(root: Path, threads: int, seconds: float, calls: int) -> None:
             redis.stop()
 
 
-def redis_round_trip(redis_url: str, n: int) -> tuple[float, float]:
-    """Wall and CPU seconds (this process) per ``SET key value NX PX .. GET`` through
-    ``redis.asyncio`` on an event loop, as a worker sends its claim."""
+def redis_round_trip(redis_url: str, n: int, lean: bool) -> tuple[float, float]:
+    """Wall and CPU seconds (this process) per ``SET key value NX PX .. GET`` on an event
+    loop: through the worker's pipelined connection (``lean``) or ``redis.asyncio``."""
     import redis.asyncio as aredis
 
+    from globalfunc.redis_pipe import RedisPipe
+
     async def run() -> tuple[float, float]:
+        pipe = RedisPipe(redis_url)
         client = aredis.Redis.from_url(redis_url)
         try:
+            await pipe.execute("PING")
             await client.ping()
             t, c = time.perf_counter(), time.process_time()
             for _ in range(n):
-                await client.set(f"bench:{uuid.uuid4().hex}", b"R x", nx=True, px=60_000, get=True)
+                key = f"bench:{uuid.uuid4().hex}"
+                if lean:
+                    await pipe.execute("SET", key, b"R x", "NX", "PX", 60_000, "GET")
+                else:
+                    await client.set(key, b"R x", nx=True, px=60_000, get=True)
             return (time.perf_counter() - t) / n, (time.process_time() - c) / n
         finally:
+            pipe.close()
             await client.aclose()
 
     return asyncio.run(run())
@@ -203,25 +212,30 @@ def bench_record(
     run(True), run(False)  # warm up
     for samples in cpu.values():
         samples.clear()
-    keyed, plain, trip, trip_cpu = [], [], [], []
+    keyed, plain = [], []
+    trips: dict[bool, tuple[list[float], list[float]]] = {True: ([], []), False: ([], [])}
     for _ in range(5):
         plain.append(run(False))
         keyed.append(run(True))
         if redis_url is not None:
-            wall, used = redis_round_trip(redis_url, calls)
-            trip.append(wall)
-            trip_cpu.append(used)
+            for lean in (True, False):
+                wall, used = redis_round_trip(redis_url, calls, lean)
+                trips[lean][0].append(wall)
+                trips[lean][1].append(used)
     k, p = statistics.median(keyed), statistics.median(plain)
     print(f"call without a key: {p * 1e6:7.0f} us   with a key (claim + record): {k * 1e6:7.0f} us")
     print(
         f"idempotency record cost: {(k - p) * 1e6:.0f} us a call = {(k - p) / p:.1%} (target <= 10%)"
     )
-    if trip:
-        r = statistics.median(trip)
+    for lean, (walls, cpus) in trips.items():
+        if not walls:
+            continue
+        r = statistics.median(walls)
+        how = "RedisPipe, as the worker sends it" if lean else "redis.asyncio"
         print(
-            f"one Redis round trip (redis.asyncio SET NX GET): {r * 1e6:.0f} us = {r / p:.1%} "
-            f"of a call, {statistics.median(trip_cpu) * 1e6:.0f} us of it CPU in the caller  "
-            f"rounds {[round(x * 1e6) for x in trip]}"
+            f"one Redis round trip (SET NX GET, {how}): {r * 1e6:.0f} us = {r / p:.1%} of a "
+            f"call, {statistics.median(cpus) * 1e6:.0f} us of it CPU in the caller  "
+            f"rounds {[round(x * 1e6) for x in walls]}"
         )
     for n in pids:
         without, keyed_cpu = statistics.median(cpu[n, False]), statistics.median(cpu[n, True])
