@@ -16,7 +16,6 @@ already found. The model is loaded on the first search, not on import.
 from __future__ import annotations
 
 import importlib.util
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -85,8 +84,8 @@ class EmbeddingReranker:
 
 
 def installed_reranker() -> EmbeddingReranker | None:
-    """The reranker to use by default: one when the extra is installed and
-    ``GF_SEMANTIC`` is not ``0``, else ``None``."""
-    if os.environ.get("GF_SEMANTIC", "1").strip() == "0" or not available():
+    """The reranker to use by default: one when the extra is installed, else ``None``
+    (``GF_SEMANTIC=0``, read by the CLI, turns it off with ``search.set_reranker(None)``)."""
+    if not available():
         return None
     return EmbeddingReranker()

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     queue_size: int = Field(
         1024, ge=0, description="calls that may wait for a worker; one more answers 503"
     )
+    semantic: bool = Field(
+        True, description="rerank search results by meaning when the semantic extra is installed"
+    )
     max_result_mb: int = Field(
         256, ge=1, description="largest answer an isolated worker may send, MiB (more kills it)"
     )

@@ -83,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # could read it in /proc/<child>/environ. GF_TOKEN_FILE holds only a path.
         os.environ.pop("GF_TOKEN", None)
         os.environ.pop("GF_WRITE_TOKEN", None)
+        if not settings.semantic:
+            from globalfunc import search
+
+            search.set_reranker(None)
         ctx = Context(args, settings)
         return int(args.func(ctx))
     except KeyboardInterrupt:

@@ -4,6 +4,7 @@ the ``semantic`` extra (its tests run only where the extra is installed)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -63,11 +64,17 @@ def test_a_reranker_giving_the_wrong_number_of_scores_is_an_error(no_reranker: N
         search.rank_docs(DOCS, "distance", 3)
 
 
-def test_gf_semantic_0_turns_the_default_reranker_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GF_SEMANTIC", "0")
-    assert semantic.installed_reranker() is None
-    monkeypatch.setenv("GF_SEMANTIC", "1")
+def test_gf_semantic_0_turns_the_reranker_off_at_the_cli(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_reranker: None
+) -> None:
+    from globalfunc.cli.main import main
+
     assert (semantic.installed_reranker() is not None) == semantic.available()
+    search.set_reranker(lambda query, docs: [0.0] * len(docs))
+    monkeypatch.setenv("GF_SEMANTIC", "0")
+    monkeypatch.setenv("GF_STORAGE_URL", f"sqlite://{tmp_path / 'r.db'}")
+    main(["--root", str(tmp_path), "ls"])
+    assert search.reranker() is None
 
 
 def test_doc_text_is_the_name_as_words_and_the_docstring_summary() -> None:
