@@ -97,7 +97,7 @@ class AseHttpTest(tornado.testing.AsyncHTTPTestCase):
             "/v1/private/echo",
             {"parameter": {"echo": {}}, "payload": {"text": {"text": b64(b"x")}}},
         )
-        assert code == 500
+        assert code == 400  # a client's mistake: 4xx, its ase code kept in the body
         assert body["payload"] is None
         assert body["header"]["code"] == 10106 and "result" in body["header"]["message"]
 
@@ -120,9 +120,9 @@ class AseHttpTest(tornado.testing.AsyncHTTPTestCase):
         response = self.fetch(
             "/v1/private/echo", method="POST", body=b"{not json", raise_error=False
         )
-        assert response.code == 500 and json.loads(response.body)["header"]["code"] == 10106
+        assert response.code == 400 and json.loads(response.body)["header"]["code"] == 10106
         code, body = self.post_json("/v1/private/echo", {"payload": {"text": {"text": "%%%"}}})
-        assert code == 500 and "base64" in body["header"]["message"]
+        assert code == 400 and "base64" in body["header"]["message"]
         code, body = self.post_json("/v1/private/nope", {})
         assert code == 404 and "echo" in body["header"]["message"]
 
