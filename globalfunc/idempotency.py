@@ -15,8 +15,8 @@ default 600). A second request with that key, on any worker:
 A refusal that ran nothing (an HTTP 503: ``Overloaded``, a pool that is stopping) drops
 the claim instead of recording it, so the next try runs.
 
-Cost and faults. The worker talks to Redis with ``redis.asyncio`` on its event loop
-(:class:`AsyncOutcomeRecord`), never blocking it: while Redis is slow or stopped only the
+Cost and faults. The worker talks to Redis over one pipelined connection on its event
+loop (:class:`AsyncOutcomeRecord`, :mod:`globalfunc.redis_pipe`), never blocking it: while Redis is slow or stopped only the
 keyed calls wait on it; keyless calls and ``/healthz`` go on. One round trip is on a
 call's path, the claim (``SET NX GET``), before the function runs; the outcome is queued
 as the answer goes out and written in the same pipeline as the next claim, or alone
