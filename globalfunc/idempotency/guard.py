@@ -1,0 +1,222 @@
+"""The call guard: a worker's calls counted in flight, refused while draining, and run at
+most once per idempotency key across every worker that shares a Redis.
+
+A keyed call first claims its key (:meth:`AsyncOutcomeRecord.claim
+<globalfunc.idempotency.record.AsyncOutcomeRecord.claim>`, one round trip), then:
+
+- nothing was there: it runs, and its outcome is recorded after the answer goes out (the
+  call stays counted in flight until Redis has it, so a drain waits for it);
+- an outcome was there: the recorded answer, without running;
+- another request runs it: wait for that outcome; if its worker is dead
+  (:mod:`globalfunc.idempotency.liveness`), take the claim over and run it again;
+- Redis did not answer within the timeout: 503 ``StorageUnavailable``, nothing ran, and
+  the claim Redis may still take late is dropped in the background.
+
+A refusal that ran nothing (an HTTP 503) drops the claim instead of recording it.
+One guard per process, installed by the worker (:func:`install`); ``gf serve`` installs
+none. Not here: talking to Redis (:mod:`globalfunc.idempotency.record`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+from globalfunc.errors import GlobalFuncError, Overloaded
+from globalfunc.idempotency.entry import Outcome, check_key
+from globalfunc.idempotency.liveness import owner_alive
+from globalfunc.idempotency.record import AsyncOutcomeRecord
+
+__all__ = ["CallGuard", "Run", "current", "install"]
+
+log = logging.getLogger(__name__)
+
+_POLL = 0.02  # seconds between looks at a key another request is running
+_PROBE_EVERY = 1.0  # seconds between checks that the worker running it is alive
+_UNCLAIM_EVERY = 0.5  # seconds between tries to drop a claim a failed request may have left
+_UNCLAIM_TRIES = 120
+
+Run = Callable[[], "bytes | Awaitable[bytes]"]
+
+
+class CallGuard:
+    """A worker's calls: in flight, draining, and run once per key (see the module).
+
+    ``owner`` is ``"<worker name> <pid>"``; ``alive(owner)`` is that worker's URL while it
+    is registered with that pid (the worker directory), else ``None``; it may block (it
+    runs in a thread).
+    """
+
+    def __init__(
+        self,
+        record: AsyncOutcomeRecord,
+        *,
+        alive: Callable[[str], str | None],
+        probe_timeout: float = 1.0,
+    ) -> None:
+        self.record = record
+        self.owner = f"unnamed {id(self)}"
+        self._alive = alive  # owner -> its URL while registered, else None
+        self.probe_timeout = probe_timeout
+        self.inflight = 0
+        self.draining: str | None = None  # why new calls are refused
+        # keys this process claimed and runs or is recording: a claim of this worker's
+        # that is not here is stale (a claim Redis took after the call gave up on it, an
+        # outcome Redis did not take) and a new request for the key takes it over
+        self._mine: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- the hook Invoker.submit calls ------------------------------------------------------
+    def submit(self, key: str | None, run: Run) -> bytes | Awaitable[bytes]:
+        if self.draining is not None:
+            raise Overloaded(
+                f"this worker is {self.draining}: it takes no new calls; send the call to "
+                "another worker (GFClient.from_workers does)",
+                retry_after=1,
+            )
+        if key is None:
+            self.inflight += 1
+            try:
+                out = run()
+            except BaseException:
+                self.inflight -= 1
+                raise
+            if isinstance(out, bytes):
+                self.inflight -= 1
+                return out
+            return self._counted(out)
+        key = check_key(key)
+        self.inflight += 1
+        return self._keyed(key, run)
+
+    async def _counted(self, pending: Awaitable[bytes]) -> bytes:
+        try:
+            return await pending
+        finally:
+            self.inflight -= 1
+
+    async def _keyed(self, key: str, run: Run) -> bytes:
+        try:
+            try:
+                seen = await self.record.claim(key, self.owner)
+            except GlobalFuncError as exc:
+                log.warning("key %s: refused (503), nothing ran: %s", key, exc.message)
+                self._background(self._unclaim(key))
+                raise
+            while seen is not None:
+                if not seen.running:
+                    return seen.answer()
+                seen = await self._wait(key, seen)
+            self._mine.add(key)
+            return await self._run(key, run)
+        finally:
+            self.inflight -= 1
+
+    async def _wait(self, key: str, seen: Outcome) -> Outcome | None:
+        """Wait on a key another request runs; ``None`` once this request owns it."""
+        probed = -_PROBE_EVERY
+        while True:
+            now = time.monotonic()
+            if now - probed >= _PROBE_EVERY:
+                probed = now
+                assert seen.owner is not None
+                if seen.owner == self.owner:  # this worker knows without asking
+                    dead = key not in self._mine
+                else:
+                    dead = not await asyncio.to_thread(
+                        owner_alive, seen.owner, self._alive, self.probe_timeout
+                    )
+                if dead and await self.record.take_over(key, seen, self.owner):
+                    log.warning(
+                        "key %s: its worker %s died mid-call; running it again", key, seen.owner
+                    )
+                    return None
+            await asyncio.sleep(_POLL)
+            current = await self.record.look(key)
+            if current is None:  # released (nothing ran): claim it
+                claimed = await self.record.claim(key, self.owner)
+                if claimed is None:
+                    return None
+                current = claimed
+            if not current.running or current.raw != seen.raw:
+                return current
+            seen = current
+
+    async def _run(self, key: str, run: Run) -> bytes:
+        try:
+            out = run()
+            if not isinstance(out, bytes):
+                out = await out
+        except GlobalFuncError as err:
+            if err.http_status == 503:  # nothing ran: the next try should run
+                await self._forget(key)
+            else:
+                self._keep(key, err.http_status, orjson.dumps(err.to_dict()))
+            raise
+        except BaseException:
+            await self._forget(key)
+            raise
+        self._keep(key, 200, out)
+        return out
+
+    def _keep(self, key: str, status: int, body: bytes) -> None:
+        """Record the outcome after the answer goes out (with the next claim, or within
+        ``record.linger`` s); the call stays counted in flight until it is written."""
+        self.inflight += 1
+        self.record.record(key, status, body).add_done_callback(
+            lambda done: self._recorded(key, done)
+        )
+
+    def _recorded(self, key: str, done: asyncio.Future[None]) -> None:
+        self.inflight -= 1
+        self._mine.discard(key)
+        exc = None if done.cancelled() else done.exception()
+        if isinstance(exc, GlobalFuncError):
+            log.warning("key %s: its outcome was not recorded: %s", key, exc.message)
+        elif exc is not None:
+            log.warning("key %s: its outcome was not recorded: %r", key, exc)
+
+    def _background(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
+
+    async def _unclaim(self, key: str) -> None:
+        """Drop the claim a request that gave up on Redis may still have left (Redis took
+        it late), once Redis answers again, so that other workers need not wait for it."""
+        for _ in range(_UNCLAIM_TRIES):
+            await asyncio.sleep(_UNCLAIM_EVERY)
+            if key in self._mine:  # a new request of this worker runs it now
+                return
+            try:
+                await self.record.release(key, self.owner)
+                return
+            except GlobalFuncError:
+                continue
+        log.warning("key %s: a claim Redis may have taken late was not dropped", key)
+
+    async def _forget(self, key: str) -> None:
+        try:
+            await self.record.release(key, self.owner)
+        except GlobalFuncError as exc:
+            log.warning("key %s: its claim was not released: %s", key, exc.message)
+        finally:
+            self._mine.discard(key)
+
+
+_GUARD: CallGuard | None = None
+
+
+def install(guard: CallGuard | None) -> None:
+    """Make ``guard`` the one every call of this process goes through (``None``: none)."""
+    global _GUARD
+    _GUARD = guard
+
+
+def current() -> CallGuard | None:
+    """The installed guard (``server.worker`` installs one; ``gf serve`` none)."""
+    return _GUARD
