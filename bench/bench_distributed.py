@@ -11,8 +11,8 @@ In one run:
 3. The per-call cost of the idempotency record: sequential ``POST /call/Base.safe_div``
    to one worker with an ``Idempotency-Key`` (claim and record in Redis) vs without one
    (target: at most 10% of a call), alternating in rounds; medians. Beside it, the floor
-   of that cost: one Redis round trip (``SET NX GET`` from an event loop, through the
-   worker's pipelined connection and through ``redis.asyncio``), timed in the same rounds;
+   of that cost: one claim (``SET NX GET`` from an event loop through the worker's own
+   ``AsyncOutcomeRecord``, i.e. ``redis.asyncio``), timed in the same rounds;
    the worker's and redis-server's CPU a call with and without a key; the load average.
 
     .venv/bin/python bench/bench_distributed.py
@@ -150,30 +150,21 @@ def bench_workers(root: Path, threads: int, seconds: float, calls: int) -> None:
             redis.stop()
 
 
-def redis_round_trip(redis_url: str, n: int, lean: bool) -> tuple[float, float]:
-    """Wall and CPU seconds (this process) per ``SET key value NX PX .. GET`` on an event
-    loop: through the worker's pipelined connection (``lean``) or ``redis.asyncio``."""
-    import redis.asyncio as aredis
-
-    from globalfunc.redis_pipe import RedisPipe
+def redis_round_trip(redis_url: str, n: int) -> tuple[float, float]:
+    """Wall and CPU seconds (this process) per claim (``SET key value NX PX .. GET``) on an
+    event loop, through the worker's own ``AsyncOutcomeRecord`` (``redis.asyncio``)."""
+    from globalfunc.idempotency import AsyncOutcomeRecord
 
     async def run() -> tuple[float, float]:
-        pipe = RedisPipe(redis_url)
-        client = aredis.Redis.from_url(redis_url)
+        record = AsyncOutcomeRecord(redis_url, prefix="bench:")
         try:
-            await pipe.execute("PING")
-            await client.ping()
+            await record.claim("warm", "x 1")  # the connection is made
             t, c = time.perf_counter(), time.process_time()
             for _ in range(n):
-                key = f"bench:{uuid.uuid4().hex}"
-                if lean:
-                    await pipe.execute("SET", key, b"R x", "NX", "PX", 60_000, "GET")
-                else:
-                    await client.set(key, b"R x", nx=True, px=60_000, get=True)
+                await record.claim(uuid.uuid4().hex, "x 1")
             return (time.perf_counter() - t) / n, (time.process_time() - c) / n
         finally:
-            pipe.close()
-            await client.aclose()
+            await record.aclose()
 
     return asyncio.run(run())
 
@@ -213,28 +204,26 @@ def bench_record(
     for samples in cpu.values():
         samples.clear()
     keyed, plain = [], []
-    trips: dict[bool, tuple[list[float], list[float]]] = {True: ([], []), False: ([], [])}
+    trips: tuple[list[float], list[float]] = ([], [])
     for _ in range(5):
         plain.append(run(False))
         keyed.append(run(True))
         if redis_url is not None:
-            for lean in (True, False):
-                wall, used = redis_round_trip(redis_url, calls, lean)
-                trips[lean][0].append(wall)
-                trips[lean][1].append(used)
+            wall, used = redis_round_trip(redis_url, calls)
+            trips[0].append(wall)
+            trips[1].append(used)
     k, p = statistics.median(keyed), statistics.median(plain)
     print(f"call without a key: {p * 1e6:7.0f} us   with a key (claim + record): {k * 1e6:7.0f} us")
     print(
         f"idempotency record cost: {(k - p) * 1e6:.0f} us a call = {(k - p) / p:.1%} (target <= 10%)"
     )
-    for lean, (walls, cpus) in trips.items():
-        if not walls:
-            continue
+    walls, cpus = trips
+    if walls:
         r = statistics.median(walls)
-        how = "RedisPipe, as the worker sends it" if lean else "redis.asyncio"
         print(
-            f"one Redis round trip (SET NX GET, {how}): {r * 1e6:.0f} us = {r / p:.1%} of a "
-            f"call, {statistics.median(cpus) * 1e6:.0f} us of it CPU in the caller  "
+            f"one claim (SET NX GET, AsyncOutcomeRecord on redis.asyncio, as the worker sends "
+            f"it): {r * 1e6:.0f} us = {r / p:.1%} of a call, "
+            f"{statistics.median(cpus) * 1e6:.0f} us of it CPU in the caller  "
             f"rounds {[round(x * 1e6) for x in walls]}"
         )
     for n in pids:
