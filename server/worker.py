@@ -184,7 +184,7 @@ def run_worker(
         advertised_url(f"http://{host}:{port}/", None, redis_url)
     beating: Heartbeat | None = None
     lock = threading.Lock()
-    # on the server's loop (one pipelined connection): a slow Redis holds only keyed calls
+    # on the server's loop (redis.asyncio): a slow Redis holds only keyed calls
     record = idempotency.AsyncOutcomeRecord(
         redis_url if redis_url is not None else directory.url,
         ttl=idempotency_ttl,
