@@ -7,7 +7,8 @@
   are dropped by the worker that gave up on them).
 - :class:`AsyncOutcomeRecord` on its own: an outcome is written with the next claim in one
   pipeline, or alone within ``linger``; a paused Redis fails a claim within the timeout,
-  and the outcomes waiting with it fail too (nothing hangs).
+  and the outcomes waiting with it fail too (nothing hangs); it writes to the URL's
+  database, and after its Redis is stopped (503) and started again it connects anew.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import urllib3
 
 from globalfunc.errors import StorageUnavailable
@@ -174,3 +176,44 @@ def test_a_paused_redis_fails_a_claim_within_the_timeout(redis_server: RedisServ
             await record.aclose()
 
     asyncio.run(scenario())
+
+
+def test_the_record_uses_the_urls_database_and_reconnects_after_a_restart(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    url = redis_server.url.rsplit("/", 1)[0] + "/3"
+    port = redis_server.port
+
+    async def claim(record: AsyncOutcomeRecord, key: str) -> object:
+        return await record.claim(key, "w 1")
+
+    async def scenario() -> None:
+        nonlocal replacement
+        record = AsyncOutcomeRecord(url, timeout=1.0, linger=5.0)
+        try:
+            assert await claim(record, "a") is None
+            db3 = redis.Redis.from_url(url)
+            db0 = redis.Redis.from_url(redis_server.url)
+            try:
+                assert db3.get("gf:idem:a") == b"Rw 1" and db0.get("gf:idem:a") is None
+            finally:
+                db3.close()
+                db0.close()
+            waiting = record.record("a", 200, b"1")
+            redis_server.stop()
+            with pytest.raises(StorageUnavailable, match="unreachable"):
+                await claim(record, "b")
+            assert isinstance(waiting.exception(), StorageUnavailable)  # failed with it
+            replacement = RedisServer(tmp_path / "redis-again", port=port)
+            replacement.start()
+            assert await claim(record, "b") is None  # a new connection, nothing left over
+            assert await claim(record, "a") is None  # the new server holds nothing
+        finally:
+            await record.aclose()
+
+    replacement: RedisServer | None = None
+    try:
+        asyncio.run(scenario())
+    finally:
+        if replacement is not None:
+            replacement.stop()
