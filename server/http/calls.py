@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import Awaitable
@@ -55,6 +56,7 @@ class GfgoRequest(BaseModel):  # type: ignore[no-redef]  # plugin: alias "kwargs
 
 
 _KWARGS = TypeAdapter(dict[str, Any])
+_KEY = re.compile(r"[!-~]{1,200}")  # the Idempotency-Key header, as /openapi.json declares it
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -180,6 +182,10 @@ class _FastCall(httputil.HTTPMessageDelegate):
                 )
             raw = b"".join(self.chunks)
             key = self.headers.get("Idempotency-Key")  # a worker runs each key once
+            if key is not None and not _KEY.fullmatch(key):
+                raise InvalidRequest(
+                    "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces"
+                )
             if self.name is None:
                 tagged = self.headers.get("X-GF-Codec") == "tagged"
                 self.function, out = run_gfgo(state, raw, tagged, key)

@@ -147,3 +147,16 @@ def test_ase_client_mistakes_are_4xx_with_their_code(
     r = requests.post(server.url + "v1/private/Typed.add", data=body, timeout=30)
     assert r.status_code == status, r.text
     assert r.json()["header"]["code"] == 10106 and r.json()["payload"] is None
+
+
+def test_an_idempotency_key_off_its_declared_pattern_is_400(server: ServerProcess) -> None:
+    import requests as _requests
+
+    for key in ("has space", "", "x" * 201, "naïve"):
+        r = _requests.post(
+            f"{server.url}call/Typed.add",
+            json={"a": 1, "b": 2},
+            headers={"Idempotency-Key": key.encode("utf-8")},
+            timeout=10,
+        )
+        assert r.status_code == 400, (key, r.status_code, r.text)
