@@ -6,7 +6,15 @@ comments and formatting (the tree has none), type annotations, and the names of 
 parameters and local variables, which become ``v0``, ``v1``, ... in order of first
 appearance. Global names (builtins, imports, other functions), attribute names,
 constants and keyword-argument names of calls are kept, so ``len(x)`` and ``sum(x)``
-differ. Two versions with the same fingerprint are duplicates of each other.
+differ. What the function's file defines at module level is part of it too, normalized
+the same way (docstrings, bare strings and annotations dropped; a helper function's
+locals renumbered; the function's own name ignored wherever it appears): ``import math``
+and ``import cmath as math``, ``FACTOR = 2`` and ``FACTOR = 3``, or two helpers of the
+same name that do different things make different fingerprints. Two versions with the
+same fingerprint are duplicates of each other.
+
+Fingerprints carry a version prefix (:data:`VERSION`); one of an older version (kept in
+a stored record or a scan cache) is recomputed from the code by :func:`fingerprint_of`.
 
 It does not import or run anything, and it does not judge equivalence beyond the tree
 (``x + 1`` and ``1 + x`` differ).
@@ -21,11 +29,26 @@ from typing import Any
 
 from globalfunc.record import FunctionInfo
 
-__all__ = ["DuplicateFunction", "fingerprint", "fingerprint_node", "fingerprint_of"]
+__all__ = [
+    "VERSION",
+    "DuplicateCheckFailed",
+    "DuplicateFunction",
+    "fingerprint",
+    "fingerprint_node",
+    "fingerprint_of",
+]
 
 
 class DuplicateFunction(UserWarning):
     """Warned when a saved function has the same logic as another live one."""
+
+
+class DuplicateCheckFailed(UserWarning):
+    """Warned when a save landed but the check for same-logic functions could not run."""
+
+
+#: the prefix of this module's fingerprints (2: the module-level definitions count)
+VERSION = "m2:"
 
 
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
@@ -149,21 +172,37 @@ def fingerprint(code: str, name: str | None = None) -> str:
     func = _target(tree, name)
     if func is None:
         return "text:" + hashlib.sha256(code.encode("utf-8", "replace")).hexdigest()
-    return fingerprint_node(func)
+    return fingerprint_node(func, tree)
 
 
-def fingerprint_node(func: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
-    """The fingerprint of a parsed function. The node is changed in place: pass one that
-    is not needed afterwards."""
-    normal = _Normalizer(_local_names(func), func.name).visit(func)
-    shape = ast.dump(normal, annotate_fields=False, include_attributes=False)
-    return hashlib.sha256(shape.encode("utf-8")).hexdigest()
+def fingerprint_node(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, module: ast.Module | None = None
+) -> str:
+    """The fingerprint of a parsed function, with what ``module`` (its file's tree)
+    defines at module level. The nodes are changed in place: pass ones that are not
+    needed afterwards."""
+    own = func.name
+    shapes = []
+    for node in module.body if module is not None else ():
+        if node is func:
+            continue
+        normal = _Normalizer(_local_names(node) if isinstance(node, _FUNCS) else set(), own)
+        kept = normal.visit(node)
+        if kept is not None:  # None: a docstring, a bare string or a bare annotation
+            shapes.append(ast.dump(kept, annotate_fields=False, include_attributes=False))
+    normal_func = _Normalizer(_local_names(func), own).visit(func)
+    shapes.append(ast.dump(normal_func, annotate_fields=False, include_attributes=False))
+    return VERSION + hashlib.sha256("\n".join(shapes).encode("utf-8")).hexdigest()
 
 
 def fingerprint_of(info: FunctionInfo) -> str:
-    """A scanned or stored function's fingerprint: the one it carries, else computed
-    (once per content and name: versions stored before fingerprints carry none)."""
-    return info.fingerprint or _computed(info.sha256, info.name, info.code)
+    """A scanned or stored function's fingerprint: the one it carries when it is of this
+    :data:`VERSION`, else computed (once per content and name: versions stored before
+    fingerprints, or before this version of them, carry none or an older one)."""
+    fp = info.fingerprint
+    if fp.startswith((VERSION, "text:")):
+        return fp
+    return _computed(info.sha256, info.name, info.code)
 
 
 @functools.lru_cache(maxsize=65536)

@@ -366,7 +366,7 @@ class Scanner:
             imports=imports,
             lineno=func.lineno,
             is_async=isinstance(func, ast.AsyncFunctionDef),
-            fingerprint=fingerprint_node(func),  # last: it rewrites the node
+            fingerprint=fingerprint_node(func, tree),  # last: it rewrites the nodes
         )
         self._by_sha[sha256] = info
         return info

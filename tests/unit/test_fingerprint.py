@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from globalfunc.fingerprint import fingerprint, fingerprint_of
+from globalfunc.record import FunctionInfo
 from globalfunc.scan import Scanner
 
 BASE = '''
@@ -129,3 +130,98 @@ def test_a_scan_carries_the_fingerprint(tmp_path: pytest.TempPathFactory) -> Non
     assert prints["total_price"] == prints["price_sum"] == fp(BASE)
     assert prints["other"] != prints["total_price"]
     assert all(info.fingerprint for info in found.values())
+
+
+# -- what the function's file defines at module level (a reviewer's finding) -------------
+def mfp(code: str) -> str:
+    """The fingerprint of the file's last function (the others are helpers)."""
+    name = code.rsplit("def ", 1)[1].split("(", 1)[0].strip()
+    return fingerprint(code, name)
+
+
+MODULE_BASE = '''
+"""Geometry helpers."""
+import math
+
+FACTOR = 2
+
+
+def _scale(x):
+    return x * FACTOR
+
+
+def area(r):
+    return _scale(math.pi * r * r)
+'''
+
+MODULE_DIFFERENT = {
+    "another module behind the same import name": MODULE_BASE.replace(
+        "import math", "import cmath as math"
+    ),
+    "another module-level constant": MODULE_BASE.replace("FACTOR = 2", "FACTOR = 3"),
+    "a helper that does something else": MODULE_BASE.replace(
+        "return x * FACTOR", "return x + FACTOR"
+    ),
+    "a module-level statement more": MODULE_BASE.replace("FACTOR = 2", "FACTOR = 2\nmath.pi = 3"),
+}
+
+MODULE_SAME = {
+    "another function name": MODULE_BASE.replace("def area", "def disc_area"),
+    "another module docstring": MODULE_BASE.replace("Geometry helpers.", "Shapes."),
+    "other locals in the helper": MODULE_BASE.replace(
+        "def _scale(x):\n    return x * FACTOR", "def _scale(value):\n    return value * FACTOR"
+    ),
+    "annotations on the constant": MODULE_BASE.replace("FACTOR = 2", "FACTOR: int = 2"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(MODULE_DIFFERENT))
+def test_module_level_definitions_count(variant: str) -> None:
+    code = MODULE_DIFFERENT[variant]
+    assert code != MODULE_BASE  # the replacement took
+    assert mfp(code) != mfp(MODULE_BASE)
+
+
+@pytest.mark.parametrize("variant", sorted(MODULE_SAME))
+def test_module_level_definitions_are_normalized(variant: str) -> None:
+    code = MODULE_SAME[variant]
+    assert code != MODULE_BASE
+    assert mfp(code) == mfp(MODULE_BASE)
+
+
+def test_the_own_name_is_ignored_at_module_level_too() -> None:
+    a = "def f(x):\n    return x + 1\n\nALIAS = f\n"
+    b = "def g(x):\n    return x + 1\n\nALIAS = g\n"
+    assert fingerprint(a, "f") == fingerprint(b, "g")
+
+
+def test_a_scan_counts_the_module_level_definitions(tmp_path: pytest.TempPathFactory) -> None:
+    root = tmp_path / "pkgs"  # type: ignore[operator]
+    (root / "Geo").mkdir(parents=True)
+    (root / "Geo" / "area.py").write_text(MODULE_BASE)
+    (root / "Geo" / "carea.py").write_text(
+        MODULE_BASE.replace("import math", "import cmath as math").replace("def area", "def carea")
+    )
+    (root / "Geo" / "disc_area.py").write_text(MODULE_BASE.replace("def area", "def disc_area"))
+    found = Scanner(root, cache_file=None).scan().functions
+    prints = {info.name: fingerprint_of(info) for info in found.values()}
+    assert all(info.fingerprint.startswith("m2:") for info in found.values())
+    assert prints["area"] == prints["disc_area"]
+    assert prints["area"] != prints["carea"]
+    assert prints["area"] == mfp(MODULE_BASE)
+
+
+def test_an_older_fingerprint_is_recomputed() -> None:
+    code = MODULE_BASE
+    old = FunctionInfo(
+        package="Geo",
+        name="area",
+        code=code,
+        md5="0" * 32,
+        sha256="0" * 64,
+        size=len(code),
+        line_count=code.count("\n"),
+        modified_time="2024-01-01 00:00:00",
+        fingerprint="ab" * 32,  # a version 1 fingerprint: no prefix
+    )
+    assert fingerprint_of(old) == mfp(code)
