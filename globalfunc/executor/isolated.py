@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import sys
 from collections.abc import Mapping, Sequence
@@ -44,14 +43,11 @@ from globalfunc import jsoncodec
 from globalfunc.errors import (
     ConfigError,
     ExecutionTimeout,
-    GlobalFuncError,
-    InvalidRequest,
     Overloaded,
     WorkerCrashed,
-    error_from_dict,
 )
 from globalfunc.executor.child import ChildSpec, adopt_orphans, kill_orphans, worker_uid
-from globalfunc.executor.frame import _ERR_EXITING, _OK
+from globalfunc.executor.frame import answer_of, request_frame
 from globalfunc.executor.handle import DEFAULT_MAX_FRAME, WorkerHandle
 from globalfunc.executor.pool import (
     ChildDied,
@@ -295,7 +291,7 @@ class IsolatedExecutor:
             record = self._record(name, version)
         if record is not None:
             version = record.sha256
-        payload = self._request(name, args, kwargs or {}, tagged, version, encoded)
+        payload = request_frame(name, args, kwargs or {}, tagged, version, encoded)
         if self._on_loop():
             return self._start(name, payload, record, limit)
         work = self._awaited(name, payload, record, limit)
@@ -354,7 +350,7 @@ class IsolatedExecutor:
         if record is None and self.registry is not None:
             record = self._record(name, None)
         version = None if record is None else record.sha256
-        payload = self._request(name, args, kwargs or {}, True, version, encoded)
+        payload = request_frame(name, args, kwargs or {}, True, version, encoded)
         out: bytes = self._sync(self._awaited(name, payload, record, limit), None)
         return out
 
@@ -389,7 +385,7 @@ class IsolatedExecutor:
         def finish(frame: Any, exc: BaseException | None) -> bytes:
             if exc is not None:
                 raise self._error(name, limit, exc)
-            return self._answer(name, frame)
+            return answer_of(name, frame)
 
         return self.pool.submit(name, job_for, self.loop.time() + limit, finish)
 
@@ -422,20 +418,6 @@ class IsolatedExecutor:
             )
         return exc
 
-    @staticmethod
-    def _answer(name: str, frame: bytes) -> bytes:
-        status, body = frame[:1], frame[1:]
-        if status == _OK:
-            return body
-        try:
-            data = orjson.loads(body)
-            err = error_from_dict(data.get("error", {}), 500)
-        except (orjson.JSONDecodeError, AttributeError):
-            err = WorkerCrashed(f"worker sent an unreadable answer for {name}")
-        if status == _ERR_EXITING and not isinstance(err, WorkerCrashed):
-            err = WorkerCrashed(str(err), function=name)
-        raise err
-
     # -- helpers ---------------------------------------------------------------------------
     def _on_loop(self) -> bool:
         try:
@@ -460,27 +442,3 @@ class IsolatedExecutor:
             function=name,
             timeout=limit,
         )
-
-    def _request(
-        self,
-        name: str,
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-        tagged: bool,
-        version: str | None,
-        encoded: bool,
-    ) -> bytes:
-        try:
-            body = {
-                "name": name,
-                "version": version,
-                "args": list(args) if encoded else jsoncodec.encode(list(args)),
-                "kwargs": dict(kwargs) if encoded else jsoncodec.encode(dict(kwargs)),
-                "tagged": tagged,
-            }
-        except GlobalFuncError as exc:
-            raise InvalidRequest(f"arguments of {name} cannot be sent to a worker: {exc}") from exc
-        try:
-            return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError:  # an integer past 64 bits: the standard library writes it exactly
-            return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()

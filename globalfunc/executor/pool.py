@@ -35,14 +35,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic
 
-from globalfunc.executor.child import Child
+from globalfunc.executor.call import PoolCall, as_is, forget_if_cancelled
+from globalfunc.executor.slot import (
+    ChildDied,
+    LoopThread,
+    PoolClosed,
+    PoolFull,
+    QueueTimeout,
+    RunTimeout,
+    S,
+    Slot,
+)
 
 __all__ = [
     "ChildDied",
@@ -59,197 +68,6 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0
 SWEEP_EVERY = 5.0
-
-
-class PoolSignal(Exception):
-    """Base of the pool's own outcomes; the executor turns them into user-facing errors."""
-
-
-class ChildDied(PoolSignal):
-    """The child ended during the call; ``started`` says whether it had read the call."""
-
-    def __init__(self, started: bool, how: str) -> None:
-        super().__init__(how)
-        self.started = started
-        self.how = how
-
-
-class RunTimeout(PoolSignal):
-    """The call ran past its deadline; its child was killed."""
-
-
-class QueueTimeout(PoolSignal):
-    """The deadline passed while the call waited for a slot."""
-
-
-class PoolFull(PoolSignal):
-    """Too many calls are waiting already."""
-
-
-class PoolClosed(PoolSignal):
-    """The pool is closed (or closed while the call was in it)."""
-
-
-class Slot(Protocol):
-    """One child process and the parent's end of its protocol."""
-
-    child: Child
-
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start watching the child's output on ``loop`` (called on the loop's thread)."""
-
-    def detach(self) -> None:
-        """Stop watching the child's output (on the loop's thread, before :meth:`close`)."""
-
-    async def ready(self) -> None:
-        """Return once the child can take calls; raise if it failed to start."""
-
-    def start_call(self, job: Any, done: Callable[[Any, BaseException | None], None]) -> None:
-        """Send ``job``; call ``done(answer, None)`` or ``done(None, ChildDied(...))`` once,
-        on the loop (possibly before returning, if the child is already gone)."""
-
-    def on_exit(self) -> None:
-        """The process has ended: take any complete answer, then fail what is left."""
-
-    @property
-    def reusable(self) -> bool:
-        """False once the child is dead or said it will exit."""
-
-    def close(self) -> None:
-        """Release the child for good (blocking: kill and reap). Runs off the loop."""
-
-
-S = TypeVar("S", bound=Slot)
-
-
-class LoopThread:
-    """A private event loop on a daemon thread, for pools used from synchronous code."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, name="gf-pool", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        if not self.thread.is_alive():
-            self.loop.close()
-
-
-class _Call(Generic[S]):
-    """One call through the pool, driven by callbacks (no task of its own): wait for a
-    slot, send, take the answer from the slot's callback, or give up at the deadline.
-    ``finish(answer, exc)`` turns the outcome into the caller's result."""
-
-    __slots__ = ("done", "finish", "job_for", "key", "pool", "requeues", "result", "slot", "timer")
-
-    def __init__(
-        self,
-        pool: SupervisedPool[S],
-        key: str,
-        job_for: Callable[[S], Any],
-        deadline: float,
-        finish: Callable[[Any, BaseException | None], Any],
-    ) -> None:
-        self.pool = pool
-        self.key = key
-        self.job_for = job_for
-        self.finish = finish
-        self.result: asyncio.Future[Any] = pool.loop.create_future()
-        self.slot: S | None = None
-        self.requeues = 0
-        self.done = False
-        self.timer = pool.loop.call_at(deadline, self._expired)
-
-    def run(self, slot: S) -> None:
-        """Send the call to ``slot`` (taken for it under its key)."""
-        self.slot = slot
-        try:
-            job = self.job_for(slot)
-        except BaseException as exc:
-            self.slot = None
-            self.pool._release(slot)
-            self._end(None, exc)
-            return
-        slot.start_call(job, self._answered)
-
-    def _answered(self, answer: Any, exc: BaseException | None) -> None:
-        slot, self.slot = self.slot, None
-        if self.done or slot is None:  # timed out (its slot was retired then) or closed
-            return
-        pool = self.pool
-        if exc is None:
-            if slot.reusable:
-                pool._release(slot)
-            else:
-                pool._retire(slot, "it said it would exit")
-            self._end(answer, None)
-            return
-        how = getattr(exc, "how", str(exc))
-        pool._retire(slot, f"it {how}")
-        if pool._closed:
-            self._end(None, PoolClosed())
-        elif isinstance(exc, ChildDied) and not exc.started and self.requeues < pool.max_requeues:
-            self.requeues += 1
-            log.info(
-                "%s: %s had not started on child %d; sent again",
-                pool.name,
-                self.key,
-                slot.child.pid,
-            )
-            pool._enqueue(self, front=True)
-        else:
-            self._end(None, exc)
-
-    def _expired(self) -> None:
-        if self.done:
-            return
-        slot, self.slot = self.slot, None
-        if slot is None:
-            self.pool._dequeue(self)
-            self._end(None, QueueTimeout())
-            return
-        slot.child.kill()  # a stuck call cannot be stopped any other way
-        self.pool._retire(slot, "a call ran past its deadline")
-        self._end(None, RunTimeout())
-
-    def cancelled(self) -> None:
-        """The caller stopped waiting: forget a queued call; a running one costs its slot."""
-        if self.done:
-            return
-        slot, self.slot = self.slot, None
-        if slot is None:
-            self.pool._dequeue(self)
-        else:
-            self.pool._retire(slot, "its caller gave up")
-        self.done = True
-        self.timer.cancel()
-
-    def _end(self, answer: Any, exc: BaseException | None) -> None:
-        if self.done:
-            return
-        self.done = True
-        self.timer.cancel()
-        result = self.result
-        if result.done():
-            return
-        try:
-            out = self.finish(answer, exc)
-        except BaseException as err:
-            result.set_exception(err)
-        else:
-            result.set_result(out)
-
-
-def _as_is(answer: Any, exc: BaseException | None) -> Any:
-    if exc is not None:
-        raise exc
-    return answer
 
 
 class SupervisedPool(Generic[S]):
@@ -279,13 +97,13 @@ class SupervisedPool(Generic[S]):
         self._idle: list[S] = []
         self._busy: dict[S, str] = {}
         self._starting = 0
-        self._queue: deque[_Call[S]] = deque()
+        self._queue: deque[PoolCall[S]] = deque()
         self._running: Counter[str] = Counter()
         self._waiting: Counter[str] = Counter()
         self._starting_slots: set[S] = set()
         self._spawner = ThreadPoolExecutor(max(2, size), thread_name_prefix=f"{name}-spawn")
         self._tasks: set[asyncio.Future[Any]] = set()
-        self._calls: set[_Call[S]] = set()  # running (sent to a slot)
+        self._calls: set[PoolCall[S]] = set()  # running (sent to a slot)
         self._closed = False
         self._sweep = sweep
         self._sweeper: asyncio.TimerHandle | None = None
@@ -369,12 +187,12 @@ class SupervisedPool(Generic[S]):
         key: str,
         job_for: Callable[[S], Any],
         deadline: float,
-        finish: Callable[[Any, BaseException | None], Any] = _as_is,
+        finish: Callable[[Any, BaseException | None], Any] = as_is,
     ) -> asyncio.Future[Any]:
         """Start one call of ``key`` before ``deadline`` (``loop.time()``), on the loop's
         thread; the future gets ``finish(answer, exc)``. See the module docstring."""
-        call: _Call[S] = _Call(self, key, job_for, deadline, finish)
-        call.result.add_done_callback(_forget_if_cancelled(call))
+        call: PoolCall[S] = PoolCall(self, key, job_for, deadline, finish)
+        call.result.add_done_callback(forget_if_cancelled(call))
         if self._closed:
             call._end(None, PoolClosed())
         elif not self._queue and self._idle and self._running[key] < self.per_key_limit:
@@ -389,7 +207,7 @@ class SupervisedPool(Generic[S]):
         """:meth:`submit`, awaited."""
         return await self.submit(key, job_for, deadline)
 
-    def _enqueue(self, call: _Call[S], *, front: bool) -> None:
+    def _enqueue(self, call: PoolCall[S], *, front: bool) -> None:
         self._waiting[call.key] += 1
         if front:
             self._queue.appendleft(call)
@@ -397,7 +215,7 @@ class SupervisedPool(Generic[S]):
             self._queue.append(call)
         self._dispatch()  # an idle slot may be free for this key while others wait at their limit
 
-    def _dequeue(self, call: _Call[S]) -> None:
+    def _dequeue(self, call: PoolCall[S]) -> None:
         try:
             self._queue.remove(call)
         except ValueError:
@@ -558,11 +376,3 @@ class SupervisedPool(Generic[S]):
 def _close_result(started: Future[Any]) -> None:
     if not started.cancelled() and started.exception() is None:
         started.result().close()
-
-
-def _forget_if_cancelled(call: _Call[Any]) -> Callable[[asyncio.Future[Any]], None]:
-    def check(result: asyncio.Future[Any]) -> None:
-        if result.cancelled():
-            call.cancelled()
-
-    return check
