@@ -12,26 +12,33 @@ its traceback only when ``debug``). ``call_json`` returns the result already ser
 with :mod:`globalfunc.jsoncodec`, so a server can write it without touching it again; in
 isolated mode the worker serializes it and the bytes pass through untouched.
 
-The isolated pool keeps persistent worker processes (``python -c`` running
-:func:`worker_main`), speaks length-prefixed orjson frames over their stdin/stdout pipes,
-and gives every call a deadline (per-function overrides in ``timeouts``). On a deadline
-the worker is killed and replaced (:class:`~globalfunc.errors.ExecutionTimeout`); a worker
-that dies (``os._exit``, a segfault, a signal) or exceeds its ``RLIMIT_AS`` memory cap is
-replaced and the call fails with :class:`~globalfunc.errors.WorkerCrashed`.
+The isolated executor keeps persistent worker processes (``python -c`` running
+:func:`worker_main`), sends each the stored code of a function version once, speaks
+length-prefixed orjson frames over their stdin/stdout pipes, and gives every call a
+deadline (per-function overrides in ``timeouts``), queued time included. On a deadline the
+worker is killed and replaced (:class:`~globalfunc.errors.ExecutionTimeout`); a worker that
+dies (``os._exit``, a segfault, a signal), exceeds its memory cap or breaks the protocol is
+replaced and the call fails with :class:`~globalfunc.errors.WorkerCrashed`; a call it never
+read runs on another worker.
 
 What it does not do: the inline executor cannot stop a function that hangs (a timeout
-there needs isolation), a new registry version is picked up only when the caller passes its
-hash as ``version`` (the HTTP server does), and there is no cross-machine scheduling (Ray and
-the worker registry are separate layers).
+there needs isolation), and there is no cross-machine scheduling (Ray and the worker
+registry are separate layers).
 
 The package, one idea per module:
 
 - :mod:`~globalfunc.executor.base`: the :class:`Executor` surface, :class:`ArgSpec`, the
   translation of user errors, and the function cache the inline executor and a worker share;
 - :mod:`~globalfunc.executor.inline`: :class:`InlineExecutor`;
-- :mod:`~globalfunc.executor.isolated`: :class:`IsolatedExecutor` and :class:`WorkerTarget`,
-  the pool, its handle on each worker process, the call lifecycle, deadlines, replacement;
-- :mod:`~globalfunc.executor.frame`: the length-prefixed frames both sides of a pipe speak;
+- :mod:`~globalfunc.executor.child`: the one supervised child process (environment scrub,
+  memory cap, worker user, process group, exit watch, orphans);
+- :mod:`~globalfunc.executor.slot`: what a pool slot is, and the pool's signals;
+- :mod:`~globalfunc.executor.pool`: :class:`~globalfunc.executor.pool.SupervisedPool`,
+  shared by the isolated executor and the AIGES process engine;
+- :mod:`~globalfunc.executor.call`: one call through the pool, driven by callbacks;
+- :mod:`~globalfunc.executor.handle`: the parent's end of one worker's pipes (a slot);
+- :mod:`~globalfunc.executor.frame`: the frames both sides of a pipe speak;
+- :mod:`~globalfunc.executor.isolated`: :class:`IsolatedExecutor` and :class:`WorkerTarget`;
 - :mod:`~globalfunc.executor.worker`: what runs inside a worker process (:func:`worker_main`).
 
 This module only re-exports their public names, loading each module on first use: a worker
