@@ -32,11 +32,12 @@ from typing import Any
 from globalfunc.errors import (
     ConfigError,
     FunctionNotFound,
+    GlobalFuncError,
     InvalidName,
     ScanError,
     WorkspaceError,
 )
-from globalfunc.fingerprint import DuplicateFunction
+from globalfunc.fingerprint import DuplicateCheckFailed, DuplicateFunction
 from globalfunc.naming import DEFAULT_TIER1, CallName, parse_call_name, parse_scan_key
 from globalfunc.record import FunctionInfo, FunctionRecord
 from globalfunc.registry import DuplicateGroup, Registry, SaveResult
@@ -197,7 +198,17 @@ class GFBase:
         same logic (``SaveResult.duplicates``); a :class:`DuplicateFunction` warning names
         them."""
         added = [info for info, result in zip(infos, saved, strict=True) if result.added]
-        found = self._registry.duplicates_of(added) if added else {}
+        try:
+            found = self._registry.duplicates_of(added) if added else {}
+        except GlobalFuncError as err:  # the versions landed: a failed check is a warning
+            warnings.warn(
+                DuplicateCheckFailed(
+                    f"saved {len(added)} new version(s), but the check for functions with "
+                    f"the same logic failed: {err.message} (gf dupes runs it again)"
+                ),
+                stacklevel=3,
+            )
+            return saved
         if not found:
             return saved
         out = []

@@ -12,6 +12,7 @@ import builtins
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from globalfunc.errors import FunctionNotFound, IntegrityError, InvalidName, InvalidRequest
 from globalfunc.files import confined, write_atomic, write_init_py
@@ -27,6 +28,7 @@ from globalfunc.naming import (
     parse_package,
 )
 from globalfunc.record import FunctionInfo, FunctionRecord
+from globalfunc.search import check_query
 from globalfunc.storage import Storage, open_storage
 
 MIN_HASH_PREFIX = 6
@@ -85,6 +87,15 @@ class DuplicateGroup:
     @property
     def keys(self) -> list[str]:
         return [r.key for r in self.records]
+
+
+@runtime_checkable
+class FingerprintLookup(Protocol):
+    """A storage that finds live functions by fingerprint without listing the space."""
+
+    def same_logic(
+        self, tier1: str, items: Sequence[FunctionInfo | FunctionRecord]
+    ) -> dict[str, builtins.list[FunctionRecord]]: ...
 
 
 class Registry:
@@ -240,6 +251,7 @@ class Registry:
     ) -> builtins.list[FunctionRecord]:
         """Live functions for ``query``, best first (:mod:`globalfunc.search`), across
         branches unless ``branch`` is given, of one package if ``package`` is."""
+        check_query(query)
         if limit < 1:
             raise InvalidName(f"search limit must be at least 1, got {limit}")
         if package is not None:
@@ -308,11 +320,15 @@ class Registry:
         self, items: Sequence[FunctionInfo | FunctionRecord]
     ) -> dict[str, builtins.list[FunctionRecord]]:
         """For each call name (``Base.f``) of ``items``: the other live functions (any
-        branch, any name) with its logic, other than itself on any branch. One listing of
-        the space, whatever the number of items."""
-        wanted = {fingerprint_of(i): i for i in items}
-        if not wanted:
+        branch, any name) with its logic, other than itself on any branch. A storage
+        that can look fingerprints up (:class:`FingerprintLookup`: the ``http://``
+        backend asks its server) is asked; any other is listed once, whatever the number
+        of items."""
+        if not items:
             return {}
+        if isinstance(self.storage, FingerprintLookup):
+            return self.storage.same_logic(self.tier1, items)
+        wanted = {fingerprint_of(i): i for i in items}
         found: dict[str, builtins.list[FunctionRecord]] = {}
         for record in self.storage.list(self.tier1):
             item = wanted.get(fingerprint_of(record))

@@ -21,6 +21,11 @@ index, a prefix-token index), as long as every record that matches a term is amo
 Package and branch filters are applied here too, so a backend may or may not push them
 down. This module does no I/O.
 
+A query is bounded the same way on every surface (``GET /search``, ``/registry/search``,
+the console, ``gf search``, ``GFBase.search``): at most :data:`MAX_QUERY_CHARS` characters
+and :data:`MAX_QUERY_TERMS` distinct terms; :func:`check_query` raises
+:class:`~globalfunc.errors.InvalidRequest` (HTTP 400) past either, naming the limit.
+
 Semantic reranking is a hook: :func:`set_reranker` installs a function that reorders the
 best lexical results (:data:`RERANK_POOL` of them) by meaning; every backend's ranking
 goes through :func:`rank_docs`, so they stay the same. ``globalfunc.semantic`` offers one
@@ -36,11 +41,15 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from globalfunc.errors import InvalidRequest
 from globalfunc.record import FunctionRecord
 
 __all__ = [
     "FIELDS",
+    "MAX_QUERY_CHARS",
+    "MAX_QUERY_TERMS",
     "SearchDoc",
+    "check_query",
     "description_of",
     "doc_of",
     "index_words",
@@ -84,6 +93,28 @@ def query_terms(query: str) -> list[str]:
     all_words = list(dict.fromkeys(words(query)))
     kept = [w for w in all_words if len(w) > 1 and w not in STOP_WORDS]
     return kept or [w for w in all_words if len(w) > 1] or all_words
+
+
+#: most characters a search query may hold (every search surface)
+MAX_QUERY_CHARS = 500
+#: most distinct terms a search query may hold (each term is one scan of every candidate)
+MAX_QUERY_TERMS = 16
+
+
+def check_query(query: str) -> str:
+    """``query`` when it is within the limits; else :class:`InvalidRequest` (one line)."""
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidRequest(
+            f"search query {query[:40]!r}... is {len(query)} characters; at most "
+            f"{MAX_QUERY_CHARS} are allowed: use a few words"
+        )
+    count = len(query_terms(query))
+    if count > MAX_QUERY_TERMS:
+        raise InvalidRequest(
+            f"search query {query[:40]!r}... has {count} distinct words; at most "
+            f"{MAX_QUERY_TERMS} are allowed: keep the ones that matter"
+        )
+    return query
 
 
 def description_of(record: FunctionRecord) -> str:

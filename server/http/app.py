@@ -29,6 +29,7 @@ processes (metrics are shared only in prometheus-client's multiprocess mode, whi
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -54,6 +55,7 @@ from globalfunc.executor import Executor
 from globalfunc.invoke import Invoker
 from globalfunc.record import FunctionRecord
 from globalfunc.registry import Registry
+from globalfunc.search import check_query
 from server.http.calls import GlobalFuncApplication
 from server.http.guard import RequestGuard, Route
 from server.http.metrics import CONTENT_TYPE, Metrics
@@ -304,10 +306,11 @@ class FunctionHandler(BaseHandler):
 class SearchHandler(BaseHandler):
     route = "/search"
 
-    def get(self) -> None:
+    async def get(self) -> None:
         q = self.get_query_argument("q", "")
         if not q.strip():
             raise InvalidRequest("search needs a query: GET /search?q=time")
+        check_query(q)
         raw_limit = self.get_query_argument("limit", "20")
         if not _INTEGER.fullmatch(raw_limit):  # int() would take " 5", "1_0" and "٥"
             raise InvalidRequest(f"limit {raw_limit!r:.40} is not an integer; try limit=20")
@@ -317,13 +320,18 @@ class SearchHandler(BaseHandler):
         package = self.get_query_argument("package", None) or None
         branch = self.get_query_argument("branch", None) or None
         catalog = self.state.catalog
-        if package is None and branch is None:
-            hits = catalog.search(q, limit)
-        else:  # the served branch unless another is asked for; exposed packages only
+
+        def ranked() -> list[FunctionRecord]:
+            if package is None and branch is None:
+                return catalog.search(q, limit)
+            # the served branch unless another is asked for; exposed packages only
             found = catalog.registry.search(
                 q, limit * 4, package=package, branch=branch or catalog.registry.branch
             )
-            hits = [r for r in found if catalog.allowed(r.package)][:limit]
+            return [r for r in found if catalog.allowed(r.package)][:limit]
+
+        # Ranking reads and scores every candidate: a thread, so /healthz keeps answering.
+        hits = await asyncio.get_running_loop().run_in_executor(None, ranked)
         self.send_json(
             {"query": q, "count": len(hits), "functions": [_describe(r, full=False) for r in hits]}
         )

@@ -9,7 +9,9 @@ page asks for and keeps in the tab's ``sessionStorage``):
     GET  /ui/api/functions            the exposed functions of the served branch
     GET  /ui/api/functions/<name>     one function: every version (code, description),
                                       the JSON schema of a call's arguments
-    POST /ui/api/describe/<name>      {"description": "..."}: a new version, same code
+    POST /ui/api/describe/<name>      {"description": "..."}: a new version, same code;
+                                      a write: the write token (as /registry/save) and
+                                      ``Content-Type: application/json``
     GET  /ui/api/workers              the executor's live workers and queues
 
 Searching uses ``GET /search`` and calling ``POST /call/<name>``, as any client does.
@@ -27,6 +29,7 @@ from globalfunc.errors import InvalidRequest
 from globalfunc.record import FunctionRecord
 from globalfunc.signature import CallSpec
 from server.http.app import BaseHandler
+from server.http.registry_api import check_write
 
 __all__ = ["console_routes"]
 
@@ -110,6 +113,20 @@ class ConsoleFunctionHandler(BaseHandler):
 
 class ConsoleDescribeHandler(BaseHandler):
     route = "/ui/api/describe/<name>"
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self.request.method == "OPTIONS":
+            return
+        # A description is a new version: a write, with /registry/save's token rule.
+        check_write(self.state, self.request.headers.get("Authorization"))
+        # JSON only: a cross-site form or no-cors fetch can send text/plain, not this.
+        kind = self.request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if kind != "application/json":
+            raise InvalidRequest(
+                f"describe takes a JSON body; send 'Content-Type: application/json' "
+                f"(got {kind[:60]!r})"
+            )
 
     def post(self, name: str) -> None:
         record = self.state.catalog.lookup(name)

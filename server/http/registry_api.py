@@ -10,6 +10,8 @@ settings (the design's "agent host")::
     GET    /registry/history   ?tier1&package&branch&name -> {"records": [...]}, newest first
     GET    /registry/list      ?tier1[&package][&branch] -> {"records": [...]}
     GET    /registry/search    ?tier1&q[&limit][&package][&branch] -> {"records": [...]}, best first
+    POST   /registry/duplicates {"tier1", "items": [{"package", "name", "fingerprint"}]}
+                               -> {"duplicates": {"package.name": [records]}} (same logic)
 
 ``tier1`` and ``branch`` default to the server's. Reads follow the server's token like every
 endpoint. Writes (save, delete) need a token: the server's write token when it has one
@@ -34,6 +36,8 @@ server's storage does), or accept tombstones or ``saved_at`` from a client.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import hmac
 import keyword
@@ -41,6 +45,8 @@ import logging
 import os
 import re
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +60,7 @@ from globalfunc.errors import (
     ScanError,
     Unauthorized,
 )
+from globalfunc.fingerprint import fingerprint_of
 from globalfunc.naming import (
     MAX_BRANCH,
     MAX_PART,
@@ -65,6 +72,7 @@ from globalfunc.naming import (
 )
 from globalfunc.record import FunctionRecord
 from globalfunc.scan import DEFAULT_MAX_FILE_SIZE, Scanner
+from globalfunc.search import MAX_QUERY_CHARS, check_query
 from globalfunc.storage.base import query_terms
 from server.http.app import BaseHandler
 from server.http.openapi import (
@@ -83,7 +91,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 1000
 """Most records one save request may carry (the client splits bigger batches)."""
 MAX_SEARCH = 1000
-MAX_QUERY = 1000
+MAX_QUERY = MAX_QUERY_CHARS
 
 _END = r"(?![\s\S])"
 _KEYWORDS = "|".join(sorted({*keyword.kwlist, *keyword.softkwlist} - {"_"}))
@@ -179,7 +187,7 @@ class SaveHandler(_RegistryHandler):
         super().prepare()
         check_write(self.state, self.request.headers.get("Authorization"))
 
-    def post(self) -> None:
+    async def post(self) -> None:
         raw = self.request.body
         if not raw or not raw.strip():
             raise InvalidRequest('body is empty; expected {"records": [...]}')
@@ -190,10 +198,9 @@ class SaveHandler(_RegistryHandler):
                 f'body must be {{"records": [...]}} with 1 to {MAX_BATCH} records; '
                 "split bigger saves into several requests"
             )
-        with tempfile.TemporaryDirectory(prefix="gf-save-") as tmp:
-            records = [self._record(i, item, Path(tmp)) for i, item in enumerate(items)]
-        storage = self.state.catalog.registry.storage
-        added = storage.put(records)
+        # Scanning and storing take about 10 ms a record: a thread, so the loop (and
+        # /healthz, and calls) keep answering while a big batch is saved.
+        records, added = await asyncio.get_running_loop().run_in_executor(None, self._save, items)
         registry = self.state.catalog.registry
         for record in records:
             if record.tier1 == registry.tier1 and record.branch == registry.branch:
@@ -213,6 +220,15 @@ class SaveHandler(_RegistryHandler):
                 ]
             }
         )
+
+    def _save(self, items: list[Any]) -> tuple[list[FunctionRecord], list[bool]]:
+        """Scan and store the posted items (in a worker thread: no loop state touched)."""
+        with tempfile.TemporaryDirectory(prefix="gf-save-") as tmp:
+            records = [self._record(i, item, Path(tmp)) for i, item in enumerate(items)]
+        storage = self.state.catalog.registry.storage
+        added = storage.put(records)
+        _index_of(storage).saved(records, added)
+        return records, added
 
     def _record(self, index: int, item: Any, tmp: Path) -> FunctionRecord:
         """The record the server computes for one posted item (see the module doc)."""
@@ -320,7 +336,9 @@ class RecordHandler(_RegistryHandler):
 
     def delete(self) -> None:
         key, _, call = self.key_of()
-        deleted = self.state.catalog.registry.storage.delete(key)
+        storage = self.state.catalog.registry.storage
+        deleted = storage.delete(key)
+        _index_of(storage).deleted(key)
         self.state.catalog.forget(call)
         log.info("deleted over HTTP: %s (%s)", key, "tombstone" if deleted else "nothing live")
         self.send_json({"deleted": deleted})
@@ -351,12 +369,13 @@ class ListHandler(_RegistryHandler):
 class RegistrySearchHandler(_RegistryHandler):
     route = "/registry/search"
 
-    def get(self) -> None:
+    async def get(self) -> None:
         q = self.arg("q") or ""
-        if not q.strip() or len(q) > MAX_QUERY:
+        if not q.strip():
             raise InvalidRequest(
                 f"search needs a query of 1 to {MAX_QUERY} characters: ?q=pickle&tier1=..."
             )
+        check_query(q)
         raw_limit = self.arg("limit", "20") or ""
         if not _INTEGER.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_SEARCH:
             raise InvalidRequest(
@@ -374,11 +393,146 @@ class RegistrySearchHandler(_RegistryHandler):
             self.send_records([])
             return
         storage = self.state.catalog.registry.storage
-        self.send_records(storage.search(tier1, q, int(raw_limit), **narrow))
+        found = await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(storage.search, tier1, q, int(raw_limit), **narrow)
+        )  # ranking scores every candidate: a thread, so /healthz keeps answering
+        self.send_records(found)
+
+
+class DuplicatesHandler(_RegistryHandler):
+    """Which live functions have the logic of the given fingerprints: the duplicate
+    check of a save, answered here so a client never lists the space."""
+
+    route = "/registry/duplicates"
+
+    async def post(self) -> None:
+        raw = self.request.body
+        body = jsoncodec.loads(raw or b"{}", max_depth=self.state.max_json_depth)
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+            raise InvalidRequest(
+                f'body must be {{"tier1": ..., "items": [{{"package", "name", "fingerprint"}}]}} '
+                f"with 1 to {MAX_BATCH} items"
+            )
+        tier1 = check_tier1(body.get("tier1") or self.state.catalog.registry.tier1)
+        wanted: dict[str, tuple[str, str]] = {}  # fingerprint -> (package, name)
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise InvalidRequest(f"item {i} is not an object")
+            package = parse_package(_text(item, "package", f"item {i}"))
+            name = check_identifier(_text(item, "name", f"item {i}"), "function name")
+            fp = _text(item, "fingerprint", f"item {i}")
+            if not 1 <= len(fp) <= 80:
+                raise InvalidRequest(f"item {i}: fingerprint {fp[:80]!r} is not a fingerprint")
+            wanted[fp] = (package, name)
+        storage = self.state.catalog.registry.storage
+        found = await asyncio.get_running_loop().run_in_executor(
+            None, _index_of(storage).lookup, tier1, wanted
+        )
+        catalog = self.state.catalog
+        self.send_json(
+            {
+                "duplicates": {
+                    call: [r.to_dict() for r in records if catalog.allowed(r.package)]
+                    for call, records in found.items()
+                }
+            }
+        )
+
+
+DUPLICATE_INDEX_TTL = 10.0
+"""Seconds a server trusts its fingerprint index of a tier1 before listing it again
+(saves and deletes through this server update it at once)."""
+MAX_DUPLICATES = 50
+"""Most same-logic functions named per saved function."""
+
+
+class _FingerprintIndex:
+    """Live functions of each tier1 by fingerprint, for the duplicate check of a save.
+
+    Built by one listing of the space (off the event loop), then kept current by this
+    server's saves and deletes and rebuilt after :data:`DUPLICATE_INDEX_TTL` (others'
+    saves show up by then). Decided under the lock, listed outside it."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+        self._lock = threading.Lock()
+        # tier1 -> (expires, fingerprint -> {key: record}, key -> fingerprint)
+        self._spaces: dict[
+            str, tuple[float, dict[str, dict[str, FunctionRecord]], dict[str, str]]
+        ] = {}
+
+    def _space(self, tier1: str) -> tuple[dict[str, dict[str, FunctionRecord]], dict[str, str]]:
+        with self._lock:
+            space = self._spaces.get(tier1)
+            if space is not None and space[0] > time.monotonic():
+                return space[1], space[2]
+        by_fp: dict[str, dict[str, FunctionRecord]] = {}
+        fp_of: dict[str, str] = {}
+        for record in self.storage.list(tier1):
+            fp = fingerprint_of(record)
+            by_fp.setdefault(fp, {})[record.key] = record
+            fp_of[record.key] = fp
+        with self._lock:
+            self._spaces[tier1] = (time.monotonic() + DUPLICATE_INDEX_TTL, by_fp, fp_of)
+        return by_fp, fp_of
+
+    def lookup(
+        self, tier1: str, wanted: dict[str, tuple[str, str]]
+    ) -> dict[str, list[FunctionRecord]]:
+        """For each ``fingerprint -> (package, name)``: the other live functions with it."""
+        by_fp, _ = self._space(tier1)
+        found: dict[str, list[FunctionRecord]] = {}
+        with self._lock:
+            for fp, (package, name) in wanted.items():
+                others = [
+                    r
+                    for r in by_fp.get(fp, {}).values()
+                    if not (r.package == package and r.name == name)
+                ]
+                if others:
+                    others.sort(key=lambda r: r.key)
+                    found[f"{package}.{name}"] = others[:MAX_DUPLICATES]
+        return found
+
+    def saved(self, records: Sequence[FunctionRecord], added: Sequence[bool]) -> None:
+        with self._lock:
+            for record, new in zip(records, added, strict=True):
+                space = self._spaces.get(record.tier1)
+                if not new or space is None:
+                    continue
+                _, by_fp, fp_of = space
+                old = fp_of.pop(record.key, None)
+                if old is not None:
+                    by_fp.get(old, {}).pop(record.key, None)
+                fp = fingerprint_of(record)
+                by_fp.setdefault(fp, {})[record.key] = record
+                fp_of[record.key] = fp
+
+    def deleted(self, key: str) -> None:
+        with self._lock:
+            for _, by_fp, fp_of in self._spaces.values():
+                old = fp_of.pop(key, None)
+                if old is not None:
+                    by_fp.get(old, {}).pop(key, None)
+
+
+_INDEXES: dict[int, _FingerprintIndex] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+def _index_of(storage: Any) -> _FingerprintIndex:
+    """The fingerprint index of one storage object (one per server's storage)."""
+    with _INDEXES_LOCK:
+        index = _INDEXES.get(id(storage))
+        if index is None or index.storage is not storage:
+            index = _INDEXES[id(storage)] = _FingerprintIndex(storage)
+        return index
 
 
 _HANDLERS: tuple[type[_RegistryHandler], ...] = (
     SaveHandler,
+    DuplicatesHandler,
     RecordHandler,
     HistoryHandler,
     ListHandler,
