@@ -29,6 +29,11 @@ version again is a no-op and a client may retry after a timeout. A saved functio
 server's tier1 and branch is forgotten by its catalog at once, so the next call runs it;
 other servers over the same storage see it within their catalog TTL.
 ``GF_ALLOW_PACKAGES`` applies here too: other packages are 403, and left out of lists.
+Scanning and storing a save, and ranking a search, run in a thread: the event loop (and
+``/healthz``) keeps answering. ``/registry/duplicates`` is a read: it answers a save's
+same-logic check from a per-server fingerprint index (one listing, then kept current by
+this server's saves and deletes, rebuilt after ``DUPLICATE_INDEX_TTL``), so a client never
+lists the space.
 
 What it does not do: run functions (the call endpoints do), keep anything itself (the
 server's storage does), or accept tombstones or ``saved_at`` from a client.
