@@ -27,6 +27,7 @@ from typing import Any
 
 from globalfunc.naming import MAX_NAME, MAX_PART
 from globalfunc.record import FunctionRecord
+from globalfunc.search import MAX_QUERY_CHARS
 from globalfunc.signature import CallSpec
 
 # -- name patterns (globalfunc.naming's rules, as ECMA-262 regular expressions) -----------
@@ -283,7 +284,12 @@ def build_openapi(
                         "name": "q",
                         "in": "query",
                         "required": True,
-                        "schema": {"type": "string", "minLength": 1, "pattern": NOT_BLANK},
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_QUERY_CHARS,
+                            "pattern": NOT_BLANK,
+                        },
                     },
                     {
                         "name": "limit",

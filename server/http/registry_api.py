@@ -419,7 +419,10 @@ class DuplicatesHandler(_RegistryHandler):
                 f'body must be {{"tier1": ..., "items": [{{"package", "name", "fingerprint"}}]}} '
                 f"with 1 to {MAX_BATCH} items"
             )
-        tier1 = check_tier1(body.get("tier1") or self.state.catalog.registry.tier1)
+        given = body.get("tier1", self.state.catalog.registry.tier1)
+        if not isinstance(given, str):
+            raise InvalidRequest("tier1 must be a string naming the registry space")
+        tier1 = check_tier1(given)
         wanted: dict[str, tuple[str, str]] = {}  # fingerprint -> (package, name)
         for i, item in enumerate(items):
             if not isinstance(item, dict):
@@ -738,6 +741,61 @@ def registry_openapi(_records: Sequence[FunctionRecord] = ()) -> dict[str, Any]:
                         ),
                     ],
                     operationId="registry_list",
+                    tags=["registry"],
+                )
+            },
+            "/registry/duplicates": {
+                "post": operation(
+                    "Live functions with the logic of the given fingerprints (a save's check)",
+                    responses(
+                        {
+                            "type": "object",
+                            "required": ["duplicates"],
+                            "properties": {
+                                "duplicates": {
+                                    "type": "object",
+                                    "additionalProperties": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Record"},
+                                    },
+                                }
+                            },
+                        },
+                        read,
+                        _ERROR,
+                    ),
+                    body={
+                        "type": "object",
+                        "required": ["items"],
+                        "properties": {
+                            "tier1": {"type": "string", "pattern": TIER1_PATTERN},
+                            "items": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": MAX_BATCH,
+                                "items": {
+                                    "type": "object",
+                                    "required": ["package", "name", "fingerprint"],
+                                    "properties": {
+                                        "package": {
+                                            "type": "string",
+                                            "pattern": PACKAGE_PATTERN,
+                                        },
+                                        "name": {
+                                            "type": "string",
+                                            "pattern": NAME_PATTERN,
+                                        },
+                                        "fingerprint": {
+                                            "type": "string",
+                                            "minLength": 1,
+                                            "maxLength": 80,
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                    operationId="registry_duplicates",
                     tags=["registry"],
                 )
             },

@@ -85,7 +85,7 @@ def test_every_operation_keeps_its_contract(
     operations = [result.ok() for result in api.get_all_operations()]
     assert len(operations) >= 20
     registry = {op.label for op in operations if op.path.startswith("/registry/")}
-    assert len(registry) == 6, registry  # save, get, delete, history, list, search
+    assert len(registry) == 7, registry  # save, get, delete, history, list, search, duplicates
     for operation in operations:
 
         @given(case=operation.as_strategy(generation_mode=mode))

@@ -114,13 +114,16 @@ def test_a_query_past_the_limit_is_a_400_on_every_search_surface(
     auth = {"Authorization": f"Bearer {TOKEN}"}
     long_q = "pickle " * 5000  # 35 KB: the reviewer's 32 KB query
     many = " ".join(f"w{i}x" for i in range(MAX_QUERY_TERMS + 1))  # short, too many words
-    for q in (long_q, many):
-        for path in ("search", "registry/search"):
-            r = requests.get(big.url + path, params={"q": q}, headers=auth, timeout=30)
-            assert r.status_code == 400, (path, r.text[:200])
-            body = r.json()
-            assert body["error"] == "InvalidRequest" and "at most" in body["message"]
-            assert "\n" not in body["message"]
+    for path in ("search", "registry/search"):
+        r = requests.get(big.url + path, params={"q": long_q}, headers=auth, timeout=30)
+        assert r.status_code == 400, (path, r.text[:200])
+        body = r.json()
+        assert body["error"] == "InvalidRequest" and "at most" in body["message"]
+        assert "\n" not in body["message"]
+        # more words than are searched for: within the document's maxLength, so answered
+        # (the words past MAX_QUERY_TERMS are not searched for)
+        r = requests.get(big.url + path, params={"q": many}, headers=auth, timeout=30)
+        assert r.status_code == 200, (path, r.text[:200])
     # the library (gf search, GFBase.search) says the same before anything is sent
     gfb = GFBase(
         _repo(tmp_path / "nb", {"Team/k.py": "def k():\n    return 1\n"}),
@@ -129,7 +132,7 @@ def test_a_query_past_the_limit_is_a_400_on_every_search_surface(
     with pytest.raises(InvalidRequest, match="at most"):
         gfb.search(long_q)
     cli = subprocess.run(
-        [sys.executable, "-m", "globalfunc.cli", "--storage", big.url, "search", many],
+        [sys.executable, "-m", "globalfunc.cli", "--storage", big.url, "search", long_q],
         env=clean_env(GF_TOKEN=TOKEN),
         cwd=str(REPO),
         capture_output=True,
