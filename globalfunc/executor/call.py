@@ -18,7 +18,7 @@ from globalfunc.executor.slot import ChildDied, PoolClosed, QueueTimeout, RunTim
 if TYPE_CHECKING:
     from globalfunc.executor.pool import SupervisedPool
 
-__all__ = ["PoolCall", "as_is", "forget_if_cancelled"]
+__all__ = ["PoolCall", "as_is"]
 
 log = logging.getLogger("globalfunc.executor.pool")
 
@@ -100,15 +100,9 @@ class PoolCall(Generic[S]):
         self.pool._retire(slot, "a call ran past its deadline")
         self._end(None, RunTimeout())
 
-    def cancelled(self) -> None:
-        """The caller stopped waiting: forget a queued call; a running one costs its slot."""
-        if self.done:
-            return
-        slot, self.slot = self.slot, None
-        if slot is None:
-            self.pool._dequeue(self)
-        else:
-            self.pool._retire(slot, "its caller gave up")
+    def forget(self) -> None:
+        """Its caller stopped waiting before it was sent (the pool skips it). A call whose
+        caller gives up while it runs finishes in its worker; the answer is dropped."""
         self.done = True
         self.timer.cancel()
 
@@ -132,11 +126,3 @@ def as_is(answer: Any, exc: BaseException | None) -> Any:
     if exc is not None:
         raise exc
     return answer
-
-
-def forget_if_cancelled(call: PoolCall[Any]) -> Callable[[asyncio.Future[Any]], None]:
-    def check(result: asyncio.Future[Any]) -> None:
-        if result.cancelled():
-            call.cancelled()
-
-    return check

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic
 
-from globalfunc.executor.call import PoolCall, as_is, forget_if_cancelled
+from globalfunc.executor.call import PoolCall, as_is
 from globalfunc.executor.slot import (
     ChildDied,
     LoopThread,
@@ -192,7 +192,6 @@ class SupervisedPool(Generic[S]):
         """Start one call of ``key`` before ``deadline`` (``loop.time()``), on the loop's
         thread; the future gets ``finish(answer, exc)``. See the module docstring."""
         call: PoolCall[S] = PoolCall(self, key, job_for, deadline, finish)
-        call.result.add_done_callback(forget_if_cancelled(call))
         if self._closed:
             call._end(None, PoolClosed())
         elif not self._queue and self._idle and self._running[key] < self.per_key_limit:
@@ -260,6 +259,9 @@ class SupervisedPool(Generic[S]):
                 pick = found[0]
                 queue.remove(pick)
             self._uncount(pick.key)
+            if pick.result.cancelled():  # its caller stopped waiting: nothing to send
+                pick.forget()
+                continue
             pick.run(self._take(pick.key))
 
     # -- deaths and replacement -----------------------------------------------------------
