@@ -504,7 +504,8 @@ def make_app(
     ``token`` may call and read only (without either, the registry takes no writes).
     """
     from server.http.console import console_routes  # it subclasses BaseHandler from here
-    from server.http.registry_api import registry_openapi, registry_routes
+    from server.http.registry_api import registry_routes
+    from server.http.registry_openapi import registry_openapi
 
     if max_body < 1:
         raise ConfigError(f"max_body must be at least 1 byte, got {max_body}")
