@@ -50,8 +50,6 @@ import logging
 import os
 import re
 import tempfile
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -65,7 +63,6 @@ from globalfunc.errors import (
     ScanError,
     Unauthorized,
 )
-from globalfunc.fingerprint import fingerprint_of
 from globalfunc.naming import (
     MAX_BRANCH,
     MAX_PART,
@@ -80,6 +77,7 @@ from globalfunc.scan import DEFAULT_MAX_FILE_SIZE, Scanner
 from globalfunc.search import MAX_QUERY_CHARS, check_query
 from globalfunc.storage.base import query_terms
 from server.http.app import BaseHandler
+from server.http.duplicate_index import index_of
 from server.http.state import AppState
 
 __all__ = ["MAX_BATCH", "check_write", "registry_routes"]
@@ -225,7 +223,7 @@ class SaveHandler(_RegistryHandler):
             records = [self._record(i, item, Path(tmp)) for i, item in enumerate(items)]
         storage = self.state.catalog.registry.storage
         added = storage.put(records)
-        _index_of(storage).saved(records, added)
+        index_of(storage).saved(records, added)
         return records, added
 
     def _record(self, index: int, item: Any, tmp: Path) -> FunctionRecord:
@@ -336,7 +334,7 @@ class RecordHandler(_RegistryHandler):
         key, _, call = self.key_of()
         storage = self.state.catalog.registry.storage
         deleted = storage.delete(key)
-        _index_of(storage).deleted(key)
+        index_of(storage).deleted(key)
         self.state.catalog.forget(call)
         log.info("deleted over HTTP: %s (%s)", key, "tombstone" if deleted else "nothing live")
         self.send_json({"deleted": deleted})
@@ -428,7 +426,7 @@ class DuplicatesHandler(_RegistryHandler):
             wanted[fp] = (package, name)
         storage = self.state.catalog.registry.storage
         found = await asyncio.get_running_loop().run_in_executor(
-            None, _index_of(storage).lookup, tier1, wanted
+            None, index_of(storage).lookup, tier1, wanted
         )
         catalog = self.state.catalog
         self.send_json(
@@ -439,96 +437,6 @@ class DuplicatesHandler(_RegistryHandler):
                 }
             }
         )
-
-
-DUPLICATE_INDEX_TTL = 10.0
-"""Seconds a server trusts its fingerprint index of a tier1 before listing it again
-(saves and deletes through this server update it at once)."""
-MAX_DUPLICATES = 50
-"""Most same-logic functions named per saved function."""
-
-
-class _FingerprintIndex:
-    """Live functions of each tier1 by fingerprint, for the duplicate check of a save.
-
-    Built by one listing of the space (off the event loop), then kept current by this
-    server's saves and deletes and rebuilt after :data:`DUPLICATE_INDEX_TTL` (others'
-    saves show up by then). Decided under the lock, listed outside it."""
-
-    def __init__(self, storage: Any) -> None:
-        self.storage = storage
-        self._lock = threading.Lock()
-        # tier1 -> (expires, fingerprint -> {key: record}, key -> fingerprint)
-        self._spaces: dict[
-            str, tuple[float, dict[str, dict[str, FunctionRecord]], dict[str, str]]
-        ] = {}
-
-    def _space(self, tier1: str) -> tuple[dict[str, dict[str, FunctionRecord]], dict[str, str]]:
-        with self._lock:
-            space = self._spaces.get(tier1)
-            if space is not None and space[0] > time.monotonic():
-                return space[1], space[2]
-        by_fp: dict[str, dict[str, FunctionRecord]] = {}
-        fp_of: dict[str, str] = {}
-        for record in self.storage.list(tier1):
-            fp = fingerprint_of(record)
-            by_fp.setdefault(fp, {})[record.key] = record
-            fp_of[record.key] = fp
-        with self._lock:
-            self._spaces[tier1] = (time.monotonic() + DUPLICATE_INDEX_TTL, by_fp, fp_of)
-        return by_fp, fp_of
-
-    def lookup(
-        self, tier1: str, wanted: dict[str, tuple[str, str]]
-    ) -> dict[str, list[FunctionRecord]]:
-        """For each ``fingerprint -> (package, name)``: the other live functions with it."""
-        by_fp, _ = self._space(tier1)
-        found: dict[str, list[FunctionRecord]] = {}
-        with self._lock:
-            for fp, (package, name) in wanted.items():
-                others = [
-                    r
-                    for r in by_fp.get(fp, {}).values()
-                    if not (r.package == package and r.name == name)
-                ]
-                if others:
-                    others.sort(key=lambda r: r.key)
-                    found[f"{package}.{name}"] = others[:MAX_DUPLICATES]
-        return found
-
-    def saved(self, records: Sequence[FunctionRecord], added: Sequence[bool]) -> None:
-        with self._lock:
-            for record, new in zip(records, added, strict=True):
-                space = self._spaces.get(record.tier1)
-                if not new or space is None:
-                    continue
-                _, by_fp, fp_of = space
-                old = fp_of.pop(record.key, None)
-                if old is not None:
-                    by_fp.get(old, {}).pop(record.key, None)
-                fp = fingerprint_of(record)
-                by_fp.setdefault(fp, {})[record.key] = record
-                fp_of[record.key] = fp
-
-    def deleted(self, key: str) -> None:
-        with self._lock:
-            for _, by_fp, fp_of in self._spaces.values():
-                old = fp_of.pop(key, None)
-                if old is not None:
-                    by_fp.get(old, {}).pop(key, None)
-
-
-_INDEXES: dict[int, _FingerprintIndex] = {}
-_INDEXES_LOCK = threading.Lock()
-
-
-def _index_of(storage: Any) -> _FingerprintIndex:
-    """The fingerprint index of one storage object (one per server's storage)."""
-    with _INDEXES_LOCK:
-        index = _INDEXES.get(id(storage))
-        if index is None or index.storage is not storage:
-            index = _INDEXES[id(storage)] = _FingerprintIndex(storage)
-        return index
 
 
 _HANDLERS: tuple[type[_RegistryHandler], ...] = (
