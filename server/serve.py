@@ -14,7 +14,7 @@ another process of the same user can neither ptrace it nor read ``/proc/<pid>/en
 or its memory (where the token is); and it takes ``GF_TOKEN`` out of ``os.environ``, so
 no process it starts inherits it. It raises its soft limit on open files to the hard one,
 and out of descriptors it pauses accepting for a moment instead of spinning on ``accept``
-(:class:`_PacedSocket`). With ``processes > 1`` it owns a temporary directory
+(:class:`server.process.PacedSocket`). With ``processes > 1`` it owns a temporary directory
 for prometheus-client's multiprocess metrics, removed when the server stops.
 
 It takes plain values: reading ``GF_*`` settings is the CLI's job. It does not scan or
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import functools
 import gc
 import ipaddress
@@ -36,7 +35,6 @@ import signal
 import socket
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,6 +63,13 @@ from server.aiges.ase_http import AseServices, ase_openapi, ase_routes, load_wra
 from server.http.app import make_app
 from server.http.metrics import enable_multiprocess
 from server.http.state import DEFAULT_MAX_BODY, hard_body_limit
+from server.process import (
+    PacedSocket,
+    die_with_parent,
+    make_undumpable,
+    raise_open_files_limit,
+    stop_supervisor,
+)
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -82,8 +87,6 @@ DEFAULT_BODY_TIMEOUT = 60.0
 DEFAULT_IDLE_TIMEOUT = 60.0
 _CLOSE_CALLS = 2.5  # seconds to fail the calls in flight and write their answers
 _CLOSE_CONNECTIONS = 1.5  # then to close every connection
-_PR_SET_DUMPABLE = 4
-_PR_SET_PDEATHSIG = 1
 
 
 def _detect_branch(root: Path) -> str:
@@ -224,8 +227,8 @@ def serve(
         )
     os.environ.pop("GF_TOKEN", None)  # nothing this process starts inherits it
     os.environ.pop("GF_WRITE_TOKEN", None)
-    _make_undumpable()
-    _raise_open_files_limit()
+    make_undumpable()
+    raise_open_files_limit()
     root = Path(root).resolve()
     if storage_url is None:
         from gfbase.facade import default_storage_url
@@ -247,12 +250,12 @@ def serve(
         # prometheus-client opens its per-process files under this variable's directory
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         enable_multiprocess(metrics_dir)
-        previous = signal.signal(signal.SIGTERM, _stop_supervisor)
+        previous = signal.signal(signal.SIGTERM, stop_supervisor)
         try:
             task = tornado.process.fork_processes(processes, max_restarts=100)
         except (KeyboardInterrupt, SystemExit):
             # The supervisor: its children stop on their own SIGINT, or on the SIGTERM
-            # the kernel sends them when it exits (see _die_with_parent).
+            # the kernel sends them when it exits (see server.process.die_with_parent).
             for sock in sockets:
                 sock.close()
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -261,7 +264,7 @@ def serve(
             shutil.rmtree(metrics_dir, ignore_errors=True)
             raise
         signal.signal(signal.SIGTERM, previous)  # a server process: the loop handles it
-        _die_with_parent()
+        die_with_parent()
     url_host = f"[{host}]" if ":" in host else host
     url = f"http://{url_host}:{bound_port}/"
     banner = (
@@ -404,7 +407,7 @@ async def _run(
         # of the collector's way, so that full collections under load stay short.
         gc.collect()
         gc.freeze()
-        server.add_sockets([_PacedSocket.wrap(sock) for sock in sockets])
+        server.add_sockets([PacedSocket.wrap(sock) for sock in sockets])
         if metrics_dir is not None:  # the other processes' scrapes see this one's pool
             metrics = app.gf_state.metrics
             tornado.ioloop.PeriodicCallback(
@@ -438,127 +441,6 @@ async def _run(
             services.close()
         executor.close()
         registry.close()
-
-
-_OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_MIN_PAUSE, _MAX_PAUSE, _LOG_EVERY = 0.05, 1.0, 10.0  # seconds
-
-
-class _PacedSocket(socket.socket):
-    """A listening socket that stops being watched for a moment when ``accept`` runs out
-    of descriptors (or memory).
-
-    tornado's accept handler (``tornado.netutil.add_accept_handler``) lets such an
-    ``OSError`` out of the event loop's callback; the socket stays readable, so the loop
-    calls it again at once: a spin at full CPU and one traceback per try. Here ``accept``
-    turns it into "nothing to accept" (``BlockingIOError``, which ends tornado's accept
-    loop quietly), takes the socket off the loop for ``pause`` seconds (doubling to
-    :data:`_MAX_PAUSE` while it lasts), and logs one line per :data:`_LOG_EVERY` seconds.
-    The waiting connections stay in the kernel's backlog and are taken when it resumes.
-    """
-
-    _pause: float
-    _refused: int
-    _logged: float
-
-    @classmethod
-    def wrap(cls, sock: socket.socket) -> _PacedSocket:
-        paced = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
-        paced.setblocking(False)
-        paced._pause, paced._refused, paced._logged = _MIN_PAUSE, 0, -_LOG_EVERY
-        return paced
-
-    def accept(self) -> tuple[socket.socket, Any]:
-        try:
-            conn, address = super().accept()
-        except OSError as exc:
-            if exc.errno not in _OUT_OF_FILES:
-                raise
-            self._back_off(exc)
-            raise BlockingIOError(errno.EAGAIN, "paused: out of descriptors") from exc
-        self._pause = _MIN_PAUSE
-        return conn, address
-
-    def _back_off(self, exc: OSError) -> None:
-        self._refused += 1
-        now = time.monotonic()
-        if now - self._logged >= _LOG_EVERY:
-            log.warning(
-                "cannot accept connections: %s (open files limit %s; %d failed accepts "
-                "in the last %.0fs); pausing accepts for %.2fs at a time until "
-                "descriptors free up",
-                exc.strerror or exc,
-                _open_files_limit(),
-                self._refused,
-                min(now - self._logged, _LOG_EVERY),
-                self._pause,
-            )
-            self._logged, self._refused = now, 0
-        loop = tornado.ioloop.IOLoop.current()
-        loop.update_handler(self, 0)  # handler kept, socket not watched
-        loop.call_later(self._pause, self._resume)
-        self._pause = min(self._pause * 2, _MAX_PAUSE)
-
-    def _resume(self) -> None:
-        if self.fileno() != -1:  # not closed by server.stop() meanwhile
-            tornado.ioloop.IOLoop.current().update_handler(self, tornado.ioloop.IOLoop.READ)
-
-
-def _open_files_limit() -> str:
-    try:
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    except (ImportError, OSError, ValueError):
-        return "unknown"
-    return f"{soft}" if soft == hard else f"{soft} of at most {hard}"
-
-
-def _raise_open_files_limit() -> None:
-    """Raise the soft limit on open files to the hard one: every connection, worker pipe
-    and database handle takes a descriptor, and the soft default (often 1024) is the
-    first thing a busy server runs out of."""
-    try:
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY:
-            return
-        if soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            log.debug("open files limit raised from %d to %d", soft, hard)
-    except (ImportError, OSError, ValueError) as exc:
-        log.debug("cannot raise the open files limit: %s", exc)
-
-
-def _stop_supervisor(signum: int, frame: object) -> None:
-    raise SystemExit(0)
-
-
-def _die_with_parent() -> None:
-    """A forked server process gets SIGTERM when its supervisor dies (Linux prctl)."""
-    if not _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM)):
-        log.debug("prctl unavailable; forked processes will not follow a killed supervisor")
-
-
-def _make_undumpable() -> None:
-    """Linux: no core dumps, and no ptrace or ``/proc/<pid>/environ``/``mem`` reads by
-    other processes of the same user (root can still). Inherited by forked server
-    processes; a process started with exec (an isolated worker) starts dumpable again."""
-    if not _prctl(_PR_SET_DUMPABLE, 0):
-        log.debug("prctl(PR_SET_DUMPABLE, 0) unavailable; same-user processes can read ours")
-
-
-def _prctl(option: int, value: int) -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(option, value, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 def is_loopback(host: str) -> bool:
