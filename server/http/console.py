@@ -28,7 +28,7 @@ import orjson
 from globalfunc.errors import InvalidRequest
 from globalfunc.record import FunctionRecord
 from globalfunc.signature import CallSpec
-from server.http.app import BaseHandler
+from server.http.handler import BaseHandler
 from server.http.registry_api import check_write
 
 __all__ = ["console_routes"]

@@ -76,8 +76,8 @@ from globalfunc.record import FunctionRecord
 from globalfunc.scan import DEFAULT_MAX_FILE_SIZE, Scanner
 from globalfunc.search import MAX_QUERY_CHARS, check_query
 from globalfunc.storage.base import query_terms
-from server.http.app import BaseHandler
 from server.http.duplicate_index import index_of
+from server.http.handler import BaseHandler
 from server.http.state import AppState
 
 __all__ = ["MAX_BATCH", "check_write", "registry_routes"]

@@ -42,7 +42,7 @@ from server.aiges.ase_http.protocol import (
 )
 from server.aiges.ase_http.services import AseServices, call_registry_function
 from server.aiges.engine import Engine, Frame
-from server.http.app import BaseHandler
+from server.http.handler import BaseHandler
 from server.http.state import WWW_AUTHENTICATE, AppState
 
 __all__ = ["AseHandler", "AseV1Handler", "PingHandler", "ase_routes"]
