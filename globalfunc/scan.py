@@ -42,7 +42,6 @@ import orjson
 
 from globalfunc.errors import InvalidName, ScanError
 from globalfunc.files import write_atomic
-from globalfunc.fingerprint import fingerprint_node
 from globalfunc.naming import check_identifier
 from globalfunc.record import FunctionInfo, Param, content_hashes
 
@@ -366,7 +365,8 @@ class Scanner:
             imports=imports,
             lineno=func.lineno,
             is_async=isinstance(func, ast.AsyncFunctionDef),
-            fingerprint=fingerprint_node(func, tree),  # last: it rewrites the nodes
+            # The fingerprint (an AST walk costing about three parses) is computed when a
+            # duplicate check first needs it (fingerprint_of), not on every scan.
         )
         self._by_sha[sha256] = info
         return info
