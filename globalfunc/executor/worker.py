@@ -60,6 +60,7 @@ def worker_main(config_json: str) -> int:
     os.close(devnull)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _not_dumpable()
+    _exit_with_parent()
     functions = _Functions(config.get("packages_dir"))
     debug = bool(config.get("debug"))
     limit = config.get("memory_limit_mb")
@@ -84,6 +85,23 @@ def _serve_frames(inp: Any, out: Any, functions: _Functions, debug: bool, limit:
         _write_frame(out, frame)
         if exiting:
             os._exit(0)
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the server that started it is gone (a SIGKILLed server's worker
+    would otherwise run a hung call on, orphaned). A daemon thread: the call loop never
+    waits for it."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="gf-parent-watch", daemon=True).start()
 
 
 def _not_dumpable() -> None:

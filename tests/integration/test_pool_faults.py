@@ -323,3 +323,25 @@ def test_a_detached_process_a_function_leaves_is_killed_with_its_worker() -> Non
     while _running(kept) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _running(kept)
+
+
+def test_a_worker_running_a_hung_call_ends_when_its_server_is_killed(tmp_path: Path) -> None:
+    server = _serve(tmp_path, GF_CALL_TIMEOUT="60")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(_post, server, "Misbehave.hang", {})
+            time.sleep(1.0)
+            workers = [
+                pid
+                for pid in server.children()
+                if b"worker_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ]
+            assert len(workers) == 2
+            server.proc.kill()  # type: ignore[union-attr]  # no chance to stop its workers
+            server.proc.wait(timeout=10)  # type: ignore[union-attr]
+            deadline = time.monotonic() + 5
+            while any(_running(p) for p in workers) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not [p for p in workers if _running(p)]
+    finally:
+        server.stop(signal.SIGKILL)
