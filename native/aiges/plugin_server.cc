@@ -30,11 +30,15 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <atomic>
 #include <chrono>
 #include <climits>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <future>
@@ -48,6 +52,7 @@
 #include "aiges.grpc.pb.h"
 #include "plugin.grpc.pb.h"
 #include "user_pool.h"
+#include "wire_reader.h"
 
 namespace py = pybind11;
 using namespace std::chrono_literals;
@@ -57,7 +62,8 @@ namespace {
 constexpr int kInitFailed = 30001;  // engine not loaded / not initialised
 constexpr int kExecFailed = 30003;  // user exec raised, returned nothing, or failed
 constexpr auto kPoll = 500ms;       // how often blocked stream handlers re-check for shutdown
-constexpr auto kStopPoll = 50ms;    // how often an rpc waiting on user code checks for shutdown
+constexpr auto kStopPoll = 50ms;
+constexpr size_t kTrimEvery = 8u << 20;  // give freed request memory back every 8 MiB    // how often an rpc waiting on user code checks for shutdown
 
 // ---------------------------------------------------------------------------------------
 // Outbox: where results go. While a `communicate` stream is open and nothing is queued,
@@ -168,6 +174,99 @@ py::list to_items(google::protobuf::RepeatedPtrField<aiges::RequestData>* list) 
   return items;
 }
 
+// ---------------------------------------------------------------------------------------
+// wrapperOnceExec's request, read from gRPC's received slices by wire_reader.h instead of
+// protobuf's parser (which copied each payload into a std::string while the slices were
+// still held). Each payload is copied once, straight into the Python bytes the wrapper
+// gets, and every slice is released as soon as nothing more is copied from it, so a
+// payload is held about once, not two or three times.
+namespace wire = gf::wire;
+
+py::dict pairs_dict(const wire::Pairs& pairs) {
+  py::dict d;
+  for (const auto& kv : pairs) d[py::str(kv.first)] = py::str(kv.second);
+  return d;
+}
+
+// RequestData list -> [(key, data, type, status, desc), ...], the same values to_items
+// gives. `release(i)` is called once per piece, when no payload is still to be copied from
+// it (pieces holding no payload at once). Needs the GIL; the copies run without it.
+template <typename Release>
+py::list wire_items(const wire::Request& message, const std::vector<wire::Piece>& pieces,
+                    Release&& release) {
+  std::vector<long> last_use(pieces.size(), -1);  // the last payload span read from a piece
+  long span = 0;
+  for (const auto& d : message.list) {
+    for (const auto& s : d.spans) last_use[s.piece] = span++;
+  }
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    if (last_use[i] < 0) release(i);
+  }
+  py::list items(message.list.size());
+  span = 0;
+  for (size_t i = 0; i < message.list.size(); ++i) {
+    const auto& d = message.list[i];
+    PyObject* raw = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(d.size));
+    if (raw == nullptr) throw py::error_already_set();
+    auto data = py::reinterpret_steal<py::bytes>(raw);
+    {
+      py::gil_scoped_release nogil;  // `data` is ours alone until it is in the list
+      char* out = PyBytes_AS_STRING(raw);
+      for (const auto& s : d.spans) {
+        std::memcpy(out, pieces[s.piece].data + s.offset, s.length);
+        out += s.length;
+        if (last_use[s.piece] == span++) release(s.piece);
+      }
+    }
+    items[i] = py::make_tuple(py::str(d.key), std::move(data), d.type, d.status,
+                              pairs_dict(d.desc));
+  }
+  return items;
+}
+
+// The request a once-exec job owns: gRPC's slices (the ByteBuffer's references moved
+// here) and what the wire reader found in them.
+struct WireRequest {
+  std::vector<grpc::Slice> slices;
+  std::vector<wire::Piece> pieces;
+  wire::Request message;
+  size_t freed = 0;  // bytes of released slices not yet handed back to the system
+
+  // Throws wire::WireError for a body that is not a well-formed aiges.Request.
+  static std::shared_ptr<WireRequest> take(const grpc::ByteBuffer* request) {
+    auto owned = std::make_shared<WireRequest>();
+    {
+      // The handler's buffer is not read again once the handler returns: take its slices.
+      grpc::ByteBuffer buffer;
+      buffer.Swap(const_cast<grpc::ByteBuffer*>(request));
+      if (!buffer.Dump(&owned->slices).ok()) owned->slices.clear();  // no body: empty
+    }
+    size_t total = 0;
+    owned->pieces.reserve(owned->slices.size());
+    for (const auto& slice : owned->slices) {
+      owned->pieces.push_back(wire::Piece{slice.begin(), slice.size()});
+      total += slice.size();
+    }
+    owned->message = wire::parse_request(owned->pieces, total);
+    return owned;
+  }
+
+  py::list items() {
+    return wire_items(message, pieces, [this](size_t i) {
+      freed += slices[i].size();
+      slices[i] = grpc::Slice();
+#ifdef __GLIBC__
+      // glibc keeps freed heap memory mapped; without giving it back as we go, the slices'
+      // pages stay resident beside the new bytes and the peak is two payloads, not one.
+      if (freed >= kTrimEvery) {
+        freed = 0;
+        malloc_trim(0);
+      }
+#endif
+    });
+  }
+};
+
 // The handler's request, moved (not copied) into an object the job owns: the sync server
 // does not read it after the handler returns.
 template <typename Message>
@@ -264,20 +363,22 @@ struct State {
   }
 
   // The once-exec job: always queues exactly one Response for the tag. Runs with the GIL.
-  void once_job(aiges::Request& request) {
+  void once_job(WireRequest& request) {
+    const std::string& tag = request.message.tag;
     aiges::Response response;
-    response.set_tag(request.tag());
+    response.set_tag(tag);
     try {
-      py::tuple result = bridge.attr("once")(to_dict(request.params()),
-                                             to_items(request.mutable_list()), request.tag());
+      py::dict params = pairs_dict(request.message.params);
+      py::list items = request.items();
+      py::tuple result = bridge.attr("once")(params, items, tag);
       response.set_ret(result[0].cast<int>());
       fill_frames(&response, result[1]);
     } catch (py::error_already_set& e) {
-      log_current_exception("once exec (tag " + request.tag() + ")", e);
-      response = failure(request.tag(), kExecFailed);
+      log_current_exception("once exec (tag " + tag + ")", e);
+      response = failure(tag, kExecFailed);
     } catch (std::exception& e) {
-      log("error", "once exec (tag " + request.tag() + "): " + e.what());
-      response = failure(request.tag(), kExecFailed);
+      log("error", "once exec (tag " + tag + "): " + e.what());
+      response = failure(tag, kExecFailed);
     }
     py::gil_scoped_release nogil;
     outbox.put(std::move(response));
@@ -286,7 +387,9 @@ struct State {
 
 // ---------------------------------------------------------------------------------------
 // aiges.WrapperService
-class WrapperService final : public aiges::WrapperService::Service {
+class WrapperService final
+    : public aiges::WrapperService::WithRawCallbackMethod_wrapperOnceExec<
+          aiges::WrapperService::Service> {
  public:
   explicit WrapperService(std::shared_ptr<State> state) : st_(std::move(state)) {}
 
@@ -325,19 +428,34 @@ class WrapperService final : public aiges::WrapperService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status wrapperOnceExec(grpc::ServerContext*, const aiges::Request* request,
-                               aiges::Response* reply) override {
-    auto st = st_;
-    std::string tag = request->tag();
-    auto owned = take(request);
-    reply->set_tag(tag);
-    if (!st->pool.submit([st, owned] { st->once_job(*owned); })) {
-      st->outbox.put(failure(tag, kExecFailed));
-      reply->set_ret(kExecFailed);
-      return grpc::Status::OK;
+  // Raw: the body arrives as gRPC's ByteBuffer and is read by wire_reader.h (see
+  // WireRequest). A callback method: it never waits, it only hands the request over.
+  grpc::ServerUnaryReactor* wrapperOnceExec(grpc::CallbackServerContext* context,
+                                            const grpc::ByteBuffer* request,
+                                            grpc::ByteBuffer* reply) override {
+    auto* reactor = context->DefaultReactor();
+    std::shared_ptr<WireRequest> owned;
+    try {
+      owned = WireRequest::take(request);
+    } catch (wire::WireError& e) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                   std::string("wrapperOnceExec: the body is not a valid "
+                                               "aiges.Request (") +
+                                       e.what() + "); send a serialized aiges.Request"));
+      return reactor;
     }
-    reply->set_ret(0);
-    return grpc::Status::OK;
+    auto st = st_;
+    aiges::Response ack;
+    ack.set_tag(owned->message.tag);
+    ack.set_ret(0);
+    if (!st->pool.submit([st, owned] { st->once_job(*owned); })) {
+      st->outbox.put(failure(ack.tag(), kExecFailed));
+      ack.set_ret(kExecFailed);
+    }
+    grpc::Slice slice(ack.SerializeAsString());
+    *reply = grpc::ByteBuffer(&slice, 1);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
   }
 
   grpc::Status wrapperCreate(grpc::ServerContext*, const aiges::CreateRequest* request,
@@ -601,4 +719,32 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("port", &NativeServer::port)
       .def("wait_shutdown", &NativeServer::wait_shutdown, py::arg("timeout"))
       .def("stop", &NativeServer::stop, py::arg("grace") = 1.0, py::arg("pool_wait") = 0.0);
+  // For the tests: wrapperOnceExec's reading of a body split into `chunks` (as gRPC's
+  // slices would be): (tag, params, items, pieces released in order); ValueError when the
+  // body is not a valid aiges.Request.
+  m.def(
+      "_parse_request",
+      [](const std::vector<py::bytes>& chunks) {
+        std::vector<std::string> owned;
+        owned.reserve(chunks.size());
+        for (const auto& c : chunks) owned.push_back(c.cast<std::string>());
+        std::vector<wire::Piece> pieces;
+        size_t total = 0;
+        for (const auto& c : owned) {
+          pieces.push_back(wire::Piece{reinterpret_cast<const uint8_t*>(c.data()), c.size()});
+          total += c.size();
+        }
+        wire::Request message;
+        try {
+          message = wire::parse_request(pieces, total);
+        } catch (wire::WireError& e) {
+          throw py::value_error(e.what());
+        }
+        py::list released;
+        std::vector<size_t> order;
+        py::list items = wire_items(message, pieces, [&order](size_t i) { order.push_back(i); });
+        for (size_t i : order) released.append(i);
+        return py::make_tuple(message.tag, pairs_dict(message.params), items, released);
+      },
+      py::arg("chunks"));
 }
