@@ -11,6 +11,11 @@
     (``native/build/aiges-bench-client``, 1 in flight, as in bench_aiges.py).
     Target: the C ABI at most 0.1x.
 
+(c) peak memory of one large request on each gRPC plugin server (C++ and grpcio): the
+    plugin process's VmHWM (``/proc/PID/status``) before and after one ``--payload-mib``
+    request to a wrapper that reads its first and last byte, driven by the loader client;
+    a fresh plugin per run, median growth of ``--repeats`` runs.
+
 ``--write`` replaces this benchmark's section of bench/RESULTS.md. Needs the native parts
 built (``pip install -e .`` with scripts/system-deps.sh done) and ``make native`` (client).
 """
@@ -38,7 +43,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import bench_aiges  # noqa: E402
 
+from server.aiges.client import LoaderClient, loader_env  # noqa: E402
 from server.aiges.native import libwrapper_path  # noqa: E402
+from server.aiges.proto import aiges_pb2  # noqa: E402
 
 RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## Native fast path (bench/bench_native.py)"
@@ -58,6 +65,69 @@ class Wrapper:
     def wrapperFini(self):
         return 0
 """
+
+
+PEAK_WRAPPER = """
+from aiges.dto import Response, ResponseData
+
+class Wrapper:
+    def wrapperInit(self, config):
+        return 0
+
+    def wrapperOnceExec(self, params, reqData):
+        data = reqData.list[0].data
+        return Response([ResponseData(key="ends", data=bytes([data[0], data[-1]]))])
+
+    def wrapperFini(self):
+        return 0
+"""
+
+
+def _peak_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
+
+
+def _plugin_pid(client: LoaderClient) -> int:
+    assert client.process is not None
+    pid = client.process.pid  # bash -c execs a single command; else its one child
+    if b"server.aiges" in Path(f"/proc/{pid}/cmdline").read_bytes():
+        return pid
+    return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+
+
+def peak_growth(server: str, payload_mib: int, repeats: int) -> list[float]:
+    """(c): MiB the plugin's VmHWM grows by for one request, per run (fresh plugin each)."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-native-peak-"))
+    (folder / "wrapper.py").write_text(PEAK_WRAPPER)
+    payload = bytearray(payload_mib * MIB)
+    payload[0], payload[-1] = ord("A"), ord("Z")
+    item = aiges_pb2.RequestData(key="data", data=bytes(payload), type=4, status=3)
+    del payload
+    command = f"{sys.executable} -m server.aiges --server {server} --wrapper {folder}"
+    runs = []
+    try:
+        for _ in range(repeats):
+            client = LoaderClient.start(
+                command, env=loader_env(PYTHONPATH=str(REPO)), cwd=folder, timeout=30
+            )
+            try:
+                if client.init() != 0:
+                    raise RuntimeError(f"{server} plugin: wrapperInit failed")
+                pid = _plugin_pid(client)
+                client.once(items=[aiges_pb2.RequestData(key="data", data=b"ab", status=3)])
+                before = _peak_mib(pid)
+                result = client.once(items=[item], timeout=300)
+                runs.append(_peak_mib(pid) - before)
+                if [d.data for d in result.list] != [b"AZ"]:
+                    raise RuntimeError(f"{server} plugin: wrong answer {result}")
+            finally:
+                client.shutdown()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return runs
 
 
 class ParamList(ctypes.Structure):
@@ -202,18 +272,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grpc-calls", type=int, default=2000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    p.add_argument(
+        "--peak-only", action="store_true", help="only (c), printed (no libwrapper, no client)"
+    )
     args = p.parse_args(argv)
+    if args.peak_only:
+        for server in ("native", "python"):
+            runs = peak_growth(server, args.payload_mib, args.repeats)
+            print(
+                f"{server}: one {args.payload_mib} MiB request, VmHWM growth median "
+                f"+{statistics.median(runs):.0f} MiB (runs: {', '.join(f'{v:.0f}' for v in runs)})"
+            )
+        return 0
     if not libwrapper_path().is_file():
         sys.exit("libwrapper.so is not built: run scripts/system-deps.sh, then pip install -e .")
     load = os.getloadavg()[0]
     big = zero_copy(args.payload_mib, args.big_calls, args.repeats)
     c_us = c_abi_per_call(args.calls, args.repeats)
     grpc_us = grpc_per_call(args.grpc_calls, args.repeats)
+    peaks = {s: peak_growth(s, args.payload_mib, args.repeats) for s in ("native", "python")}
     ratio_a = big["copy"] / big["zero-copy"]
     ratio_b = c_us / grpc_us
     command = (
         "`.venv/bin/python bench/bench_native.py "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "write")
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(args).items()
+            if k not in ("write", "peak_only")
+        )
         + " --write`"
     )
     lines = [
@@ -233,6 +319,19 @@ def main(argv: list[str] | None = None) -> int:
         f"(C ABI: wrapperExec+wrapperExecFree from C) | {grpc_us:.1f} us (gRPC plugin: C++ "
         f"server, C++ client, 1 in flight) | {ratio_b:.3f}x | <= 0.1x | "
         f"{'yes' if ratio_b <= 0.1 else 'NO'} |",
+        "",
+        f"(c) Peak memory of one {args.payload_mib} MiB request to a wrapper reading its first "
+        "and last byte (VmHWM of the plugin process before and after, fresh plugin per run, "
+        f"median of {args.repeats}; runs in brackets):",
+        "",
+        "| server | VmHWM growth | x payload |",
+        "|---|---|---|",
+        *(
+            f"| {name} (`--server {s}`) | +{statistics.median(peaks[s]):.0f} MiB "
+            f"({', '.join(f'{v:.0f}' for v in peaks[s])}) | "
+            f"{statistics.median(peaks[s]) / args.payload_mib:.2f}x |"
+            for s, name in (("native", "C++ gRPC server"), ("python", "Python grpcio server"))
+        ),
         "",
     ]
     text = "\n".join(lines)
