@@ -13,7 +13,13 @@
 //   wrapperExecAsync   copies the request once (the loader's memory is only the loader's
 //                      during the call), runs on the UserPool (user_pool.h, the one the
 //                      grpc++ server uses) and calls the callback with the GIL released; the
-//                      result passed to the callback is freed when the callback returns;
+//                      result passed to the callback is freed when the callback returns.
+//                      The callback runs exactly once per call: with the result, or with
+//                      10102 and no data when `timeout` ms passed first (one timer thread
+//                      watches every deadline; a call still queued then is not run, a late
+//                      result is freed, and either is logged once with the tag), or with
+//                      30005 when wrapperFini comes first. After wrapperFini returns, no
+//                      callback of an earlier call runs;
 //   sessions           wrapperCreate/Write/Destroy through the Bridge; results pushed by
 //                      the user (aiges_embed.callback) go to the session's callback, or
 //                      queue for wrapperRead when it has none (free those with
@@ -30,6 +36,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -38,6 +46,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -59,6 +68,33 @@ namespace {
 constexpr int kInitFailed = 30001;
 constexpr int kExecFailed = 30003;
 constexpr int kBadHandle = 30004;  // a handle this library did not hand out (or destroyed)
+constexpr int kOnceTimeout = 10102;  // the loader's "once timeout": no answer within `timeout`
+constexpr int kFinished = 30005;     // wrapperFini came before the wrapper answered
+
+using Clock = std::chrono::steady_clock;
+
+// One wrapperExecAsync call. Whoever sets `answered` under Async::mu first (the worker with
+// the result, the timer, wrapperFini) calls the callback; everyone else only cleans up.
+struct AsyncCall {
+  std::string tag;
+  wrapperCallback cb = nullptr;
+  int timeout_ms = 0;
+  bool answered = false;
+  int answer = 0;  // the ret the callback got
+  bool has_due = false;
+  std::multimap<Clock::time_point, AsyncCall*>::iterator due;
+};
+
+// The calls not answered yet, and the one timer thread that answers those past their
+// deadline (started by wrapperInit, joined by wrapperFini).
+struct Async {
+  std::mutex mu;
+  std::condition_variable cv;  // the timer: a new earliest deadline, or stop
+  std::unordered_map<AsyncCall*, std::shared_ptr<AsyncCall>> pending;
+  std::multimap<Clock::time_point, AsyncCall*> deadlines;
+  bool stop = false;
+  std::thread timer;
+};
 
 struct Session {
   std::string handle;  // the wrapper's handle
@@ -85,11 +121,53 @@ struct Lib {
   std::map<int, std::string> errors;  // wrapperError texts (stable c_str)
   std::map<int, void*> ctrl;
   std::string version;
+  Async async;
 };
 
 Lib& lib() {
   static Lib* l = new Lib();  // never destroyed: threads may still call in at exit
   return *l;
+}
+
+// Take the right to answer `c` (Async::mu held): false when someone already answered it.
+bool claim(Async& a, AsyncCall* c, int answer) {
+  if (c->answered) return false;
+  c->answered = true;
+  c->answer = answer;
+  if (c->has_due) {
+    a.deadlines.erase(c->due);
+    c->has_due = false;
+  }
+  a.pending.erase(c);
+  return true;
+}
+
+// The timer thread: answers 10102 for calls past their deadline. Holds no Python state.
+void run_timer() {
+  Async& a = lib().async;
+  std::unique_lock<std::mutex> lock(a.mu);
+  while (!a.stop) {
+    if (a.deadlines.empty()) {
+      a.cv.wait(lock);
+      continue;
+    }
+    Clock::time_point now = Clock::now();
+    if (now < a.deadlines.begin()->first) {
+      a.cv.wait_until(lock, a.deadlines.begin()->first);
+      continue;
+    }
+    std::vector<std::shared_ptr<AsyncCall>> expired;
+    while (!a.deadlines.empty() && a.deadlines.begin()->first <= now) {
+      AsyncCall* c = a.deadlines.begin()->second;
+      expired.push_back(a.pending.at(c));
+      claim(a, c, kOnceTimeout);
+    }
+    lock.unlock();
+    for (auto& c : expired) {
+      if (c->cb != nullptr) c->cb(c->tag.c_str(), nullptr, kOnceTimeout);
+    }
+    lock.lock();
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -402,6 +480,11 @@ int wrapperInit(pConfig cfg) {
   if (ret != 0) return ret;
   l.pool.reset();
   l.pool.start(workers);
+  {
+    std::lock_guard<std::mutex> lock(l.async.mu);
+    l.async.stop = false;
+  }
+  l.async.timer = std::thread(run_timer);
   std::lock_guard<std::mutex> lock(l.mu);
   l.initialised = true;
   return 0;
@@ -415,6 +498,26 @@ int wrapperFini(void) {
     l.initialised = false;
   }
   l.pool.stop(2.0);
+  // Async calls still unanswered: queued (the pool dropped them) or still in user code
+  // past the wait. Each gets its one callback now; a late result is dropped by its worker.
+  std::vector<std::shared_ptr<AsyncCall>> left;
+  {
+    std::lock_guard<std::mutex> lock(l.async.mu);
+    for (auto& kv : l.async.pending) left.push_back(kv.second);
+    for (auto& c : left) claim(l.async, c.get(), kFinished);
+    l.async.stop = true;
+  }
+  l.async.cv.notify_all();
+  if (l.async.timer.joinable()) {
+    if (l.async.timer.get_id() == std::this_thread::get_id()) {
+      l.async.timer.detach();  // wrapperFini from a timeout callback: it ends after that
+    } else {
+      l.async.timer.join();
+    }
+  }
+  for (auto& c : left) {
+    if (c->cb != nullptr) c->cb(c->tag.c_str(), nullptr, kFinished);
+  }
   std::map<const void*, std::shared_ptr<Session>> sessions;
   {
     std::lock_guard<std::mutex> lock(l.mu);
@@ -441,7 +544,13 @@ const char* wrapperError(int errNum) {
     if (it != l.errors.end()) return it->second.c_str();
   }
   std::string text = "error " + std::to_string(errNum);
-  if (errNum == kBadHandle) {
+  if (errNum == kOnceTimeout) {
+    return "once timeout: the wrapper did not answer within the wrapperExecAsync timeout; "
+           "its late result is dropped (give a longer timeout or make the call faster)";
+  } else if (errNum == kFinished) {
+    return "wrapperFini came before the wrapper answered this wrapperExecAsync call; its "
+           "result, if any, is dropped";
+  } else if (errNum == kBadHandle) {
     text = "unknown session handle: not one wrapperCreate returned, or already destroyed";
   } else if (l.host == nullptr) {  // before the first wrapperInit: ours only, not cached
     if (errNum == kInitFailed) {
@@ -500,29 +609,80 @@ int wrapperExecFree(const char*, pDataList* respData) {
 }
 
 int wrapperExecAsync(const char* usrTag, pParamList params, pDataList reqData,
-                     wrapperCallback callback, int, unsigned int[], int) {
+                     wrapperCallback callback, int timeout, unsigned int[], int) {
   if (!ready()) return kInitFailed;
-  auto tag = std::make_shared<std::string>(usrTag == nullptr ? "" : usrTag);
+  Lib& l = lib();
+  auto call = std::make_shared<AsyncCall>();
+  call->tag = usrTag == nullptr ? "" : usrTag;
+  call->cb = callback;
+  call->timeout_ms = timeout;
   auto owned_params = std::make_shared<std::vector<std::pair<std::string, std::string>>>(
       params_vector(params));
   auto owned = std::make_shared<std::vector<OwnedItem>>(copy_items(reqData));
-  bool queued = lib().pool.submit([tag, owned_params, owned, callback] {
+  bool earliest = false;
+  {
+    std::lock_guard<std::mutex> lock(l.async.mu);
+    l.async.pending.emplace(call.get(), call);
+    if (timeout > 0) {
+      call->due = l.async.deadlines.emplace(Clock::now() + std::chrono::milliseconds(timeout),
+                                            call.get());
+      call->has_due = true;
+      earliest = call->due == l.async.deadlines.begin();
+    }
+  }
+  if (earliest) l.async.cv.notify_one();
+  bool queued = l.pool.submit([call, owned_params, owned] {
+    Async& a = lib().async;
+    int answered_with = 0;
+    {
+      std::lock_guard<std::mutex> lock(a.mu);
+      if (call->answered) answered_with = call->answer;
+    }
+    if (answered_with != 0) {  // timed out (or fini) while queued: the loader gave up
+      log_py("warning", "wrapperExecAsync (tag " + call->tag + "): not run, the callback " +
+                            "already had " + std::to_string(answered_with) +
+                            (answered_with == kOnceTimeout
+                                 ? " (no answer within " + std::to_string(call->timeout_ms) +
+                                       " ms, still queued)"
+                                 : std::string()));
+      return;
+    }
     std::vector<py::object> views;
     std::pair<int, pDataList> result{kExecFailed, nullptr};
     try {
       py::list items = owned_items(*owned, buffer_type(), &views);
-      result = run_once(pairs_dict(*owned_params), items, *tag, &views);
+      result = run_once(pairs_dict(*owned_params), items, call->tag, &views);
     } catch (py::error_already_set& e) {
-      log_py("error", "wrapperExecAsync (tag " + *tag + "): " + e.what());
+      log_py("error", "wrapperExecAsync (tag " + call->tag + "): " + e.what());
       release_views(&views, "wrapperExecAsync");
     }
-    if (callback != nullptr) {
+    bool mine;
+    {
+      std::lock_guard<std::mutex> lock(a.mu);
+      mine = claim(a, call.get(), result.first);
+      answered_with = call->answer;
+    }
+    if (!mine) {
+      free_list(result.second);
+      log_py("warning", "wrapperExecAsync (tag " + call->tag + "): the wrapper answered after " +
+                            "the callback already had " + std::to_string(answered_with) +
+                            (answered_with == kOnceTimeout
+                                 ? " (timeout " + std::to_string(call->timeout_ms) + " ms)"
+                                 : std::string(" (wrapperFini)")) +
+                            "; its result is dropped");
+      return;
+    }
+    if (call->cb != nullptr) {
       gf::NoGil nogil;
-      callback(tag->c_str(), result.second, result.first);
+      call->cb(call->tag.c_str(), result.second, result.first);
     }
     free_list(result.second);
   });
-  return queued ? 0 : kExecFailed;
+  if (queued) return 0;
+  std::lock_guard<std::mutex> lock(l.async.mu);  // wrapperFini is stopping the pool
+  // Not answered yet: the caller learns it from our return. Answered: wrapperFini's sweep
+  // took it and calls (or called) its callback, which is the one answer.
+  return claim(l.async, call.get(), kExecFailed) ? kExecFailed : 0;
 }
 
 const void* wrapperCreate(const char* usrTag, pParamList params, wrapperCallback cb,

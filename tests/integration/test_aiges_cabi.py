@@ -209,3 +209,74 @@ def test_a_registry_function_named_by_the_config(driver: Path, libdir: str, tmp_
     )
     out = (tmp_path / "out").read_bytes()
     assert out.startswith(b"ret 0\nresult 0 3 ") and out.endswith(b"\n1707966671\n"), out
+
+
+def _warned_tags(stderr: str) -> list[str]:
+    """The tags of the one-per-call warnings about a result dropped after its callback."""
+    tags = []
+    for line in stderr.splitlines():
+        if (
+            "WARNING" in line
+            and "wrapperExecAsync (tag " in line
+            and "callback already had" in line
+        ):
+            tags.append(line.split("wrapperExecAsync (tag ", 1)[1].split(")", 1)[0])
+    return tags
+
+
+def run_full(driver: Path, libdir: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LD_LIBRARY_PATH")}
+    env["LD_LIBRARY_PATH"] = libdir
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run(
+        [str(driver), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120
+    )
+    assert done.returncode == 0, f"driver {args} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.mark.parametrize("workers", ["24", "2"])
+def test_async_timeout_calls_each_callback_exactly_once(
+    driver: Path, libdir: str, workers: str
+) -> None:
+    # 8 threads x 100 calls, timeout 25 ms, the wrapper sleeping 0, 22..28 or 50 ms: results
+    # and deadlines race. 24 workers: every call runs at once; 2 workers: calls also time
+    # out while queued (and are then not run). The driver checks exactly one callback per
+    # tag (also after wrapperFini), ret 0 with the right data or 10102 with none.
+    done = run_full(
+        driver,
+        libdir,
+        "-c",
+        f"wrapper.workers={workers}",
+        "timeouts",
+        "8",
+        "100",
+        "25",
+        cwd=DATA / "echo",
+    )
+    lines = done.stdout.splitlines()
+    summary = lines[-1].split()
+    assert summary[:4] == ["timeouts", "ok", "800", "calls"], lines[-1]
+    in_time, timed_out = int(summary[4]), int(summary[7])
+    assert in_time + timed_out == 800
+    assert in_time > 0 and timed_out > 0, "both sides of the deadline must be exercised"
+    assert any(line.startswith("error-10102 once timeout: ") for line in lines)
+    timed_out_tags = {line.split()[1] for line in lines if line.startswith("timedout ")}
+    assert len(timed_out_tags) == timed_out
+    warned = _warned_tags(done.stderr)
+    assert len(warned) == len(set(warned)), "a late result was warned about twice"
+    assert set(warned) <= timed_out_tags
+    if workers == "24":  # nothing queued: every timed-out call's result arrived late
+        assert set(warned) == timed_out_tags
+    else:
+        assert "not run, the callback already had 10102" in done.stderr
+
+
+def test_fini_with_pending_async_calls_answers_each_once(driver: Path, libdir: str) -> None:
+    # One worker: one call runs (3 s, past wrapperFini's 2 s wait), four wait in the queue.
+    done = run_full(
+        driver, libdir, "-c", "wrapper.workers=1", "fini-pending", "5", cwd=DATA / "echo"
+    )
+    assert done.stdout.startswith("fini-pending ok 5 calls"), done.stdout
+    # the running call's result arrived after wrapperFini: dropped with one warning
+    assert _warned_tags(done.stderr) == ["to-0"]

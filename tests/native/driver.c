@@ -11,6 +11,12 @@
  *   big MIB                one exec with a MIB MiB payload, output checked
  *   loop N                 N exec+free and N/10 async calls (for the leak check)
  *   bench N                N sequential exec+free calls after a warm-up; prints us/call
+ *   timeouts T N MS        T threads x N wrapperExecAsync calls with timeout MS ms, the
+ *                          wrapper sleeping 0, about MS, or 2*MS ms; then wrapperFini. Checks
+ *                          every callback ran exactly once (ret 0 with the right data, or
+ *                          10102 with none); prints "timedout TAG" per timed-out call
+ *   fini-pending N         N async calls that outlast wrapperFini's wait (run -c
+ *                          wrapper.workers=1), wrapperFini at once: each callback exactly once
  *   errors                 the calls that must fail, wrapperError/wrapperVersion texts
  * Exit 0 when every check passed; failures name the check on stderr.
  */
@@ -189,6 +195,68 @@ static int exec_async(int slot, pDataList req, FILE* out, char** data, unsigned 
     free(w.data);
   }
   return w.ret;
+}
+
+/* -- timeouts: exactly one callback per call -------------------------------------------- */
+static int* counts; /* callbacks per call id */
+static int* rets;   /* the last ret per call id */
+static int bad_results;
+static pthread_mutex_t counts_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t counts_cv = PTHREAD_COND_INITIALIZER;
+
+/* usrTag "to-<id>"; a timed-out or unanswered call has no result, an answered one "TO <id>" */
+static int on_counted(const void* usrTag, pDataList resp, int ret) {
+  int id = atoi((const char*)usrTag + 3);
+  char expected[32];
+  int n = snprintf(expected, sizeof expected, "TO %d", id);
+  int bad = ret == 0 ? resp == NULL || resp->len != (unsigned int)n ||
+                           memcmp(resp->data, expected, (size_t)n) != 0
+                     : resp != NULL;
+  pthread_mutex_lock(&counts_mu);
+  ++counts[id];
+  rets[id] = ret;
+  bad_results += bad;
+  pthread_cond_broadcast(&counts_cv);
+  pthread_mutex_unlock(&counts_mu);
+  return 0;
+}
+
+typedef struct {
+  int id, calls, timeout_ms;
+} TimeoutJob;
+
+static void* timeout_worker(void* arg) {
+  TimeoutJob* job = arg;
+  for (int k = 0; k < job->calls; ++k) {
+    int id = job->id * job->calls + k;
+    /* a quarter answer at once, a quarter far too late, half within 3 ms of the deadline */
+    double ms = k % 4 == 0 ? 0 : k % 4 == 1 ? 2.0 * job->timeout_ms
+                                             : job->timeout_ms + (k * 5 % 7) - 3;
+    char sleep_s[32], tag[32], text[32];
+    snprintf(sleep_s, sizeof sleep_s, "%.4f", ms / 1000.0);
+    snprintf(tag, sizeof tag, "to-%d", id);
+    int n = snprintf(text, sizeof text, "to %d", id);
+    ParamList sleep_param = {"sleep", sleep_s, (unsigned int)strlen(sleep_s), params};
+    DataList req = request("text", text, (unsigned int)n, 3);
+    int ret = W.ExecAsync(tag, &sleep_param, &req, on_counted, job->timeout_ms, NULL, 0);
+    CHECK(ret == 0, "wrapperExecAsync %s returned %d", tag, ret);
+    pthread_mutex_lock(&counts_mu);
+    while (counts[id] == 0) pthread_cond_wait(&counts_cv, &counts_mu);
+    pthread_mutex_unlock(&counts_mu);
+  }
+  return NULL;
+}
+
+/* Every call answered exactly once (also `settle_ms` after wrapperFini returned). */
+static void check_once(int calls, int settle_ms) {
+  struct timespec ts = {settle_ms / 1000, (settle_ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+  pthread_mutex_lock(&counts_mu);
+  for (int id = 0; id < calls; ++id) {
+    CHECK(counts[id] == 1, "call to-%d: %d callbacks, expected exactly 1", id, counts[id]);
+  }
+  CHECK(bad_results == 0, "%d callbacks had a wrong result for their ret", bad_results);
+  pthread_mutex_unlock(&counts_mu);
 }
 
 static void upper(char* s, size_t n) {
@@ -421,6 +489,66 @@ int main(int argc, char** argv) {
       if (k % 10 == 0) CHECK(exec_async(k % 1000, &req, NULL, NULL, NULL) == 0, "loop async %d", k);
     }
     printf("loop ok %d calls %.2f us/call\n", n, (now() - t0) / n * 1e6);
+  } else if (strcmp(cmd, "timeouts") == 0) {
+    int t = atoi(argv[i]), n = atoi(argv[i + 1]), ms = atoi(argv[i + 2]);
+    CHECK(t > 0 && t <= 40 && n > 0 && ms > 0, "timeouts T N MS");
+    counts = calloc((size_t)(t * n), sizeof *counts);
+    rets = calloc((size_t)(t * n), sizeof *rets);
+    pthread_t th[40];
+    TimeoutJob jobs[40];
+    for (int k = 0; k < t; ++k) {
+      jobs[k] = (TimeoutJob){k, n, ms};
+      pthread_create(&th[k], NULL, timeout_worker, &jobs[k]);
+    }
+    for (int k = 0; k < t; ++k) pthread_join(th[k], NULL);
+    CHECK(W.Fini() == 0, "wrapperFini"); /* waits for the late results to be dropped */
+    check_once(t * n, 300);
+    int in_time = 0, timed_out = 0;
+    for (int id = 0; id < t * n; ++id) {
+      if (rets[id] == 0) ++in_time;
+      else if (rets[id] == 10102) {
+        ++timed_out;
+        printf("timedout to-%d\n", id);
+      } else CHECK(0, "call to-%d: ret %d", id, rets[id]);
+    }
+    const char* text = W.Error(10102);
+    CHECK(strstr(text, "timeout") != NULL, "wrapperError(10102) says %s", text);
+    printf("error-10102 %s\n", text);
+    printf("timeouts ok %d calls %d in time %d timed out\n", t * n, in_time, timed_out);
+    free(counts);
+    free(rets);
+    return 0;
+  } else if (strcmp(cmd, "fini-pending") == 0) {
+    int n = atoi(argv[i]);
+    CHECK(n > 0, "fini-pending N");
+    counts = calloc((size_t)n, sizeof *counts);
+    rets = calloc((size_t)n, sizeof *rets);
+    /* 3 s each: longer than wrapperFini's 2 s wait, so none is answered by the wrapper */
+    ParamList sleep_param = {"sleep", "3", 1, params};
+    for (int id = 0; id < n; ++id) {
+      char tag[32], text[32];
+      snprintf(tag, sizeof tag, "to-%d", id);
+      int m = snprintf(text, sizeof text, "to %d", id);
+      DataList req = request("text", text, (unsigned int)m, 3);
+      /* the first with a timeout longer than the test, the rest with none */
+      int ret = W.ExecAsync(tag, &sleep_param, &req, on_counted, id == 0 ? 60000 : 0, NULL, 0);
+      CHECK(ret == 0, "wrapperExecAsync %s returned %d", tag, ret);
+    }
+    struct timespec started = {0, 500000000L}; /* let the worker start the first call */
+    nanosleep(&started, NULL);
+    double t0 = now();
+    CHECK(W.Fini() == 0, "wrapperFini");
+    double took = now() - t0;
+    check_once(n, 0);
+    for (int id = 0; id < n; ++id) CHECK(rets[id] == 30005, "to-%d: ret %d", id, rets[id]);
+    /* the running call ends after fini: its late result must not reach the callback */
+    check_once(n, 2000);
+    const char* text = W.Error(30005);
+    CHECK(strstr(text, "wrapperFini") != NULL, "wrapperError(30005) says %s", text);
+    printf("fini-pending ok %d calls, wrapperFini took %.1f s\n", n, took);
+    free(counts);
+    free(rets);
+    return 0;
   } else {
     CHECK(0, "unknown command %s", cmd);
   }
