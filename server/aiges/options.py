@@ -39,9 +39,9 @@ def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
         "--server",
         choices=("auto", "native", "python"),
         default="auto",
-        help="the gRPC server: native = GlobalFunc's C++ server (built by `make native`; "
-        "several times less CPU per call), python = grpcio; auto (default) = native when "
-        "it is built, else python",
+        help="the gRPC server: native = GlobalFunc's C++ server (built by the install once "
+        "scripts/system-deps.sh ran; several times less CPU per call), python = grpcio; "
+        "auto (default) = native when it is built, else python",
     )
     p.add_argument(
         "--native",

@@ -60,7 +60,7 @@ Job = Callable[[LoaderClient], Any]
 
 
 def native_built() -> bool:
-    """Whether the C++ plugin server (``make native``) is there to use."""
+    """Whether the C++ plugin server (built by ``pip install`` through setup.py) is there."""
     return any(_AIGES_DIR.glob("_native*.so"))
 
 

@@ -87,8 +87,9 @@ class Wrapper(WrapperBase):
 TOML_TEMPLATE = """# AIGES loader configuration for {name}.
 [aiges]
 # How the loader (AIGES_PLUGIN_MODE=python) starts the Python plugin: GlobalFunc's.
-# It serves on GlobalFunc's C++ gRPC server when that is built (`make native`; the same
-# protocol at a fraction of the CPU per call), else on grpcio; --server python|native decides.
+# It serves on GlobalFunc's C++ gRPC server when the install built it (it does once
+# GlobalFunc's scripts/system-deps.sh ran; the same protocol at a fraction of the CPU per
+# call), else on grpcio; --server python|native decides.
 # The loader runs it from its working folder (this one): ./wrapper and ./log are relative.
 # GlobalFunc must be installed in that `python` (see README.md, "Install GlobalFunc").
 pythonPluginCmd = "python -m server.aiges --wrapper ./wrapper --log-file ./log/plugin.log"
@@ -125,7 +126,9 @@ Then `pip install -r requirements.txt` for what the wrapper itself needs.
   `python -m server.aiges --wrapper ./wrapper --log-file ./log/plugin.log` from here
   (the plugin's log goes to `log/plugin.log`).
 - Serve it by hand for debugging: `python -m server.aiges --wrapper wrapper --no-cookie`.
-- It runs on GlobalFunc's C++ gRPC server when `make native` has built it, else on grpcio.
+- It runs on GlobalFunc's C++ gRPC server when `pip install` built it (run GlobalFunc's
+  `scripts/system-deps.sh` first; `GF_REQUIRE_NATIVE=1` makes a missing one an install
+  error), else on grpcio.
 - Docker: copy the GlobalFunc wheel into `wheels/`, then `docker build .`.
 
 Test inputs live in `wrapper/test_data/`, one file per payload key (`text.txt` feeds `text`).

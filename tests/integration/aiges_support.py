@@ -13,16 +13,22 @@ from pathlib import Path
 import pytest
 
 from server.aiges.client import LoaderClient, loader_env
+from server.aiges.native import why_missing
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "aiges"
 SERVERS = ("python", "native")
 
 
+def native_not_built() -> str:
+    """Why the native server is missing and how to get it (the install builds it)."""
+    return f"{why_missing('server.aiges._native')}; `make setup` does both"
+
+
 def require_server(server: str) -> None:
     """Fail (never skip) when the native server is asked for and not built."""
     if server == "native" and not list((REPO / "server" / "aiges").glob("_native*.so")):
-        pytest.fail("the native AIGES server is not built: run `make native`")
+        pytest.fail(native_not_built())
 
 
 def command(server: str, *args: str, python: tuple[str, ...] = ()) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from server.aiges.client import LoaderClient, loader_env
+from tests.integration.aiges_support import native_not_built
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,7 @@ FILES = {
 @pytest.fixture(params=["python", "native"])
 def flavour(request: pytest.FixtureRequest) -> str:
     if request.param == "native" and not list((REPO / "server" / "aiges").glob("_native*.so")):
-        pytest.fail("the native AIGES server is not built: run `make native`")
+        pytest.fail(native_not_built())
     return str(request.param)
 
 

@@ -23,6 +23,7 @@ import grpc
 import pytest
 
 from server.aiges.client import LoaderClient, PluginStartError, loader_env, wait_until
+from tests.integration.aiges_support import native_not_built
 
 pytestmark = pytest.mark.integration
 
@@ -40,10 +41,10 @@ _flavour: tuple[str, ...] = ()
 
 @pytest.fixture(autouse=True, params=list(FLAVOURS))
 def server_flavour(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Run the test on one of the two servers; the native one must be built (`make native`)."""
+    """Run the test on one of the two servers; the native one must be built (by the install)."""
     global _flavour
     if request.param == "native" and not list((REPO / "server" / "aiges").glob("_native*.so")):
-        pytest.fail("the native AIGES server is not built: run `make native`")
+        pytest.fail(native_not_built())
     _flavour = FLAVOURS[request.param]
     try:
         yield request.param
