@@ -16,7 +16,9 @@
 //   - user code runs on a pool of `workers` threads; each keeps one Python thread state for
 //     its whole life and holds the GIL only while running a job;
 //   - wrapperOnceExec hands the request to the pool and acknowledges at once; the job always
-//     produces exactly one Response for the tag, whatever the user code does;
+//     produces exactly one Response for the tag, whatever the user code does. It is a raw
+//     method: the body is read from gRPC's slices by wire_reader.h, not parsed by protobuf,
+//     and each payload is copied once, into the bytes the wrapper gets (see WireRequest);
 //   - init, schema and session rpcs wait for their pool job; gRPC threads never take the GIL;
 //   - results (once exec, and session frames pushed by user threads through `emit`) go to
 //     the Outbox, which writes them to the loader's open `communicate` stream from the
