@@ -1,0 +1,147 @@
+"""setup.py's native build on a machine that lacks part of the toolchain.
+
+A temp copy of the build inputs (setup.py, pyproject.toml, native/, the protos) runs
+``setup.py build_ext --inplace`` in a subprocess, the step ``pip install`` runs, with a
+dependency hidden: no C++ compiler on ``PATH``, or a ``pkg-config`` that finds no grpc++ /
+protobuf. The build must still succeed, build what it can, write ``native-build.json``
+naming what is missing and how to get it, and say so once; with ``GF_REQUIRE_NATIVE=1`` the
+same build must fail with a clear message. Objects already compiled in this checkout's
+``build/native`` are copied along, so the buildable parts are only linked, not recompiled.
+
+Not here: the native parts' behaviour (test_aiges_cabi.py, test_aiges_embed.py, the plugin
+tests), or a full ``pip install`` into a new venv (too slow for the suite).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.aiges import native
+from tests.integration.aiges_support import REPO
+
+pytestmark = pytest.mark.integration
+
+ONCE = "native parts NOT built"
+HOW = "scripts/system-deps.sh"
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """The build's inputs in a temp folder (setup.py builds relative to its own folder)."""
+    root = tmp_path / "src"
+    root.mkdir()
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, root / name)
+    shutil.copytree(REPO / "native" / "aiges", root / "native" / "aiges")
+    shutil.copytree(REPO / "server" / "aiges" / "proto", root / "server" / "aiges" / "proto")
+    (root / "server" / "__init__.py").touch()
+    (root / "server" / "aiges" / "__init__.py").touch()
+    objects = REPO / "build" / "native" / "obj"
+    for part in ("libwrapper", "server.aiges._embed"):
+        if (objects / part).is_dir():  # reused when newer than the sources (mtimes kept)
+            shutil.copytree(objects / part, root / "build" / "native" / "obj" / part)
+    return root
+
+
+def build(root: Path, path: str, *, required: bool) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("GF_REQUIRE_NATIVE", "CXX", "PYTHONPATH")
+    }
+    env["PATH"] = path
+    env["GF_BUILD_JOBS"] = "1"
+    if required:
+        env["GF_REQUIRE_NATIVE"] = "1"
+    return subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def report(root: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads((root / "server/aiges/native-build.json").read_text())
+    return data
+
+
+def tools_without_compiler(tmp_path: Path) -> str:
+    """A PATH holding the build's other tools but no C++ compiler."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("pkg-config", "protoc", "grpc_cpp_plugin"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    assert shutil.which("g++", path=str(bin_dir)) is None
+    return str(bin_dir)
+
+
+def test_no_compiler_the_build_succeeds_and_says_once_what_is_missing(
+    checkout: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tools_without_compiler(tmp_path)
+    done = build(checkout, path, required=False)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout + done.stderr
+    assert out.count(ONCE) == 1, out
+    assert "a C++ compiler (g++)" in out and HOW in out
+    status = report(checkout)
+    assert status["built"] == []
+    missing = status["missing"]
+    assert isinstance(missing, dict)
+    assert set(missing) == {"libwrapper", "server.aiges._embed", "server.aiges._native"}
+    assert all("a C++ compiler (g++)" in reason for reason in missing.values())
+    assert HOW in str(status["how"])
+    assert not list((checkout / "server" / "aiges").rglob("*.so"))
+
+    # the package reads that report at run time and says the same, one line per part
+    monkeypatch.setattr(native, "_HERE", checkout / "server" / "aiges")
+    assert native.say_missing() == 3
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3
+    assert all("a C++ compiler (g++)" in line and HOW in line for line in lines)
+    assert any(line.startswith("GlobalFunc: libwrapper.so") for line in lines), lines
+
+    failed = build(checkout, path, required=True)
+    assert failed.returncode != 0
+    assert "GF_REQUIRE_NATIVE=1 and native parts are missing: libwrapper: missing: a C++ " in (
+        failed.stderr
+    ), failed.stderr
+
+
+def test_no_grpc_library_builds_the_other_parts(checkout: Path, tmp_path: Path) -> None:
+    # A pkg-config that knows no module: the grpc++ server lacks its libraries, the
+    # other two parts do not need them and are built (linked from the reused objects).
+    fake = tmp_path / "fake-bin"
+    fake.mkdir()
+    (fake / "pkg-config").write_text("#!/bin/sh\nexit 1\n")
+    (fake / "pkg-config").chmod(0o755)
+    path = f"{fake}{os.pathsep}{os.environ.get('PATH', '')}"
+    done = build(checkout, path, required=False)
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout + done.stderr).count(ONCE) == 1
+    status = report(checkout)
+    assert status["built"] == ["libwrapper", "server.aiges._embed"]
+    assert status["missing"] == {"server.aiges._native": "missing: libgrpc++-dev, libprotobuf-dev"}
+    assert (checkout / "server" / "aiges" / "lib" / "libwrapper.so").is_file()
+    assert list((checkout / "server" / "aiges").glob("_embed*.so"))
+    assert not list((checkout / "server" / "aiges").glob("_native*.so"))
+
+    failed = build(checkout, path, required=True)
+    assert failed.returncode != 0
+    assert (
+        "GF_REQUIRE_NATIVE=1 and native parts are missing: server.aiges._native: missing: "
+        "libgrpc++-dev" in failed.stderr
+    ), failed.stderr
