@@ -73,6 +73,13 @@ bench: setup native
 	$(BIN)/python bench/bench_pool.py
 	$(BIN)/python bench/bench_aiges.py
 
+# Build every image of docker/ with podman on a local stand-in base (no registry needed) and
+# check their files (docker/README.md). Not part of `make test`: it needs root, apt and minutes.
+.PHONY: images
+images:
+	@bash scripts/podman-base.sh
+	@bash docker/check-images.sh
+
 clean:
 	@$(MAKE) --no-print-directory -C native clean
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
