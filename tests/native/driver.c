@@ -523,6 +523,9 @@ int main(int argc, char** argv) {
     CHECK(n > 0, "fini-pending N");
     counts = calloc((size_t)n, sizeof *counts);
     rets = calloc((size_t)n, sizeof *rets);
+    /* one quick call first: the worker runs Python, so it takes the next call at once */
+    DataList warm = request("text", "warm", 4, 3);
+    CHECK(exec_async(1, &warm, NULL, NULL, NULL) == 0, "warm-up call");
     /* 3 s each: longer than wrapperFini's 2 s wait, so none is answered by the wrapper */
     ParamList sleep_param = {"sleep", "3", 1, params};
     for (int id = 0; id < n; ++id) {
@@ -534,7 +537,7 @@ int main(int argc, char** argv) {
       int ret = W.ExecAsync(tag, &sleep_param, &req, on_counted, id == 0 ? 60000 : 0, NULL, 0);
       CHECK(ret == 0, "wrapperExecAsync %s returned %d", tag, ret);
     }
-    struct timespec started = {0, 500000000L}; /* let the worker start the first call */
+    struct timespec started = {0, 300000000L}; /* let the worker start the first call */
     nanosleep(&started, NULL);
     double t0 = now();
     CHECK(W.Fini() == 0, "wrapperFini");
