@@ -33,20 +33,36 @@ Not here: calling workers over HTTP (:mod:`globalfunc.client`), the ``gf map`` c
 from __future__ import annotations
 
 import builtins
+import logging
+import math
 import sys
+import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from globalfunc import jsoncodec
 from globalfunc.catalog import Catalog
-from globalfunc.errors import ConfigError, GlobalFuncError, InvalidRequest, error_from_dict
+from globalfunc.errors import (
+    ConfigError,
+    ExecutionError,
+    ExecutionTimeout,
+    GlobalFuncError,
+    InvalidRequest,
+    WorkerCrashed,
+    error_from_dict,
+)
 from globalfunc.record import FunctionRecord
 from globalfunc.registry import Registry
 
-__all__ = ["map", "ray_options", "run_batch"]
+__all__ = ["Outcome", "map", "ray_options", "run_batch", "shutdown", "stream"]
+
+log = logging.getLogger(__name__)
 
 _RAY_KEYS = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory"}
 _WAIT_CHUNK = 256
+_POLL = 0.5  # seconds between looks at deadlines and at Ctrl-C
 _MAX_AUTO_BATCH = 100
 
 # The functions this Ray worker process has compiled, by content hash.
@@ -83,10 +99,16 @@ def _function(record: FunctionRecord) -> tuple[Any, Any]:
     return held
 
 
+def _body(err: GlobalFuncError) -> dict[str, Any]:
+    return {**err.to_dict(), "status": err.http_status}
+
+
 def run_batch(record: FunctionRecord, items: Sequence[Mapping[str, Any]]) -> list[Any]:
     """Run ``record``'s function on each kwargs of ``items`` (what a Ray task does).
 
-    Each outcome is ``(True, result)`` or ``(False, error body)`` (the JSON body of its
+    Each outcome is ``(True, JSON bytes of the result)`` (encoded here with
+    :mod:`globalfunc.jsoncodec`, as the HTTP server answers, so the driver never needs the
+    function's own classes) or ``(False, error body)`` (the JSON body of its
     :mod:`globalfunc.errors` error, status included), so one failure never fails the task.
     """
     from globalfunc.executor.base import _run_coroutine, _user_error
@@ -96,10 +118,9 @@ def run_batch(record: FunctionRecord, items: Sequence[Mapping[str, Any]]) -> lis
     try:
         func, spec = _function(record)
     except GlobalFuncError as exc:
-        return [(False, {**exc.to_dict(), "status": exc.http_status})] * len(items)
+        return [(False, _body(exc))] * len(items)
     except Exception as exc:  # the stored source does not even import
-        failed = _user_error(name, exc, False)
-        return [(False, {**failed.to_dict(), "status": failed.http_status})] * len(items)
+        return [(False, _body(_user_error(name, exc, False)))] * len(items)
     for kwargs in items:
         try:
             args, kw = spec.check([], jsoncodec.encode(dict(kwargs)))
@@ -110,9 +131,9 @@ def run_batch(record: FunctionRecord, items: Sequence[Mapping[str, Any]]) -> lis
                     result = _run_coroutine(result)
             except (Exception, SystemExit) as exc:
                 raise _user_error(name, exc, False) from exc
-            out.append((True, result))
+            out.append((True, jsoncodec.dumps(result)))  # ResultNotSerializable/NotFinite
         except GlobalFuncError as err:
-            out.append((False, {**err.to_dict(), "status": err.http_status}))
+            out.append((False, _body(err)))
     return out
 
 
@@ -120,6 +141,39 @@ def _error(body: Mapping[str, Any]) -> GlobalFuncError:
     body = dict(body)
     status = int(body.pop("status", 500))
     return error_from_dict(body, status)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One item's outcome, as :func:`stream` yields it (in input order)."""
+
+    index: int
+    """The item's place in the input (0-based; counts the skipped items too)."""
+    ok: bool
+    value: Any
+    """``ok``: the result's JSON bytes (:mod:`globalfunc.jsoncodec`); else the error body."""
+
+    def result(self) -> Any:
+        """The decoded result, or the item's :class:`~globalfunc.errors.GlobalFuncError`."""
+        return jsoncodec.loads(self.value) if self.ok else _error(self.value)
+
+    def json_line(self) -> bytes:
+        """``{"result": ...}`` or the error body (``{"error": ..., "message": ...}``), one line."""
+        if self.ok:
+            return b'{"result":' + self.value + b"}\n"
+        body = dict(self.value)
+        body.pop("status", None)
+        return jsoncodec.dumps_encoded(body) + b"\n"
+
+
+@dataclass
+class _Job:
+    """Items ``first .. first + len(items)`` sent as one Ray task."""
+
+    first: int
+    items: builtins.list[dict[str, Any]]
+    ref: Any = None
+    deadline: float = math.inf
 
 
 def _ray() -> Any:
@@ -139,20 +193,216 @@ def _init(ray: Any, address: str | None) -> None:
     ray.init(address=address, log_to_driver=False, include_dashboard=False)
 
 
-def _batches(items: Iterable[Mapping[str, Any]], batch: int) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
+def shutdown() -> None:
+    """Stop this process's local Ray, or disconnect from the cluster (no-op without Ray)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
+def _needs(options: Mapping[str, Any]) -> dict[str, float]:
+    """What one task asks of a node, by Ray resource name (a task takes 1 CPU by default)."""
+    needs = {"CPU": float(options.get("num_cpus", 1))}
+    needs["GPU"] = float(options.get("num_gpus", 0))
+    needs["memory"] = float(options.get("memory", 0))
+    needs.update({k: float(v) for k, v in options.get("resources", {}).items()})
+    return {k: v for k, v in needs.items() if v > 0}
+
+
+def _capacity(ray: Any, options: Mapping[str, Any]) -> int:
+    """How many tasks the cluster can run at once; ``InvalidRequest`` when it can run none.
+
+    Checked before any task is sent: Ray would otherwise queue an infeasible task forever
+    (its warning goes to the driver's log, which ``log_to_driver=False`` hides).
+    """
+    needs = _needs(options)
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    fits = [min((int(res.get(k, 0) / v) for k, v in needs.items()), default=1) for res in nodes]
+    if any(fits):
+        return max(1, sum(fits))
+    for key, value in needs.items():
+        most = max((res.get(key, 0.0) for res in nodes), default=0.0)
+        if most < value:
+            have = "none" if most == 0 else f"at most {most:g}"
+            raise InvalidRequest(
+                f"each task asks for {key} {value:g}, but no node of the Ray cluster has it "
+                f"({have}); ask for less (resources= / --cpus / --gpus / --memory-mb) "
+                "or add a node that has it"
+            )
+    raise InvalidRequest(
+        f"no single node of the Ray cluster has all of {needs} that each task asks for; "
+        "ask for less or add a node that has it all"
+    )
+
+
+def _auto_batch(ray: Any, count: int) -> int:
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return max(1, min(_MAX_AUTO_BATCH, -(-count // (4 * cpus))))
+
+
+def _checked(items: Iterable[Mapping[str, Any]]) -> builtins.list[dict[str, Any]]:
+    out: builtins.list[dict[str, Any]] = []
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise InvalidRequest(
                 f"item {i} is a {type(item).__name__}; each item must be a dict of keyword "
                 "arguments"
             )
-        chunk.append(dict(item))
-        if len(chunk) >= batch:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+        out.append(dict(item))
+    return out
+
+
+def stream(
+    name: str,
+    items: Iterable[Mapping[str, Any]],
+    *,
+    registry: Registry | Catalog,
+    resources: Mapping[str, float] | None = None,
+    address: str | None = None,
+    batch: int | None = None,
+    timeout: float | None = None,
+    progress: bool = True,
+    start: int = 0,
+) -> Iterator[Outcome]:
+    """Each item's :class:`Outcome`, in input order, as soon as it and all before it are done.
+
+    The checks (name, resources, batch, timeout, items) and the start of Ray happen
+    before this returns; no Ray is started for no items. Closing the iterator (or
+    Ctrl-C while it waits) cancels the tasks still running. ``start`` is added to each
+    outcome's ``index`` (for a resumed map).
+    """
+    if batch is not None and batch < 1:
+        raise InvalidRequest(f"batch must be at least 1, got {batch!r}")
+    if timeout is not None and not timeout > 0:
+        raise InvalidRequest(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    catalog = registry if isinstance(registry, Catalog) else Catalog(registry)
+    record = catalog.lookup(name)
+    options = ray_options(resources)
+    work = _checked(items)
+    if not work:
+        return iter(())
+    ray = _ray()
+    _init(ray, address)
+    capacity = _capacity(ray, options)
+    if batch is None:
+        batch = 1 if timeout is not None else _auto_batch(ray, len(work))
+    jobs = [_Job(start + i, work[i : i + batch]) for i in builtins.range(0, len(work), batch)]
+    # with a timeout, send no more tasks than can run at once, so a task's clock starts
+    # when it starts running rather than while it waits in Ray's queue
+    window = capacity if timeout is not None else len(jobs)
+    task = ray.remote(run_batch).options(max_retries=0, **options)
+    return _run(ray, task, ray.put(record), str(name), jobs, window, timeout, progress, start)
+
+
+def _run(
+    ray: Any,
+    task: Any,
+    shared: Any,
+    name: str,
+    jobs: builtins.list[_Job],
+    window: int,
+    timeout: float | None,
+    progress: bool,
+    start: int,
+) -> Iterator[Outcome]:
+    from ray.exceptions import RayError
+    from tqdm import tqdm
+
+    queue = deque(jobs)
+    pending: dict[Any, _Job] = {}
+    done: dict[int, tuple[bool, Any]] = {}
+    following = start
+    bar = tqdm(
+        total=sum(len(j.items) for j in jobs),
+        desc=name,
+        unit="item",
+        disable=not progress,
+        file=sys.stderr,
+    )
+
+    def settle(job: _Job, outcomes: builtins.list[Any]) -> None:
+        for k, outcome in enumerate(outcomes):
+            done[job.first + k] = outcome
+        bar.update(len(outcomes))
+
+    def failed(job: _Job, why: GlobalFuncError) -> None:
+        if len(job.items) > 1:  # find the one item: each again in a task of its own
+            queue.extendleft(
+                reversed([_Job(job.first + k, [it]) for k, it in enumerate(job.items)])
+            )
+        else:
+            settle(job, [(False, _body(why))])
+
+    try:
+        while queue or pending:
+            now = time.monotonic()
+            while queue and len(pending) < window:
+                job = queue.popleft()
+                job.ref = task.remote(shared, job.items)
+                if timeout is not None:
+                    job.deadline = now + timeout * len(job.items)
+                pending[job.ref] = job
+            wait = _POLL
+            if timeout is not None:
+                wait = max(0.0, min(wait, min(j.deadline for j in pending.values()) - now))
+            ready, _ = ray.wait(
+                builtins.list(pending), num_returns=min(len(pending), _WAIT_CHUNK), timeout=wait
+            )
+            try:
+                values = ray.get(ready)
+            except RayError:  # one of them failed: take them one by one
+                values = None
+            for k, ref in enumerate(ready):
+                job = pending.pop(ref)
+                if values is not None:
+                    settle(job, values[k])
+                    continue
+                try:
+                    settle(job, ray.get(ref))
+                except RayError as exc:
+                    failed(job, _crashed(name, job, exc))
+            if timeout is not None:
+                now = time.monotonic()
+                for ref, job in builtins.list(pending.items()):
+                    if job.deadline <= now:
+                        del pending[ref]
+                        ray.cancel(ref, force=True)
+                        failed(job, _timed_out(name, job, timeout))
+            while following in done:
+                ok, value = done.pop(following)
+                yield Outcome(following, ok, value)
+                following += 1
+    finally:
+        for ref in pending:  # interrupted, or the caller stopped reading
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # best effort: the cluster may be gone already
+                log.debug("could not cancel a task of %s", name, exc_info=True)
+        bar.close()
+
+
+def _crashed(name: str, job: _Job, exc: BaseException) -> GlobalFuncError:
+    if isinstance(exc, _ray().exceptions.RayTaskError):
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        return ExecutionError(
+            f"{name}: the Ray task for item {job.first} failed: {first}", function=name
+        )
+    return WorkerCrashed(
+        f"{name}: the Ray worker running item {job.first} died ({type(exc).__name__}): the "
+        "function may have exited its process (os._exit), crashed or run out of memory",
+        function=name,
+        item=job.first,
+    )
+
+
+def _timed_out(name: str, job: _Job, timeout: float) -> GlobalFuncError:
+    return ExecutionTimeout(
+        f"{name}: item {job.first} ran past its timeout of {timeout:g} s and was stopped; "
+        "give a larger timeout (--timeout) if it needs longer",
+        function=name,
+        item=job.first,
+        timeout=timeout,
+    )
 
 
 def map(  # the name users ask for: distributed.map (shadows the builtin here only)
@@ -163,43 +413,19 @@ def map(  # the name users ask for: distributed.map (shadows the builtin here on
     resources: Mapping[str, float] | None = None,
     address: str | None = None,
     batch: int | None = None,
+    timeout: float | None = None,
     progress: bool = True,
 ) -> builtins.list[Any]:
     """``name``'s result for each kwargs of ``items``, in input order; a failed item's
     place holds its :class:`~globalfunc.errors.GlobalFuncError` (see the module)."""
-    if batch is not None and batch < 1:
-        raise InvalidRequest(f"batch must be at least 1, got {batch!r}")
-    catalog = registry if isinstance(registry, Catalog) else Catalog(registry)
-    record = catalog.lookup(name)
-    options = ray_options(resources)
-    ray = _ray()
-    _init(ray, address)
-    task = ray.remote(run_batch).options(**options) if options else ray.remote(run_batch)
-    shared = ray.put(record)
-    if batch is None:
-        items = builtins.list(items)
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        batch = max(1, min(_MAX_AUTO_BATCH, -(-len(items) // (4 * cpus))))
-    refs = [task.remote(shared, chunk) for chunk in _batches(items, batch)]
-    from tqdm import tqdm
-
-    bar = tqdm(total=None, desc=name, unit="item", disable=not progress, file=sys.stderr)
-    try:
-        pending = builtins.list(refs)
-        done: dict[Any, builtins.list[Any]] = {}
-        while pending:
-            ready, pending = ray.wait(
-                pending, num_returns=min(len(pending), _WAIT_CHUNK), timeout=0.5
-            )
-            if not ready and pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-            for ref, value in zip(ready, ray.get(ready), strict=True):
-                done[ref] = value
-                bar.update(len(value))
-    finally:
-        bar.close()
-    out: builtins.list[Any] = []
-    for ref in refs:
-        for ok, value in done[ref]:
-            out.append(value if ok else _error(value))
-    return out
+    outcomes = stream(
+        name,
+        items,
+        registry=registry,
+        resources=resources,
+        address=address,
+        batch=batch,
+        timeout=timeout,
+        progress=progress,
+    )
+    return [outcome.result() for outcome in outcomes]

@@ -11,16 +11,18 @@ Not here: Ray itself, or how a task runs (:mod:`globalfunc.distributed`).
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from globalfunc import jsoncodec
 from globalfunc.cli.context import EXIT_ERROR, EXIT_OK, Context, out
 from globalfunc.errors import GlobalFuncError, InvalidRequest
 
-__all__ = ["add_parsers", "cmd_map", "read_jsonl"]
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by SIGINT
+
+__all__ = ["add_parsers", "check_paths", "cmd_map", "read_jsonl"]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -43,13 +45,62 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return items
 
 
+def check_paths(source: Path, target: Path) -> None:
+    """Refuse an output that cannot be written, or that is the input, before any work."""
+    if target.is_dir():
+        raise InvalidRequest(f"--output {target} is a folder; name a file in it")
+    folder = target.absolute().parent
+    if not folder.is_dir():
+        raise InvalidRequest(f"--output {target}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidRequest(
+            f"--output {target}: folder {folder} is not writable; choose another --output"
+        )
+    for other in (target, _partial(target)):
+        same = other.absolute() == source.absolute()
+        if not same and other.exists() and source.exists():
+            same = os.path.samefile(other, source)
+        if same:
+            raise InvalidRequest(
+                f"--output {target} is the input file {source} (or its .partial); "
+                "writing it would destroy the input: choose another --output"
+            )
+
+
+def _partial(target: Path) -> Path:
+    return target.with_name(target.name + ".partial")
+
+
+def _kept(partial: Path) -> tuple[int, int]:
+    """(lines, failed lines) finished in a partial output; a torn last line is cut off."""
+    try:
+        data = partial.read_bytes()
+    except FileNotFoundError:
+        return 0, 0
+    whole = data[: data.rfind(b"\n") + 1]
+    if len(whole) != len(data):
+        with open(partial, "r+b") as f:
+            f.truncate(len(whole))
+    lines = whole.splitlines()
+    return len(lines), sum(1 for line in lines if line.startswith(b'{"error"'))
+
+
 def cmd_map(ctx: Context) -> int:
     from globalfunc import distributed
     from globalfunc.catalog import Catalog
     from globalfunc.cli.call import LOCAL_HINT
 
     a = ctx.args
-    items = read_jsonl(Path(a.input))
+    source, target = Path(a.input), Path(a.output)
+    check_paths(source, target)
+    items = read_jsonl(source)
+    partial = _partial(target)
+    kept, failed = _kept(partial) if a.resume else (0, 0)
+    if kept > len(items):
+        raise InvalidRequest(
+            f"{partial} holds {kept} results but {source} has only {len(items)} items; "
+            "it is not this input's partial output: remove it, or run without --resume"
+        )
     resources: dict[str, float] = {}
     if a.cpus is not None:
         resources["CPU"] = a.cpus
@@ -57,24 +108,36 @@ def cmd_map(ctx: Context) -> int:
         resources["GPU"] = a.gpus
     if a.memory_mb is not None:
         resources["memory"] = a.memory_mb * 2**20
-    results = distributed.map(
-        a.name,
-        items,
-        registry=Catalog(ctx.gfbase.registry, hint=LOCAL_HINT),
-        resources=resources,
-        address=a.ray_address,
-        batch=a.batch,
-        progress=not a.quiet,
-    )
-    failed = 0
-    with open(a.output, "wb") as f:
-        for value in results:
-            if isinstance(value, GlobalFuncError):
-                failed += 1
-                f.write(orjson.dumps(value.to_dict()) + b"\n")
-            else:
-                f.write(b'{"result":' + jsoncodec.dumps(value) + b"}\n")
-    out(f"{len(results)} items, {failed} failed: {a.output}")
+    finished = kept
+    # unbuffered: each finished line is on disk at once, so an interrupted or killed map
+    # leaves every result finished so far readable in the .partial file
+    with open(partial, "ab" if a.resume else "wb", buffering=0) as f:
+        try:
+            outcomes = distributed.stream(
+                a.name,
+                items[kept:],
+                registry=Catalog(ctx.gfbase.registry, hint=LOCAL_HINT),
+                resources=resources,
+                address=a.ray_address,
+                batch=a.batch,
+                timeout=a.timeout,
+                progress=not a.quiet,
+                start=kept,
+            )
+            for outcome in outcomes:
+                f.write(outcome.json_line())
+                finished += 1
+                failed += not outcome.ok
+        except KeyboardInterrupt:
+            sys.stderr.write(
+                f"gf map: interrupted: the first {finished} of {len(items)} results are in "
+                f"{partial}; run the same command with --resume to do the rest\n"
+            )
+            return EXIT_INTERRUPTED
+        finally:
+            distributed.shutdown()
+    os.replace(partial, target)
+    out(f"{len(items)} items, {failed} failed: {a.output}")
     return EXIT_ERROR if failed and a.strict else EXIT_OK
 
 
@@ -94,6 +157,18 @@ def add_parsers(add: Any, _sub: Any = None) -> None:
     sp.add_argument("--memory-mb", type=int, help="memory each task asks for, MiB")
     sp.add_argument(
         "--batch", type=int, help="items per Ray task (default: 4 tasks per CPU, at most 100)"
+    )
+    sp.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds each item may run; one past it is stopped and written as "
+        "ExecutionTimeout (default: none; with it, --batch defaults to 1)",
+    )
+    sp.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the results already in OUT.jsonl.partial (an interrupted map's) and "
+        "run only the items after them",
     )
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--strict", action="store_true", help="exit 1 when any item failed")
