@@ -10,6 +10,9 @@ the AIGES error code the edges use, so a handler never needs a mapping table::
     |   +-- BadArguments                400  kwargs do not fit the function's signature (also a TypeError)
     |   +-- RequestTooLarge             413  body over the configured limit
     |   +-- NestingTooDeep              400  a JSON body nested deeper than the server allows
+    |   +-- BadIdempotencyKey           400  an Idempotency-Key that is not 1-200 visible ASCII characters
+    +-- IdempotencyKeyReused            422  a key already used for another call (function or arguments)
+    +-- ResultNotKept                   410  a keyed call ran, but its result was too large to keep for a resend
     +-- Unauthorized                    401  missing or wrong bearer token
     +-- Forbidden                       403  the package is not on the allow-list
     +-- NotFound                        404
@@ -25,6 +28,7 @@ the AIGES error code the edges use, so a handler never needs a mapping table::
     |   +-- ExecutionError(ValueError)  500  (client side) a remote built-in exception, see below
     |   +-- ExecutionTimeout            504  the call ran past its time limit
     |   +-- WorkerCrashed               500  the worker process died (crash, ``os._exit``, memory cap)
+    |   +-- Interrupted                 502  the server stopped while the call ran; it may have run in part
     |   +-- ResultNotSerializable       500  the result cannot be turned into JSON
     |       +-- ResultNotFinite         500  the result holds NaN or Infinity (JSON has neither)
     +-- ConfigError                     500  a setting is invalid
@@ -50,13 +54,16 @@ from typing import Any, ClassVar
 
 __all__ = [
     "BadArguments",
+    "BadIdempotencyKey",
     "ConfigError",
     "ExecutionError",
     "ExecutionTimeout",
     "Forbidden",
     "FunctionNotFound",
     "GlobalFuncError",
+    "IdempotencyKeyReused",
     "IntegrityError",
+    "Interrupted",
     "InvalidName",
     "InvalidRequest",
     "NestingTooDeep",
@@ -66,6 +73,7 @@ __all__ = [
     "PathEscape",
     "RequestTooLarge",
     "ResultNotFinite",
+    "ResultNotKept",
     "ResultNotSerializable",
     "ScanError",
     "ServerUnavailable",
@@ -131,6 +139,26 @@ class RequestTooLarge(InvalidRequest):
 
 class NestingTooDeep(InvalidRequest):
     """A JSON body is nested deeper than the server accepts (``GF_MAX_JSON_DEPTH``)."""
+
+
+class BadIdempotencyKey(InvalidRequest):
+    """An ``Idempotency-Key`` that is not 1-200 visible ASCII characters (checked by the
+    client before sending, and by the server)."""
+
+
+class IdempotencyKeyReused(GlobalFuncError):
+    """An idempotency key already used (by the same caller) for another call: another
+    function or other arguments. The other call's result is never returned for it."""
+
+    http_status = 422
+    aiges_code = 10106
+
+
+class ResultNotKept(GlobalFuncError):
+    """A keyed call ran, but its result was larger than the worker keeps for resends
+    (``GF_IDEMPOTENCY_MAX_RESULT_KB``): a resend of its key gets this, not a second run."""
+
+    http_status = 410
 
 
 class Unauthorized(GlobalFuncError):
@@ -212,6 +240,15 @@ class ExecutionTimeout(ExecutionError):
 class WorkerCrashed(ExecutionError):
     """The worker process running the call died."""
 
+    aiges_code = 10910
+
+
+class Interrupted(ExecutionError):
+    """The server stopped while the call ran in one of its worker processes: it may have
+    run in part. Not a 503 (a 503 means nothing ran): a client resends it only when told
+    to (``retries``)."""
+
+    http_status = 502
     aiges_code = 10910
 
 

@@ -4,8 +4,9 @@
 storage URL is given), builds the executor (``inline`` or an ``isolated`` worker pool),
 binds the socket, optionally forks ``processes`` copies sharing it, prints one
 ``GlobalFunc serving http://HOST:PORT/ (...)`` line when it is ready, and shuts down
-cleanly on a signal, in under 5 s: stop accepting, stop the workers (calls in flight answer
-503 ``Overloaded``, "the server is stopping"), then close the connections.
+cleanly on a signal, in under 5 s: stop accepting, stop the workers (calls still queued
+answer 503 ``Overloaded``, "the server is stopping": nothing ran; calls a worker process was
+running answer 502 ``Interrupted``: they may have run in part), then close the connections.
 
 Guarding the edge: it refuses to listen on a non-loopback address without a token unless
 told ``insecure``; it cuts uploads slower than ``body_timeout`` and keep-alive connections
@@ -428,8 +429,9 @@ async def _run(
             on_stop()
         log.info("stopping: no new connections, closing open ones")
         server.stop()
-        # Fail the calls still waiting or running (isolated: 503 Overloaded, "the server is
-        # stopping") and let their handlers write those answers before the connections
+        # Fail the calls still waiting (isolated: 503 Overloaded, nothing ran) or running
+        # (502 Interrupted, it may have run in part; a worker keeps its idempotency claim)
+        # and let their handlers write those answers before the connections
         # close: off the loop, close() ends the pool on the loop and waits for the calls'
         # tasks to finish. The bounds keep the whole stop under 5 s.
         with contextlib.suppress(TimeoutError):

@@ -7,8 +7,9 @@ Where a request goes is :mod:`globalfunc.client.routing`; how it is sent is
 - a request that never reached a server (the connection could not be opened) goes to
   the next candidate, and every candidate is tried again ``retries`` times with
   exponential ``backoff``: a call included, since it cannot have run;
-- every call carries an ``Idempotency-Key`` (a new UUID, or the one given to
-  :meth:`GFClient.call_with`); workers run each key once (:mod:`globalfunc.idempotency`);
+- every call carries an ``Idempotency-Key`` (a new UUID, marked ``X-GF-Key-Origin:
+  client`` so workers keep it only 60 s, or the one given to :meth:`GFClient.call_with`,
+  checked before sending); workers run each key once (:mod:`globalfunc.idempotency`);
 - a connection that failed after a call was sent: when the workers' outcome record shows
   no worker ever took the key, the call cannot have run and goes to the next worker like
   an unsent one; otherwise it goes again to another worker up to ``retries`` times
@@ -17,8 +18,11 @@ Where a request goes is :mod:`globalfunc.client.routing`; how it is sent is
   running it died; with no retries left it ends with
   :class:`~globalfunc.errors.ServerUnavailable` saying it may have run. A GET is sent
   again like an unsent request;
+- a 502 ``Interrupted`` (the worker stopped while the call ran; it may have run in part)
+  counts as a connection lost after sending: sent again only with ``retries`` left;
 - a 503 (502 too for GETs) moves on to the next candidate; a GET is asked again after
   the backoff, a call is not (the last 503 is the answer); any other answer is final.
+  Each 503's message goes into the final error.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import urllib3
 
 from globalfunc import jsoncodec
 from globalfunc.client.routing import Fixed, Prefer, Workers
 from globalfunc.client.transport import Endpoint, Lost, NotSent, decode
 from globalfunc.errors import GlobalFuncError, InvalidRequest
+from globalfunc.idempotency.entry import CallKey, check_key, scope_of
 from globalfunc.naming import parse_call_name
 
 if TYPE_CHECKING:
@@ -155,8 +161,10 @@ class GFClient:
         same key on a later call returns the recorded outcome while the workers keep it)
         and ``retries`` (default: the client's; see the module docstring)."""
         call = parse_call_name(name)
-        key = idempotency_key if idempotency_key is not None else uuid.uuid4().hex
-        extra = {"Idempotency-Key": key}
+        if idempotency_key is not None:
+            extra = {"Idempotency-Key": check_key(idempotency_key)}
+        else:  # made up here: the workers keep it only for this client's own resends
+            extra = {"Idempotency-Key": uuid.uuid4().hex, "X-GF-Key-Origin": "client"}
         resend = self.resend if retries is None else max(0, retries)
         if args:
             body = self._encode(
@@ -242,7 +250,7 @@ class GFClient:
                 except Lost as exc:
                     answer = None
                     reasons.append(f"{endpoint.label}: {exc}")
-                    if not safe and key is not None and not self._route.started(key):
+                    if not safe and key is not None and not self._route.started(self._scoped(key)):
                         pass  # no worker ever took it: it did not run, send it on
                     elif not safe and resend > 0:
                         resend -= 1  # another worker returns, awaits or reruns its outcome
@@ -254,7 +262,13 @@ class GFClient:
                     continue
                 if status in failover:
                     answer = (status, raw)
-                    reasons.append(f"{endpoint.label}: HTTP {status}")
+                    reasons.append(f"{endpoint.label}: HTTP {status}{_message(raw)}")
+                    continue
+                if not safe and status == 502 and resend > 0 and _error(raw) == "Interrupted":
+                    resend -= 1  # it may have run in part: like a connection lost after sending
+                    answer = None
+                    reasons.append(f"{endpoint.label}: HTTP 502{_message(raw)}")
+                    self._route.failed(endpoint, reasons[-1])
                     continue
                 return decode(status, raw, method, path)
             if not safe and answer is not None:
@@ -262,3 +276,28 @@ class GFClient:
         if answer is not None and len({e.url for e in tried}) == 1:
             return decode(*answer, method, path)  # one server's own error says most
         raise self._route.unavailable(method, path, tried, reasons, safe=safe, sent=False)
+
+    def _scoped(self, key: str) -> CallKey:
+        """``key`` in the scope the workers file it under for this client's token."""
+        return CallKey(key, scope=scope_of(self._headers.get("Authorization")))
+
+
+def _body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _error(raw: bytes) -> str:
+    """The error class an answer's JSON body names ("" if none)."""
+    return str(_body(raw).get("error", ""))
+
+
+def _message(raw: bytes) -> str:
+    """``": <error>: <message>"`` of an error answer, for the final error's list."""
+    body = _body(raw)
+    if "message" not in body:
+        return ""
+    return f" {body.get('error', '')}: {str(body['message'])[:300]}"

@@ -74,8 +74,8 @@ class PoolCall(Generic[S]):
             return
         how = getattr(exc, "how", str(exc))
         pool._retire(slot, f"it {how}")
-        if pool._closed:
-            self._end(None, PoolClosed())
+        if pool._closed:  # its child was running it: it may have run in part
+            self._end(None, PoolClosed(started=True))
         elif isinstance(exc, ChildDied) and not exc.started and self.requeues < pool.max_requeues:
             self.requeues += 1
             log.info(

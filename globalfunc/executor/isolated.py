@@ -43,6 +43,7 @@ from globalfunc import jsoncodec
 from globalfunc.errors import (
     ConfigError,
     ExecutionTimeout,
+    Interrupted,
     Overloaded,
     WorkerCrashed,
 )
@@ -409,7 +410,14 @@ class IsolatedExecutor:
                 retry_after=RETRY_AFTER,
                 function=name,
             )
-        if isinstance(exc, PoolClosed):
+        if isinstance(exc, PoolClosed) and exc.started:
+            return Interrupted(
+                f"the server stopped while {name} ran; it may have run in part. It is not "
+                "sent again unless the call allows retries (retries=N); check its effects "
+                "before calling it again",
+                function=name,
+            )
+        if isinstance(exc, PoolClosed):  # never left the queue: nothing ran
             return Overloaded(
                 f"the server is stopping; {name} did not run to the end. Retry in "
                 f"{RETRY_AFTER} s (on another server)",

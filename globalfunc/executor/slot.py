@@ -56,7 +56,12 @@ class PoolFull(PoolSignal):
 
 
 class PoolClosed(PoolSignal):
-    """The pool is closed (or closed while the call was in it)."""
+    """The pool is closed (or closed while the call was in it). ``started``: the call had
+    been handed to a child (it may have run in part); else it never left the queue."""
+
+    def __init__(self, started: bool = False) -> None:
+        super().__init__("the pool closed while the call ran" if started else "the pool is closed")
+        self.started = started
 
 
 class Slot(Protocol):

@@ -1,18 +1,28 @@
 """The call guard: a worker's calls counted in flight, refused while draining, and run at
 most once per idempotency key across every worker that shares a Redis.
 
-A keyed call first claims its key (:meth:`AsyncOutcomeRecord.claim
-<globalfunc.idempotency.record.AsyncOutcomeRecord.claim>`, one round trip), then:
+A keyed call (a :class:`~globalfunc.idempotency.entry.CallKey`: the key, its caller's
+scope, the call's fingerprint) first claims its key (:meth:`AsyncOutcomeRecord.claim
+<globalfunc.idempotency.record.AsyncOutcomeRecord.claim>`, one round trip) in the name of
+this request alone (``"<worker> <pid> <request#>"``), then:
 
-- nothing was there: it runs, and its outcome is recorded after the answer goes out (the
-  call stays counted in flight until Redis has it, so a drain waits for it);
-- an outcome was there: the recorded answer, without running;
-- another request runs it: wait for that outcome; if its worker is dead
-  (:mod:`globalfunc.idempotency.liveness`), take the claim over and run it again;
+- nothing was there: it runs (its claim renewed every third of the TTL while it runs, so
+  a long call keeps it), and its outcome is recorded after the answer goes out (the call
+  stays counted in flight until Redis has it, so a drain waits for it);
+- the entry is another call's (another function or arguments): 422
+  ``IdempotencyKeyReused``, nothing ran;
+- an outcome was there: the recorded answer (``ResultNotKept`` if it was too large to
+  keep), without running;
+- another request runs it: wait for that outcome (looking at Redis after 20 ms, then
+  doubling to every 500 ms); if the request's worker is dead
+  (:mod:`globalfunc.idempotency.liveness`; for this worker: the request is over), take
+  the claim over and run it again;
 - Redis did not answer within the timeout: 503 ``StorageUnavailable``, nothing ran, and
   the claim Redis may still take late is dropped in the background.
 
-A refusal that ran nothing (an HTTP 503) drops the claim instead of recording it.
+A refusal that ran nothing (an HTTP 503) drops the claim instead of recording it. A call
+the server stopped while it ran (``Interrupted``) keeps its claim: it may have run in
+part, and a duplicate takes it over once this worker is gone.
 One guard per process, installed by the worker (:func:`install`); ``gf serve`` installs
 none. Not here: talking to Redis (:mod:`globalfunc.idempotency.record`).
 """
@@ -20,14 +30,15 @@ none. Not here: talking to Redis (:mod:`globalfunc.idempotency.record`).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import orjson
 
-from globalfunc.errors import GlobalFuncError, Overloaded
-from globalfunc.idempotency.entry import Outcome, check_key
+from globalfunc.errors import GlobalFuncError, Interrupted, Overloaded
+from globalfunc.idempotency.entry import CallKey, Outcome, check_key
 from globalfunc.idempotency.liveness import owner_alive
 from globalfunc.idempotency.record import AsyncOutcomeRecord
 
@@ -35,7 +46,8 @@ __all__ = ["CallGuard", "Run", "current", "install"]
 
 log = logging.getLogger(__name__)
 
-_POLL = 0.02  # seconds between looks at a key another request is running
+_POLL = 0.02  # seconds before the first look at a key another request is running
+_POLL_MAX = 0.5  # ... doubling up to this
 _PROBE_EVERY = 1.0  # seconds between checks that the worker running it is alive
 _UNCLAIM_EVERY = 0.5  # seconds between tries to drop a claim a failed request may have left
 _UNCLAIM_TRIES = 120
@@ -67,7 +79,8 @@ class CallGuard:
         # keys this process claimed and runs or is recording: a claim of this worker's
         # that is not here is stale (a claim Redis took after the call gave up on it, an
         # outcome Redis did not take) and a new request for the key takes it over
-        self._mine: set[str] = set()
+        self._mine: set[str] = set()  # this process's requests (owner tokens) still at work
+        self._seq = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- the hook Invoker.submit calls ------------------------------------------------------
@@ -89,9 +102,10 @@ class CallGuard:
                 self.inflight -= 1
                 return out
             return self._counted(out)
-        key = check_key(key)
+        check_key(key)
+        call = key if isinstance(key, CallKey) else CallKey(key)
         self.inflight += 1
-        return self._keyed(key, run)
+        return self._keyed(call, run)
 
     async def _counted(self, pending: Awaitable[bytes]) -> bytes:
         try:
@@ -99,46 +113,58 @@ class CallGuard:
         finally:
             self.inflight -= 1
 
-    async def _keyed(self, key: str, run: Run) -> bytes:
+    async def _keyed(self, key: CallKey, run: Run) -> bytes:
+        token = f"{self.owner} {next(self._seq)}"  # this request's claim, no other's
+        self._mine.add(token)  # before the claim: a twin request sees it alive at once
         try:
             try:
-                seen = await self.record.claim(key, self.owner)
+                seen = await self.record.claim(key, token)
             except GlobalFuncError as exc:
                 log.warning("key %s: refused (503), nothing ran: %s", key, exc.message)
-                self._background(self._unclaim(key))
+                self._background(self._unclaim(key, token))
                 raise
-            while seen is not None:
-                if not seen.running:
-                    return seen.answer()
-                seen = await self._wait(key, seen)
-            self._mine.add(key)
-            return await self._run(key, run)
+            except BaseException:
+                self._mine.discard(token)
+                raise
+            try:
+                while seen is not None:
+                    seen.check(key)
+                    if not seen.running:
+                        self._mine.discard(token)
+                        return seen.answer(key)
+                    seen = await self._wait(key, seen, token)
+            except BaseException:
+                self._mine.discard(token)  # it will not run here
+                raise
+            return await self._run(key, token, run)  # _run lets go of the token
         finally:
             self.inflight -= 1
 
-    async def _wait(self, key: str, seen: Outcome) -> Outcome | None:
+    async def _wait(self, key: CallKey, seen: Outcome, token: str) -> Outcome | None:
         """Wait on a key another request runs; ``None`` once this request owns it."""
         probed = -_PROBE_EVERY
+        pause = _POLL
         while True:
             now = time.monotonic()
             if now - probed >= _PROBE_EVERY:
                 probed = now
                 assert seen.owner is not None
-                if seen.owner == self.owner:  # this worker knows without asking
-                    dead = key not in self._mine
+                if seen.worker == self.owner:  # this worker knows without asking
+                    dead = seen.owner not in self._mine
                 else:
                     dead = not await asyncio.to_thread(
-                        owner_alive, seen.owner, self._alive, self.probe_timeout
+                        owner_alive, seen.worker, self._alive, self.probe_timeout
                     )
-                if dead and await self.record.take_over(key, seen, self.owner):
+                if dead and await self.record.take_over(key, seen, token):
                     log.warning(
                         "key %s: its worker %s died mid-call; running it again", key, seen.owner
                     )
                     return None
-            await asyncio.sleep(_POLL)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _POLL_MAX)
             current = await self.record.look(key)
-            if current is None:  # released (nothing ran): claim it
-                claimed = await self.record.claim(key, self.owner)
+            if current is None:  # released (nothing ran) or expired: claim it
+                claimed = await self.record.claim(key, token)
                 if claimed is None:
                     return None
                 current = claimed
@@ -146,34 +172,70 @@ class CallGuard:
                 return current
             seen = current
 
-    async def _run(self, key: str, run: Run) -> bytes:
+    async def _run(self, key: CallKey, token: str, run: Run) -> bytes:
+        stop_renewing = self._renewing(key, token)
         try:
             out = run()
             if not isinstance(out, bytes):
                 out = await out
+        except Interrupted:  # it may have run in part: the claim stays (see the module)
+            self._mine.discard(token)
+            log.warning("key %s: the server stopped while it ran; its claim stays", key)
+            raise
         except GlobalFuncError as err:
             if err.http_status == 503:  # nothing ran: the next try should run
-                await self._forget(key)
+                await self._forget(key, token)
             else:
-                self._keep(key, err.http_status, orjson.dumps(err.to_dict()))
+                self._keep(key, token, err.http_status, orjson.dumps(err.to_dict()))
             raise
         except BaseException:
-            await self._forget(key)
+            await self._forget(key, token)
             raise
-        self._keep(key, 200, out)
+        finally:
+            stop_renewing()
+        self._keep(key, token, 200, out)
         return out
 
-    def _keep(self, key: str, status: int, body: bytes) -> None:
+    def _renewing(self, key: CallKey, token: str) -> Callable[[], None]:
+        """Renew ``token``'s claim every third of the TTL while its call runs (a timer
+        only: a call shorter than that costs no round trip); the function that stops it."""
+        loop = asyncio.get_running_loop()
+        every = self.record.renew_every(key)
+        task: list[asyncio.Task[None]] = []
+
+        def start() -> None:
+            task.append(asyncio.ensure_future(self._renew(key, token, every)))
+
+        timer = loop.call_later(every, start)
+
+        def stop() -> None:
+            timer.cancel()
+            if task:
+                task[0].cancel()
+
+        return stop
+
+    async def _renew(self, key: CallKey, token: str, every: float) -> None:
+        while True:
+            try:
+                if not await self.record.renew(key, token):
+                    log.warning("key %s: its claim is no longer this call's; not renewed", key)
+                    return
+            except GlobalFuncError as exc:
+                log.warning("key %s: its claim was not renewed: %s", key, exc.message)
+            await asyncio.sleep(every)
+
+    def _keep(self, key: CallKey, token: str, status: int, body: bytes) -> None:
         """Record the outcome after the answer goes out (with the next claim, or within
         ``record.linger`` s); the call stays counted in flight until it is written."""
         self.inflight += 1
         self.record.record(key, status, body).add_done_callback(
-            lambda done: self._recorded(key, done)
+            lambda done: self._recorded(key, token, done)
         )
 
-    def _recorded(self, key: str, done: asyncio.Future[None]) -> None:
+    def _recorded(self, key: str, token: str, done: asyncio.Future[None]) -> None:
         self.inflight -= 1
-        self._mine.discard(key)
+        self._mine.discard(token)
         exc = None if done.cancelled() else done.exception()
         if isinstance(exc, GlobalFuncError):
             log.warning("key %s: its outcome was not recorded: %s", key, exc.message)
@@ -185,27 +247,29 @@ class CallGuard:
         self._tasks.add(task)  # the loop keeps only weak references to tasks
         task.add_done_callback(self._tasks.discard)
 
-    async def _unclaim(self, key: str) -> None:
+    async def _unclaim(self, key: CallKey, token: str) -> None:
         """Drop the claim a request that gave up on Redis may still have left (Redis took
-        it late), once Redis answers again, so that other workers need not wait for it."""
-        for _ in range(_UNCLAIM_TRIES):
-            await asyncio.sleep(_UNCLAIM_EVERY)
-            if key in self._mine:  # a new request of this worker runs it now
-                return
-            try:
-                await self.record.release(key, self.owner)
-                return
-            except GlobalFuncError:
-                continue
-        log.warning("key %s: a claim Redis may have taken late was not dropped", key)
-
-    async def _forget(self, key: str) -> None:
+        it late), once Redis answers again, so that other workers need not wait for it.
+        Until then ``token`` counts as at work: this worker's twin requests wait."""
         try:
-            await self.record.release(key, self.owner)
+            for _ in range(_UNCLAIM_TRIES):
+                await asyncio.sleep(_UNCLAIM_EVERY)
+                try:
+                    await self.record.release(key, token)
+                    return
+                except GlobalFuncError:
+                    continue
+            log.warning("key %s: a claim Redis may have taken late was not dropped", key)
+        finally:
+            self._mine.discard(token)
+
+    async def _forget(self, key: CallKey, token: str) -> None:
+        try:
+            await self.record.release(key, token)
         except GlobalFuncError as exc:
             log.warning("key %s: its claim was not released: %s", key, exc.message)
         finally:
-            self._mine.discard(key)
+            self._mine.discard(token)
 
 
 _GUARD: CallGuard | None = None

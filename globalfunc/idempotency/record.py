@@ -5,6 +5,13 @@ asks it whether any worker claimed a key. :class:`AsyncOutcomeRecord` is the sam
 on the running event loop (``redis.asyncio``), for the worker: a slow or stopped Redis
 holds only the requests that wait on it, never the loop.
 
+Every entry is named ``<prefix>idem:<scope>:<key>`` (:class:`~globalfunc.idempotency.entry.CallKey`;
+a plain string is the anonymous scope) and lives ``ttl`` seconds, or at most
+:data:`~globalfunc.idempotency.entry.CLIENT_KEY_TTL` for a key the client made up. An
+answer over ``max_result`` bytes is recorded as "ran, not kept" (its size only). A Redis
+at its ``maxmemory`` that refuses a claim is :class:`~globalfunc.errors.StorageUnavailable`
+naming the fix.
+
 The worker's costs, kept low with the library's own means: a claim is one command
 (``SET NX GET``: the claim and the look at what was there, one round trip); outcomes are
 queued and sent in one ``redis.asyncio`` pipeline with the next claim, or alone
@@ -30,9 +37,13 @@ from redis.backoff import NoBackoff
 
 from globalfunc.errors import GlobalFuncError, StorageError, StorageUnavailable
 from globalfunc.idempotency.entry import (
+    CLIENT_KEY_TTL,
+    DEFAULT_MAX_RESULT,
     DEFAULT_TTL,
     RELEASE,
+    RENEW,
     TAKE_OVER,
+    CallKey,
     Outcome,
     done_entry,
     running_entry,
@@ -46,7 +57,33 @@ __all__ = ["AsyncOutcomeRecord", "OutcomeRecord"]
 LINGER = 0.01  # seconds an outcome waits for a claim to share its round trip
 POOL = 64  # connections to Redis per worker; a call waits for one at most the timeout
 
-_Pending = tuple[str, bytes, "asyncio.Future[None]"]  # key, entry, done when written
+_Pending = tuple[str, bytes, int, "asyncio.Future[None]"]  # name, entry, px, done when written
+_CLIENT_TTL_MS = int(CLIENT_KEY_TTL * 1000)
+
+
+def _call_key(key: str) -> CallKey:
+    return key if isinstance(key, CallKey) else CallKey(key)
+
+
+def _name(prefix: str, key: str) -> str:
+    return f"{prefix}idem:{_call_key(key).name}"
+
+
+def _px(ttl: int, key: str) -> int:
+    return min(ttl, _CLIENT_TTL_MS) if getattr(key, "client_made", False) else ttl
+
+
+def _full(url: str, what: str, reply: object) -> StorageUnavailable | None:
+    """The error for a Redis that refused a write because it is at its ``maxmemory``."""
+    text = str(reply)
+    if "OOM" not in text and "maxmemory" not in text:
+        return None
+    return StorageUnavailable(
+        f"Redis at {url} (the idempotency record) is full (maxmemory) and refused to {what}; "
+        "nothing ran. Raise its maxmemory, keep 'maxmemory-policy noeviction', or lower "
+        "GF_IDEMPOTENCY_TTL / GF_IDEMPOTENCY_MAX_RESULT_KB",
+        url=url,
+    )
 
 
 class OutcomeRecord:
@@ -79,17 +116,16 @@ class OutcomeRecord:
         self._release = self._redis.register_script(RELEASE)
 
     def key(self, key: str) -> str:
-        return f"{self.prefix}idem:{key}"
+        return _name(self.prefix, key)
 
     def _errors(self, what: str) -> Any:
         return redis_errors(self.url, what, role="the idempotency record")
 
     def claim(self, key: str, owner: str) -> Outcome | None:
         """``None`` when ``owner`` now runs ``key``; else what the entry says."""
+        entry = running_entry(_call_key(key).fp, owner)
         with self._errors(f"claim key {key!r}"):
-            raw = self._redis.set(
-                self.key(key), running_entry(owner), nx=True, px=self.ttl_ms, get=True
-            )
+            raw = self._redis.set(self.key(key), entry, nx=True, px=_px(self.ttl_ms, key), get=True)
         return None if raw is None else Outcome.parse(raw)
 
     def look(self, key: str) -> Outcome | None:
@@ -102,17 +138,19 @@ class OutcomeRecord:
         with self._errors(f"take over key {key!r}"):
             return bool(
                 self._take_over(
-                    keys=[self.key(key)], args=[seen.raw, running_entry(owner), self.ttl_ms]
+                    keys=[self.key(key)],
+                    args=[seen.raw, running_entry(seen.fp, owner), _px(self.ttl_ms, key)],
                 )
             )
 
     def record(self, key: str, status: int, body: bytes) -> None:
+        entry = done_entry(_call_key(key).fp, status, body)
         with self._errors(f"record key {key!r}"):
-            self._redis.set(self.key(key), done_entry(status, body), px=self.ttl_ms)
+            self._redis.set(self.key(key), entry, px=_px(self.ttl_ms, key))
 
     def release(self, key: str, owner: str) -> None:
         with self._errors(f"release key {key!r}"):
-            self._release(keys=[self.key(key)], args=[running_entry(owner)])
+            self._release(keys=[self.key(key)], args=[running_entry(_call_key(key).fp, owner)])
 
     def close(self) -> None:
         self._redis.close()
@@ -135,8 +173,10 @@ class AsyncOutcomeRecord:
         timeout: float = 2.0,
         linger: float = LINGER,
         pool_size: int = POOL,
+        max_result: int = DEFAULT_MAX_RESULT,
     ) -> None:
         self.ttl_ms = ttl_ms(ttl)
+        self.max_result = max_result
         self.prefix = prefix
         self.timeout = timeout
         self.linger = linger
@@ -150,7 +190,7 @@ class AsyncOutcomeRecord:
         self._flushing: set[asyncio.Task[None]] = set()
 
     def key(self, key: str) -> str:
-        return f"{self.prefix}idem:{key}"
+        return _name(self.prefix, key)
 
     def _redis(self) -> aredis.Redis:
         loop = asyncio.get_running_loop()
@@ -173,6 +213,11 @@ class AsyncOutcomeRecord:
         try:
             with redis_errors(self.url, what, role="the idempotency record"):
                 yield
+        except StorageError as exc:
+            full = None if isinstance(exc, StorageUnavailable) else _full(self.url, what, exc)
+            if full is not None:
+                raise full from exc
+            raise
         except TimeoutError:  # asyncio.timeout's, not redis-py's
             raise StorageUnavailable(
                 f"Redis at {self.url} (the idempotency record) did not answer within "
@@ -193,14 +238,15 @@ class AsyncOutcomeRecord:
         it), in one pipeline after the outcomes waiting to be written (:meth:`record`).
         The same owner's claim is another request of this worker running the key."""
         what = f"claim key {key!r}"
-        claim = (self.key(key), running_entry(owner))
+        px = _px(self.ttl_ms, key)
+        claim = (self.key(key), running_entry(_call_key(key).fp, owner), px)
         pending = self._take_pending()
         if pending:
             raw = await self._send(pending, what, claim)
         else:
             with self._errors(what):
                 async with asyncio.timeout(self.timeout):
-                    raw = await self._redis().set(*claim, nx=True, px=self.ttl_ms, get=True)
+                    raw = await self._redis().set(claim[0], claim[1], nx=True, px=px, get=True)
         return None if raw is None else Outcome.parse(raw)
 
     async def look(self, key: str) -> Outcome | None:
@@ -209,15 +255,26 @@ class AsyncOutcomeRecord:
 
     async def take_over(self, key: str, seen: Outcome, owner: str) -> bool:
         """Claim ``key`` from a dead owner; ``False`` if another request was first."""
-        args = (seen.raw, running_entry(owner), self.ttl_ms)
+        args = (seen.raw, running_entry(seen.fp, owner), _px(self.ttl_ms, key))
         done = await self._do(f"take over key {key!r}", "EVAL", TAKE_OVER, 1, self.key(key), *args)
         return bool(done)
 
     async def release(self, key: str, owner: str) -> None:
         """Drop ``owner``'s claim of ``key`` (nothing ran), if it is still there."""
-        await self._do(
-            f"release key {key!r}", "EVAL", RELEASE, 1, self.key(key), running_entry(owner)
-        )
+        entry = running_entry(_call_key(key).fp, owner)
+        await self._do(f"release key {key!r}", "EVAL", RELEASE, 1, self.key(key), entry)
+
+    async def renew(self, key: str, owner: str) -> bool:
+        """Give ``owner``'s claim of ``key`` its full TTL again; ``False`` if it is no
+        longer ``owner``'s (recorded, taken over, expired)."""
+        entry = running_entry(_call_key(key).fp, owner)
+        px = _px(self.ttl_ms, key)
+        done = await self._do(f"renew key {key!r}", "EVAL", RENEW, 1, self.key(key), entry, px)
+        return bool(done)
+
+    def renew_every(self, key: str) -> float:
+        """Seconds between renewals of ``key``'s claim while its call runs (a third of its TTL)."""
+        return _px(self.ttl_ms, key) / 3000
 
     def record(self, key: str, status: int, body: bytes) -> asyncio.Future[None]:
         """Write ``key``'s outcome: with the next claim (one round trip for both), or
@@ -225,7 +282,8 @@ class AsyncOutcomeRecord:
         has it, or holds the :class:`~globalfunc.errors.StorageError` that kept it out."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((self.key(key), done_entry(status, body), done))
+        entry = done_entry(_call_key(key).fp, status, body, self.max_result)
+        self._pending.append((self.key(key), entry, _px(self.ttl_ms, key), done))
         if self._flusher is None:
             self._flusher = loop.call_later(self.linger, self._flush)
         return done
@@ -250,25 +308,25 @@ class AsyncOutcomeRecord:
             await self._send(pending, "record outcomes", None)
 
     async def _send(
-        self, pending: list[_Pending], what: str, claim: tuple[str, bytes] | None
+        self, pending: list[_Pending], what: str, claim: tuple[str, bytes, int] | None
     ) -> Any:
-        """The ``pending`` outcomes and then ``claim`` (name, entry; ``SET NX GET``) in one
-        pipeline (one round trip); the reply to the claim."""
+        """The ``pending`` outcomes and then ``claim`` (name, entry, px; ``SET NX GET``) in
+        one pipeline (one round trip); the reply to the claim."""
         try:
             with self._errors(what):
                 async with asyncio.timeout(self.timeout):
                     pipe = self._redis().pipeline(transaction=False)
-                    for name, value, _ in pending:
-                        pipe.set(name, value, px=self.ttl_ms)
+                    for name, value, px, _ in pending:
+                        pipe.set(name, value, px=px)
                     if claim is not None:
-                        pipe.set(*claim, nx=True, px=self.ttl_ms, get=True)
+                        pipe.set(claim[0], claim[1], nx=True, px=claim[2], get=True)
                     replies = await pipe.execute(raise_on_error=False)
         except GlobalFuncError as exc:
-            for _, _, done in pending:
+            for _, _, _, done in pending:
                 if not done.done():
                     done.set_exception(exc)
             raise
-        for (name, _, done), reply in zip(pending, replies, strict=False):
+        for (name, _, _, done), reply in zip(pending, replies, strict=False):
             if done.done():
                 continue
             if isinstance(reply, Exception):
@@ -281,7 +339,9 @@ class AsyncOutcomeRecord:
             return None
         reply = replies[-1]
         if isinstance(reply, Exception):
-            raise StorageError(f"Redis at {self.url} failed to {what}: {reply}", url=self.url)
+            raise _full(self.url, what, reply) or StorageError(
+                f"Redis at {self.url} failed to {what}: {reply}", url=self.url
+            )
         return reply
 
     async def aclose(self) -> None:

@@ -9,6 +9,11 @@ errors, metrics, one access-log line.
 
 Request flow: body -> orjson (+ tags) -> pydantic model -> name validated, allow-list,
 registered? -> executor (inline: bytes at once; isolated: awaited) -> JSON bytes out.
+
+An ``Idempotency-Key`` header becomes a :class:`~globalfunc.idempotency.entry.CallKey`:
+scoped by the caller's credential (a hash of its bearer token), with the call's
+fingerprint (function name, canonical arguments), and marked as made up by the client
+(``X-GF-Key-Origin: client``: kept 60 s at most). Only a worker's call guard uses it.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from globalfunc.errors import (
     RequestTooLarge,
     Unauthorized,
 )
+from globalfunc.idempotency.entry import ANONYMOUS, CallKey, check_key, fingerprint, scope_of
 from server.http.state import WWW_AUTHENTICATE, AppState, log_access
 
 __all__ = ["GfgoRequest", "GlobalFuncApplication", "run_call", "run_gfgo"]
@@ -57,6 +63,23 @@ class GfgoRequest(BaseModel):  # type: ignore[no-redef]  # plugin: alias "kwargs
 
 _KWARGS = TypeAdapter(dict[str, Any])
 _KEY = re.compile(r"[!-~]{1,200}")  # the Idempotency-Key header, as /openapi.json declares it
+#: the header a client sets on a key it made up itself (kept only for its own resends)
+KEY_ORIGIN = "X-GF-Key-Origin"
+
+
+def _call_key(
+    key: str | None,
+    scope: str,
+    client_made: bool,
+    function: str,
+    args: Any,
+    kwargs: Any,
+    raw: bytes,
+) -> CallKey | None:
+    if key is None:
+        return None
+    fp = fingerprint(function, args, kwargs, raw)
+    return CallKey(key, scope=scope, fp=fp, client_made=client_made)
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -75,7 +98,13 @@ def _parse(raw: bytes, max_depth: int) -> Any:
 
 
 def run_gfgo(
-    state: AppState, raw: bytes, tagged: bool, key: str | None = None
+    state: AppState,
+    raw: bytes,
+    tagged: bool,
+    key: str | None = None,
+    *,
+    scope: str = ANONYMOUS,
+    client_made: bool = False,
 ) -> tuple[str, bytes | Awaitable[bytes]]:
     """``POST /gfgo/``: the function name and its result (JSON bytes, or pending)."""
     body = _parse(raw, state.max_json_depth)
@@ -94,13 +123,21 @@ def run_gfgo(
         req.call_kwargs,
         encoded=True,
         tagged=tagged,
-        idempotency_key=key,
+        idempotency_key=_call_key(
+            key, scope, client_made, req.pack_func, req.call_args, req.call_kwargs, raw
+        ),
     )
     return req.pack_func, out
 
 
 def run_call(
-    state: AppState, name: str, raw: bytes, key: str | None = None
+    state: AppState,
+    name: str,
+    raw: bytes,
+    key: str | None = None,
+    *,
+    scope: str = ANONYMOUS,
+    client_made: bool = False,
 ) -> bytes | Awaitable[bytes]:
     """``POST /call/<name>``: the function's result as JSON bytes (or pending)."""
     record = state.invoker.lookup(name)
@@ -112,7 +149,10 @@ def run_call(
             f"body of /call/{name} must be a JSON object of keyword arguments, "
             f"got {type(body).__name__}"
         ) from None
-    return state.invoker.submit(name, (), kwargs, encoded=True, record=record, idempotency_key=key)
+    call_key = _call_key(key, scope, client_made, name, (), kwargs, raw)
+    return state.invoker.submit(
+        name, (), kwargs, encoded=True, record=record, idempotency_key=call_key
+    )
 
 
 _date_cache: tuple[int, str] = (0, "")
@@ -182,17 +222,21 @@ class _FastCall(httputil.HTTPMessageDelegate):
                 )
             raw = b"".join(self.chunks)
             key = self.headers.get("Idempotency-Key")  # a worker runs each key once
-            if key is not None and not _KEY.fullmatch(key):
-                raise InvalidRequest(
-                    "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces"
-                )
+            scope, client_made = ANONYMOUS, False
+            if key is not None:
+                if not _KEY.fullmatch(key):
+                    check_key(key)  # its one-line BadIdempotencyKey
+                scope = scope_of(self.headers.get("Authorization"))
+                client_made = self.headers.get(KEY_ORIGIN) == "client"
             if self.name is None:
                 tagged = self.headers.get("X-GF-Codec") == "tagged"
-                self.function, out = run_gfgo(state, raw, tagged, key)
+                self.function, out = run_gfgo(
+                    state, raw, tagged, key, scope=scope, client_made=client_made
+                )
                 head = tail = b""
             else:
                 self.function = self.name  # counted under its name even when refused
-                out = run_call(state, self.name, raw, key)
+                out = run_call(state, self.name, raw, key, scope=scope, client_made=client_made)
                 head, tail = b'{"result":', b"}"
         except GlobalFuncError as err:
             self._fail(err)

@@ -84,7 +84,10 @@ class BaseHandler(tornado.web.RequestHandler):
         if not self.state.cors_origins:
             raise tornado.web.HTTPError(405)
         self.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-        self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, X-GF-Codec")
+        self.set_header(
+            "Access-Control-Allow-Headers",
+            "Authorization, Content-Type, X-GF-Codec, Idempotency-Key, X-GF-Key-Origin",
+        )
         self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
         self.finish()

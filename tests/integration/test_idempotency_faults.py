@@ -195,7 +195,8 @@ def test_the_record_uses_the_urls_database_and_reconnects_after_a_restart(
             db3 = redis.Redis.from_url(url)
             db0 = redis.Redis.from_url(redis_server.url)
             try:
-                assert db3.get("gf:idem:a") == b"Rw 1" and db0.get("gf:idem:a") is None
+                name = "gf:idem:anonymous:a"  # a plain string key: the anonymous scope
+                assert db3.get(name) == b"R" + b"0" * 32 + b"w 1" and db0.get(name) is None
             finally:
                 db3.close()
                 db0.close()
