@@ -27,7 +27,7 @@ read -r -a BUILD_FLAGS <<<"${BUILD_FLAGS:-}"
 CHROOT=$(command -v chroot)
 IMAGES=${IMAGES:-"Dockerfile:globalfunc worker.Dockerfile:globalfunc-worker aiges.Dockerfile:globalfunc-aiges ray.Dockerfile:globalfunc-ray"}
 LOGS=build/images
-SITE=/usr/local/lib/python3.11/dist-packages
+SITE=""  # the image's site-packages (where `server` is installed), found in each image
 mkdir -p "$LOGS"
 
 failed=0
@@ -46,6 +46,12 @@ open_image() {
     cid=$("${PODMAN[@]}" create --no-healthcheck "$1" true)
     root=$("${PODMAN[@]}" mount "$cid")
     mount --bind /dev "$root/dev"
+    if SITE=$(inside "python -c 'import pathlib, server; print(pathlib.Path(server.__file__).parent.parent)'"); then
+        ok "GlobalFunc installed in $SITE"
+    else
+        fail "GlobalFunc is not importable in $1"
+        SITE=/nonexistent
+    fi
 }
 close_image() {
     if [[ -n $cid ]]; then
