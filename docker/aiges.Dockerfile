@@ -4,6 +4,8 @@
 # Stage 1 builds the wheel, native parts included (setup.py; GF_REQUIRE_NATIVE=1 makes a part
 # that cannot be built fail the build); stage 2 carries only their runtime libraries. Nothing
 # here names an architecture: the wheel is built for the one the image is built on.
+# Built and checked without a registry (native files, ELF machine, ldd): `make images`
+# (docker/README.md).
 FROM python:3.11-slim-bookworm AS build
 
 ENV PIP_NO_CACHE_DIR=1 \

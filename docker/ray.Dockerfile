@@ -2,6 +2,8 @@
 # Ray workers need no checkout of the packages: `gf map` ships each function's stored
 # version by content hash. Build from the repository root:
 #   docker build -f docker/ray.Dockerfile -t globalfunc-ray .
+# Pure Python (no setup.py here: Ray tasks use no native part). Built and checked without a
+# registry: `make images` (docker/README.md).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -2,6 +2,9 @@
 # the Redis named by GF_WORKER_REDIS_URL. Build from the repository root:
 #   docker build -f docker/worker.Dockerfile -t globalfunc-worker .
 # Run several with docker/compose.yml (Redis, MongoDB and N workers).
+# Pure Python: no setup.py here, so no native part; its ase routes run on the pure-Python
+# fallbacks (aiges.Dockerfile builds the native parts). Built and checked without a
+# registry: `make images` (docker/README.md).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
