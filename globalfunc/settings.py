@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     idempotency_ttl: float = Field(
         600.0, gt=0, description="seconds a worker keeps each call's outcome under its key"
     )
+    stop_grace: float = Field(
+        8.0, ge=0, description="seconds a SIGTERMed worker lets its calls in flight finish"
+    )
 
     def bearer_token(self) -> str | None:
         """The token the server requires: ``GF_TOKEN``, else the content of ``GF_TOKEN_FILE``.

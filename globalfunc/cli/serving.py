@@ -3,8 +3,10 @@
 ``serve`` and ``worker`` first save every function under the root, then hand plain
 values to the server side (:func:`server.serve.serve`, :func:`server.worker.run_worker`),
 imported inside the command so that building the parser imports no server. ``workers``
-lists the live workers in Redis; ``workers drain NAME`` and ``workers stop NAME`` send a
-worker a command through that Redis (the worker may be on another machine).
+lists the live workers in Redis; ``workers drain NAME`` and ``workers stop NAME [--grace S]``
+send a command through that Redis (the worker may be on another machine) addressed to the
+instance registered now, so it never stops a later worker of that name; every option is
+checked before anything is sent.
 
 Not here: the worker's life (port, registration, heartbeat: ``server.worker``).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -143,8 +146,21 @@ def cmd_worker(ctx: Context) -> int:
             announce=announce,
             redis_url=redis_url,
             idempotency_ttl=s.idempotency_ttl,
+            stop_grace=s.stop_grace,
         )
     return EXIT_OK
+
+
+def _seconds(value: float | None, option: str, *, zero: bool) -> float | None:
+    """``value`` if it is a finite number of seconds (> 0, or >= 0 with ``zero``)."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise ConfigError(
+            f"{option} {value:g} is not a number of seconds {'>= 0' if zero else '> 0'}; "
+            f"give e.g. {option} 30"
+        )
+    return value
 
 
 def _command_worker(ctx: Context, what: str) -> int:
@@ -156,19 +172,36 @@ def _command_worker(ctx: Context, what: str) -> int:
     name = ctx.args.name
     if not name:
         raise ConfigError(f"gf workers {what} needs a worker NAME; 'gf workers' lists them")
+    # every option is checked before anything is sent
+    timeout = _seconds(ctx.args.timeout, "--timeout", zero=False)
+    grace = _seconds(ctx.args.grace, "--grace", zero=True)
+    assert timeout is not None
+    if what == "drain" and grace is not None:
+        raise ConfigError(
+            f"--grace {grace:g} is for 'gf workers stop' (a drain waits for every call); "
+            f"give 'gf workers stop {name} --grace {grace:g}' for a bounded drain"
+        )
     with WorkerDirectory(_worker_redis_url(ctx), timeout=ctx.settings.storage_timeout) as d:
-        if d.get(name) is None:
+        info = d.get(name)
+        if info is None:
             raise NotFound(f"no live worker {name!r} in {d.url}; 'gf workers' lists them")
-        d.command(name, what, ttl=max(60.0, ctx.args.timeout))
-        out(f"{what} sent to {name}; waiting for it to leave (at most {ctx.args.timeout:g}s)")
+        # addressed to this instance: a later worker of that name ignores and deletes it
+        d.command(name, what, ttl=max(60.0, timeout), instance=info.instance, grace=grace)
+        how = "at once" if what == "stop" and not grace else "after its calls in flight"
+        if what == "stop" and grace:
+            how = f"after its calls in flight, at most {grace:g}s"
+        out(f"{what} sent to {name} (pid {info.pid}): it stops {how}; waiting at most {timeout:g}s")
         sys.stdout.flush()
-        deadline = time.monotonic() + ctx.args.timeout
-        while d.get(name) is not None:
+        deadline = time.monotonic() + timeout
+        while True:
+            now = d.get(name)
+            if now is None or now.instance != info.instance:
+                break
             if time.monotonic() > deadline:
                 raise ConfigError(
-                    f"worker {name} is still registered after {ctx.args.timeout:g}s "
+                    f"worker {name} is still registered after {timeout:g}s "
                     f"({'calls still in flight' if what == 'drain' else 'not stopped'}); "
-                    "wait longer with --timeout, or 'gf workers stop' it"
+                    f"wait longer with --timeout, or 'gf workers stop {name}' it"
                 )
             time.sleep(0.1)
     out(f"{name} {'drained and ' if what == 'drain' else ''}stopped")
@@ -244,7 +277,9 @@ def add_parsers(add: Any, _sub: Any = None) -> None:
     sp.add_argument(
         "--advertise",
         metavar="HOST",
-        help="host clients reach this worker at (default: --host; the machine's name for 0.0.0.0)",
+        help="where clients reach this worker: HOST, HOST:PORT, [V6]:PORT or "
+        "http(s)://HOST[:PORT]/ (default: --host; the machine's name for 0.0.0.0); "
+        "never a loopback address for a non-loopback --host",
     )
     sp.add_argument("--host-label", help="name's host part (default: this machine's host name)")
     sp.add_argument("--version-label", help="name's version part (default: v<GlobalFunc version>)")
@@ -260,7 +295,8 @@ def add_parsers(add: Any, _sub: Any = None) -> None:
         "workers",
         cmd_workers,
         "list the live workers registered in Redis; drain NAME (finish its calls, then "
-        "stop) or stop NAME (at once)",
+        "stop) or stop NAME (at once: calls in flight are interrupted; --grace S drains "
+        "for at most S seconds first)",
     )
     sp.add_argument("action", nargs="?", choices=["drain", "stop"], help="default: list")
     sp.add_argument("name", nargs="?", help="the worker to drain or stop")
@@ -271,4 +307,10 @@ def add_parsers(add: Any, _sub: Any = None) -> None:
         type=float,
         default=300.0,
         help="drain/stop: seconds to wait for the worker to leave (default 300)",
+    )
+    sp.add_argument(
+        "--grace",
+        type=float,
+        help="stop: let the calls in flight finish for at most this many seconds first "
+        "(default: stop at once)",
     )

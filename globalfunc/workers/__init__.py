@@ -12,7 +12,7 @@ life (serving, registering, the heartbeat thread) is on the server side:
 ``server.worker``. Nothing here reads settings or imports a server.
 """
 
-from globalfunc.workers.directory import WorkerDirectory, WorkerInfo
+from globalfunc.workers.directory import WorkerCommand, WorkerDirectory, WorkerInfo, check_url
 from globalfunc.workers.host import (
     DEFAULT_PORTS,
     machine_memory_mb,
@@ -24,9 +24,11 @@ from globalfunc.workers.name import WorkerName, parse_worker_name, worker_name
 
 __all__ = [
     "DEFAULT_PORTS",
+    "WorkerCommand",
     "WorkerDirectory",
     "WorkerInfo",
     "WorkerName",
+    "check_url",
     "machine_memory_mb",
     "memory_gb",
     "parse_port_range",

@@ -8,11 +8,23 @@ Redis layout, under a prefix (``gf:`` by default), apart from the storage backen
   is killed disappears when its TTL runs out, one that stops deregisters at once.
 - ``gf:workers``        the set of registered names; :meth:`WorkerDirectory.live` drops
   the names whose key has expired (lazy cleaning; every heartbeat re-adds its name).
-- ``gf:control:<name>`` a command for the worker (``drain`` or ``stop``), set by
-  ``gf workers drain|stop`` and taken by the worker's heartbeat thread within a second.
+- ``gf:control:<name>`` a command for one worker *instance*: JSON ``{"what": "drain" |
+  "stop", "instance": ..., "grace": seconds | null}``, set by ``gf workers drain|stop``
+  and taken (read and deleted) by the worker's heartbeat thread within a second. Each
+  start of a worker has its own random ``instance`` id (in its entry); a command addressed
+  to another instance (an earlier worker of the same name) is deleted unread, so a stop
+  never outlives the worker it was meant for.
 
 Each heartbeat writes the worker's calls in flight (``inflight``) and whether it is
-draining, for the clients' least-outstanding-requests choice.
+draining, for the clients' least-outstanding-requests choice. A worker writes, refreshes
+and deletes only an entry that holds its own ``instance``.
+
+Readers do not trust what they read: :meth:`WorkerInfo.from_json` checks every field an
+entry holds (the name matches its key, the URL is http(s) with a host, ``inflight`` is a
+whole number in 0-1,000,000, ...); :meth:`WorkerDirectory.live` skips a bad entry with one
+warning. That bounds the damage of a bad entry, not of a hostile Redis: whoever can write
+to this Redis can still register a well-formed worker of their own (see the README's
+trust section).
 
 Redis errors become :class:`~globalfunc.errors.StorageUnavailable` / ``StorageError``.
 
@@ -24,10 +36,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import ipaddress
 import logging
 import math
 import os
+import secrets
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,14 +51,146 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from globalfunc.errors import ConfigError, StorageError
+from globalfunc.errors import ConfigError, InvalidName, StorageError
 from globalfunc.storage.base import redact_url
 from globalfunc.storage.redis import redis_errors
 from globalfunc.workers.name import parse_worker_name, worker_name
 
-__all__ = ["WorkerDirectory", "WorkerInfo"]
+__all__ = ["MAX_INFLIGHT", "WorkerCommand", "WorkerDirectory", "WorkerInfo", "check_url"]
 
 log = logging.getLogger(__name__)
+
+#: the most calls in flight an entry may claim (a larger count is a bad entry)
+MAX_INFLIGHT = 1_000_000
+
+# delete an entry (and its index name) only while it holds this instance
+_DEREGISTER = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local ok, entry = pcall(cjson.decode, raw)
+if ok and type(entry) == 'table' and entry['instance'] ~= ARGV[1] then return -1 end
+redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+# write an entry unless another instance holds the name: nil when written, else its entry
+_CLAIM = """
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local ok, entry = pcall(cjson.decode, raw)
+  if ok and type(entry) == 'table' and entry['instance'] ~= ARGV[3] then return raw end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[4])
+return false
+"""
+
+
+def check_url(url: object) -> str:
+    """``url`` if it is an ``http(s)://host[:port][/]`` URL, else ``ValueError`` saying why."""
+    if not isinstance(url, str) or not url or len(url) > 2048:
+        raise ValueError(f"url {url!r} is not a string of 1-2048 characters")
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise ValueError(f"url {url!r} holds white space or control characters")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"url {url!r} is not http:// or https://")
+    try:
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises for a port that is no number in 0-65535
+    except ValueError as exc:
+        raise ValueError(f"url {url!r}: {exc}") from None
+    if not host or parts.username is not None or parts.query or parts.fragment:
+        raise ValueError(f"url {url!r} must be scheme://host[:port]/ with nothing else")
+    if parts.path not in ("", "/"):
+        raise ValueError(f"url {url!r} has a path; a worker is served at its root")
+    if parts.netloc.startswith("[") and not _is_ip(host):
+        raise ValueError(f"url {url!r} has a bracketed host that is no IPv6 address")
+    return url
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _whole(data: dict[str, Any], field: str, low: int, high: int) -> None:
+    value = data.get(field)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{field} {value!r} is not a whole number in {low}-{high}")
+
+
+def _check(data: dict[str, Any], expected: str | None) -> None:
+    """``ValueError`` unless ``data`` is a plausible entry (of worker ``expected``)."""
+    name = data.get("name")
+    try:
+        parse_worker_name(str(name) if isinstance(name, str) else "")
+    except InvalidName as exc:
+        raise ValueError(exc.message) from None
+    if expected is not None and name != expected:
+        raise ValueError(f"its name {name!r} is not its key's {expected!r}")
+    check_url(data.get("url"))
+    _whole(data, "inflight", 0, MAX_INFLIGHT)
+    _whole(data, "port", 1, 65535)
+    _whole(data, "pid", 1, 2**31)
+    _whole(data, "memory_gb", 0, 2**20)
+    _whole(data, "gpu_gb", 0, 2**20)
+    for field in ("started_at", "last_seen"):
+        value = data.get(field)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"{field} {value!r} is not a time")
+    if not isinstance(data.get("draining", False), bool):
+        raise ValueError(f"draining {data.get('draining')!r} is not true or false")
+    for field in ("host", "version", "instance"):
+        if not isinstance(data.get(field, ""), str):
+            raise ValueError(f"{field} {data.get(field)!r} is not a string")
+    for field in ("root", "branch"):
+        if data.get(field) is not None and not isinstance(data[field], str):
+            raise ValueError(f"{field} {data[field]!r} is not a string")
+    packages = data.get("packages")
+    if packages is not None and (
+        not isinstance(packages, list) or not all(isinstance(p, str) and p for p in packages)
+    ):
+        raise ValueError(f"packages {packages!r} is not a list of package names")
+
+
+@dataclass(frozen=True)
+class WorkerCommand:
+    """A command for one worker instance: ``drain``, or ``stop`` within ``grace`` seconds
+    (``None`` or 0: at once)."""
+
+    what: str
+    instance: str
+    grace: float | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> WorkerCommand | None:
+        """The command, or ``None`` for what is none (an old plain ``drain``/``stop``)."""
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        what, instance, grace = data.get("what"), data.get("instance"), data.get("grace")
+        if what not in ("drain", "stop") or not isinstance(instance, str):
+            return None
+        if grace is not None and (
+            isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0
+        ):
+            return None
+        return cls(what, instance, None if grace is None else float(grace))
 
 
 @dataclass(frozen=True)
@@ -68,6 +215,8 @@ class WorkerInfo:
     inflight: int = 0
     #: it takes no new calls (``gf workers drain``) and leaves once they are done
     draining: bool = False
+    #: this start of the worker (random): commands and entry writes are addressed to it
+    instance: str = ""
 
     @classmethod
     def new(
@@ -84,6 +233,7 @@ class WorkerInfo:
         packages: list[str] | tuple[str, ...] | None = None,
         pid: int | None = None,
         now: float | None = None,
+        instance: str | None = None,
     ) -> WorkerInfo:
         """A worker's entry, its name built (and labels sanitized) by :func:`worker_name`."""
         name = worker_name(host, version, memory_gb, gpu_gb, port)
@@ -103,6 +253,7 @@ class WorkerInfo:
             root=root,
             branch=branch,
             packages=tuple(packages) if packages is not None else None,
+            instance=secrets.token_hex(8) if instance is None else instance,
         )
 
     def age(self, now: float | None = None) -> float:
@@ -116,18 +267,29 @@ class WorkerInfo:
     def to_json(self) -> bytes:
         return orjson.dumps(dataclasses.asdict(self))
 
+    def allows(self, package: str) -> bool:
+        """Whether this worker serves ``package`` (its allow-list holds it or a parent)."""
+        if self.packages is None:
+            return True
+        return any(package == p or package.startswith(p + ".") for p in self.packages)
+
     @classmethod
-    def from_json(cls, raw: bytes | str) -> WorkerInfo:
-        """Parse an entry; keys a newer GlobalFunc added are ignored."""
+    def from_json(cls, raw: bytes | str, name: str | None = None) -> WorkerInfo:
+        """Parse and check an entry (of worker ``name``, when given); keys a newer
+        GlobalFunc added are ignored. :class:`StorageError` for a malformed one."""
         try:
             data = orjson.loads(raw)
+            if not isinstance(data, dict):
+                raise TypeError("not a JSON object")
             known = {f.name for f in dataclasses.fields(cls)}
             data = {k: v for k, v in data.items() if k in known}
+            _check(data, name)
             if data.get("packages") is not None:
                 data["packages"] = tuple(data["packages"])
             return cls(**data)
-        except (orjson.JSONDecodeError, TypeError, AttributeError) as exc:
-            raise StorageError(f"a worker entry is malformed: {exc}: {raw[:200]!r}") from exc
+        except (orjson.JSONDecodeError, TypeError, AttributeError, ValueError) as exc:
+            message = getattr(exc, "message", None) or str(exc)
+            raise StorageError(f"a worker entry is malformed: {message}: {raw[:200]!r}") from exc
 
 
 # -- the directory ------------------------------------------------------------------------------
@@ -151,6 +313,7 @@ class WorkerDirectory:
         self.timeout = timeout
         self.prefix = prefix
         self._index = f"{prefix}workers"
+        self._warned: set[tuple[str, bytes]] = set()
         if client is not None:
             self._redis = client
             return
@@ -185,9 +348,13 @@ class WorkerDirectory:
         with self._errors("ping"):
             self._redis.ping()
 
+    def control_key(self, name: str) -> str:
+        """The Redis key holding the command waiting for worker ``name``."""
+        return f"{self.prefix}control:{name}"
+
     def register(self, info: WorkerInfo, ttl: float) -> WorkerInfo:
         """Write ``info`` (``last_seen`` now) to live for ``ttl`` seconds; replaces an entry
-        of the same name (a worker restarted on the same port)."""
+        of the same name (use :meth:`claim` unless the other holder is known to be gone)."""
         parse_worker_name(info.name)
         info = info.seen()
         with self._errors(f"register worker {info.name}"):
@@ -197,19 +364,50 @@ class WorkerDirectory:
             pipe.execute()
         return info
 
+    def claim(self, info: WorkerInfo, ttl: float) -> tuple[WorkerInfo, WorkerInfo | None]:
+        """Register ``info`` unless another instance's entry holds its name (atomically):
+        ``(info as written, None)``, or ``(info, the other's entry)`` with nothing written.
+        A malformed entry in the way is overwritten."""
+        parse_worker_name(info.name)
+        info = info.seen()
+        with self._errors(f"register worker {info.name}"):
+            raw = self._redis.eval(
+                _CLAIM,
+                2,
+                self.key(info.name),
+                self._index,
+                info.to_json(),
+                self._ms(ttl),
+                info.instance,
+                info.name,
+            )
+        if raw is None:
+            return info, None
+        try:
+            return info, WorkerInfo.from_json(raw, info.name)
+        except StorageError:
+            return self.register(info, ttl), None
+
     @property
     def client(self) -> Any:
         """The redis-py client (shared with the worker's outcome record)."""
         return self._redis
 
     def heartbeat(
-        self, name: str, ttl: float, *, inflight: int | None = None, draining: bool | None = None
+        self,
+        name: str,
+        ttl: float,
+        *,
+        inflight: int | None = None,
+        draining: bool | None = None,
+        instance: str | None = None,
     ) -> bool:
         """Extend worker ``name``'s life by ``ttl`` seconds and set its ``last_seen``
         (and its ``inflight`` count and ``draining`` flag, when given).
 
-        ``False`` when it has no entry (it expired, was deregistered, or Redis restarted):
-        the worker should :meth:`register` again.
+        ``False`` when it has no entry (it expired, was deregistered, or Redis restarted)
+        or, given ``instance``, when the entry is another instance's (left untouched): the
+        worker should register again (:meth:`claim`).
         """
         parse_worker_name(name)
         key = self.key(name)
@@ -217,7 +415,12 @@ class WorkerDirectory:
             raw = self._redis.get(key)
             if raw is None:
                 return False
-            info = WorkerInfo.from_json(raw).seen()
+            try:
+                info = WorkerInfo.from_json(raw, name).seen()
+            except StorageError:
+                return False
+            if instance is not None and info.instance != instance:
+                return False
             if inflight is not None:
                 info = dataclasses.replace(info, inflight=inflight)
             if draining is not None:
@@ -228,10 +431,22 @@ class WorkerDirectory:
             written, _ = pipe.execute()
         return bool(written)
 
-    def deregister(self, name: str) -> bool:
-        """Remove worker ``name`` now; whether it had an entry."""
+    def deregister(self, name: str, instance: str | None = None) -> bool:
+        """Remove worker ``name`` now (with ``instance``: only while the entry is that
+        instance's), and the command waiting for it; whether an entry was removed."""
         parse_worker_name(name)
         with self._errors(f"deregister worker {name}"):
+            if instance is not None:
+                done = self._redis.eval(
+                    _DEREGISTER,
+                    3,
+                    self.key(name),
+                    self._index,
+                    self.control_key(name),
+                    instance,
+                    name,
+                )
+                return bool(done == 1)
             pipe = self._redis.pipeline(transaction=True)
             pipe.delete(self.key(name))
             pipe.srem(self._index, name)
@@ -239,30 +454,51 @@ class WorkerDirectory:
         return bool(deleted)
 
     def get(self, name: str) -> WorkerInfo | None:
-        """Worker ``name``'s entry while it is live."""
+        """Worker ``name``'s entry while it is live; :class:`StorageError` for a bad one."""
         parse_worker_name(name)
         with self._errors(f"read worker {name}"):
             raw = self._redis.get(self.key(name))
-        return None if raw is None else WorkerInfo.from_json(raw)
+        return None if raw is None else WorkerInfo.from_json(raw, name)
 
-    def command(self, name: str, what: str, ttl: float = 60.0) -> None:
-        """Ask worker ``name`` to ``drain`` or ``stop`` (it takes the command within a second;
-        one it never takes expires after ``ttl`` seconds)."""
+    def command(
+        self,
+        name: str,
+        what: str,
+        ttl: float = 60.0,
+        *,
+        instance: str,
+        grace: float | None = None,
+    ) -> None:
+        """Ask instance ``instance`` of worker ``name`` to ``drain`` or ``stop`` (within
+        ``grace`` seconds; ``None``: at once). It takes the command within a second; one it
+        never takes expires after ``ttl`` seconds, and any other instance deletes it unread."""
         parse_worker_name(name)
         if what not in ("drain", "stop"):
             raise ConfigError(f"worker command {what!r} is not one of drain, stop")
+        command = WorkerCommand(what, instance, grace)
         with self._errors(f"send {what} to worker {name}"):
-            self._redis.set(f"{self.prefix}control:{name}", what, px=self._ms(ttl))
+            self._redis.set(self.control_key(name), command.to_json(), px=self._ms(ttl))
 
-    def take_command(self, name: str) -> str | None:
-        """The command waiting for worker ``name``, removed as it is read."""
-        key = f"{self.prefix}control:{name}"
+    def take_command(self, name: str, instance: str | None = None) -> WorkerCommand | None:
+        """The command waiting for instance ``instance`` of worker ``name``, deleted as it
+        is read; a command for another instance (or malformed) is deleted and ``None``."""
+        key = self.control_key(name)
         with self._errors(f"read commands of worker {name}"):
             pipe = self._redis.pipeline(transaction=True)
             pipe.get(key)
             pipe.delete(key)
             raw, _ = pipe.execute()
-        return None if raw is None else raw.decode()
+        if raw is None:
+            return None
+        command = WorkerCommand.from_json(raw)
+        if command is None or (instance is not None and command.instance != instance):
+            log.warning(
+                "worker %s: ignored a command addressed to another instance: %r",
+                name,
+                raw[:200],
+            )
+            return None
+        return command
 
     def live(self) -> list[WorkerInfo]:
         """Every worker whose entry has not expired, by name; drops expired names."""
@@ -279,9 +515,13 @@ class WorkerDirectory:
             if raw is None:
                 continue
             try:
-                out.append(WorkerInfo.from_json(raw))
+                out.append(WorkerInfo.from_json(raw, name))
             except StorageError as exc:
-                log.warning("skipping worker %s: %s", name, exc.message)
+                if (name, raw) not in self._warned:  # one warning per bad entry
+                    if len(self._warned) >= 1000:
+                        self._warned.clear()
+                    self._warned.add((name, raw))
+                    log.warning("skipping worker %s: %s", name, exc.message)
         return out
 
     def close(self) -> None:
