@@ -238,7 +238,7 @@ class GFClient:
         for attempt in range(1 + self.retries):
             if attempt:
                 time.sleep(self.backoff * (2 ** (attempt - 1)))
-            for endpoint in self._route.candidates():
+            for endpoint in self._route.candidates(path):
                 tried.append(endpoint)
                 try:
                     status, raw = endpoint.send(method, path, body, headers, self._timeout)

@@ -7,7 +7,9 @@ error when none took the request (:meth:`unavailable`).
 :class:`Workers` reads the live workers of a :class:`~globalfunc.workers.WorkerDirectory`
 and orders them by least outstanding requests: preferred workers first, then the others,
 then those that could not be reached during the last ``refresh`` seconds or are draining;
-within each group the least loaded first (the calls in flight its last heartbeat reported
+a worker whose allow-list (``packages`` in its entry) does not hold the called package is
+never a candidate for ``/call/<package>.<func>`` (``/gfgo/`` names its function in the
+body: every worker is a candidate there). Within each group the least loaded first (the calls in flight its last heartbeat reported
 plus this client's own requests to it not yet answered), ties in round-robin order. The
 list is reloaded every ``refresh`` seconds and once more when every worker failed (a new
 worker may have come). :meth:`Workers.started` asks the workers' outcome record whether a
@@ -24,11 +26,13 @@ import logging
 import math
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from globalfunc.client.transport import Endpoint
-from globalfunc.errors import InvalidRequest, ServerUnavailable, StorageError
+from globalfunc.errors import GlobalFuncError, InvalidRequest, ServerUnavailable, StorageError
+from globalfunc.naming import parse_call_name
 
 if TYPE_CHECKING:
     from globalfunc.idempotency import OutcomeRecord
@@ -55,7 +59,7 @@ class Fixed:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
 
-    def candidates(self) -> Iterator[Endpoint]:
+    def candidates(self, path: str | None = None) -> Iterator[Endpoint]:
         yield self.endpoint
 
     def failed(self, endpoint: Endpoint, reason: str) -> None:
@@ -98,6 +102,26 @@ class Fixed:
 def _load(endpoint: Endpoint) -> int:
     info = endpoint.info
     return endpoint.outstanding + (info.inflight if info is not None else 0)
+
+
+def _package(path: str | None) -> str | None:
+    """The package a request path calls (``/call/<package>.<func>``), else ``None``."""
+    if not path or not path.startswith("/call/"):
+        return None
+    name = urllib.parse.unquote(path[len("/call/") :].split("?", 1)[0])
+    try:
+        return parse_call_name(name).package
+    except GlobalFuncError:
+        return None
+
+
+def _sent(tried: list[Endpoint], reasons: list[str]) -> list[str]:
+    """The workers a request reached (a connection that failed before sending excluded)."""
+    return [
+        e.info.name if e.info else e.url
+        for e, r in zip(tried, reasons, strict=False)
+        if ": cannot connect: " not in r
+    ]
 
 
 def _preference(prefer: Prefer) -> Callable[[WorkerInfo], bool]:
@@ -171,7 +195,7 @@ class Workers:
         for endpoint in gone:
             endpoint.close()
 
-    def _order(self) -> list[Endpoint]:
+    def _order(self, package: str | None = None) -> list[Endpoint]:
         with self._lock:
             turn = self._turn
             self._turn += 1
@@ -180,6 +204,8 @@ class Workers:
             groups: tuple[list[Endpoint], list[Endpoint], list[Endpoint]] = ([], [], [])
             for e in self._endpoints:
                 info = e.info
+                if package is not None and info is not None and not info.allows(package):
+                    continue  # it would answer 403 Forbidden
                 preferred = info is not None and self._prefer(info)
                 away = e.url in down or (info is not None and info.draining)
                 groups[2 if away else 0 if preferred else 1].append(e)
@@ -189,15 +215,17 @@ class Workers:
             order += sorted(group[k:] + group[:k], key=_load)  # stable: ties stay in turn
         return order
 
-    def candidates(self) -> Iterator[Endpoint]:
+    def candidates(self, path: str | None = None) -> Iterator[Endpoint]:
+        """The workers to try for ``path``, best first (only those serving its package)."""
+        package = _package(path)
         if time.monotonic() - self._loaded >= self.refresh:
             self._load()
         seen = set()
-        for endpoint in self._order():
+        for endpoint in self._order(package):
             seen.add(endpoint.url)
             yield endpoint
         self._load()  # every worker failed, or none was live: look again
-        for endpoint in self._order():
+        for endpoint in self._order(package):
             if endpoint.url not in seen:
                 yield endpoint
 
@@ -243,6 +271,19 @@ class Workers:
         sent: bool,
     ) -> ServerUnavailable:
         names = list(dict.fromkeys(e.info.name if e.info else e.url for e in tried))
+        package = _package(path)
+        if not tried and package is not None:
+            with self._lock:
+                infos = [e.info for e in self._endpoints if e.info is not None]
+            if infos:
+                lists = sorted({", ".join(i.packages or ()) for i in infos})
+                return ServerUnavailable(
+                    f"no live worker serves package {package!r}: the {len(infos)} live workers "
+                    f"in {self.directory.url} allow only {'; '.join(repr(x) for x in lists)}; "
+                    "start a worker whose allow-list holds it (GF_ALLOW_PACKAGES)",
+                    url=self.directory.url,
+                    tried=[],
+                )
         if not tried:
             return ServerUnavailable(
                 f"no live GlobalFunc workers are registered in {self.directory.url}; "
@@ -251,6 +292,17 @@ class Workers:
                 tried=[],
             )
         if sent:
+            to = _sent(tried, reasons)
+            if len(to) > 1:
+                return ServerUnavailable(
+                    f"{method} {path} was sent {len(to)} times ({', '.join(to)}) and each "
+                    f"worker's connection was lost before it answered (last: {reasons[-1]}); "
+                    "the retries are spent and it may have run, so it is not sent again (a "
+                    "function that kills its worker takes one worker down per send: see the "
+                    "README on retries)",
+                    url=tried[-1].url,
+                    tried=names,
+                )
             return ServerUnavailable(
                 f"worker {reasons[-1]} after {method} {path} was sent{_MAY_HAVE_RUN} "
                 f"to another worker{_RESEND_HINT}",
