@@ -20,6 +20,8 @@
 # Environment: PODMAN (default `podman`; "podman --storage-driver vfs" where overlay fails),
 # IMAGES (default: all four, as file:tag pairs), BUILD_FLAGS (e.g. --no-cache, to time
 # builds from scratch). Logs: build/images/<tag>.log.
+# `A && ok ... || fail ...` is if-then-else here: ok only echoes, it cannot fail.
+# shellcheck disable=SC2015
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 read -r -a PODMAN <<<"${PODMAN:-podman}"
