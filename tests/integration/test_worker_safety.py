@@ -273,9 +273,11 @@ def test_calls_go_only_to_workers_allowing_the_package(root: Path, redis_url: st
     ports = f"{port}-{port + 10}"
     other = worker(root, redis_url, "other", ports, GF_ALLOW_PACKAGES="Elsewhere").start()
     try:
-        with GFClient.from_workers(redis_url) as c:
-            with pytest.raises(ServerUnavailable, match="no live worker serves package 'Logged'"):
-                c.call("Logged.double_or_fail", x=1)
+        with (
+            GFClient.from_workers(redis_url) as c,
+            pytest.raises(ServerUnavailable, match="no live worker serves package 'Logged'"),
+        ):
+            c.call("Logged.double_or_fail", x=1)
         allowing = worker(root, redis_url, "allow", ports).start()
         try:
             with GFClient.from_workers(redis_url) as c:
