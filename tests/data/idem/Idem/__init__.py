@@ -1,0 +1,1 @@
+"""Functions the idempotency attack tests call (runs logged, a large result, an echo)."""
