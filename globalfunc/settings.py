@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     idempotency_ttl: float = Field(
         600.0, gt=0, description="seconds a worker keeps each call's outcome under its key"
     )
+    idempotency_max_result_kb: int = Field(
+        1024,
+        ge=0,
+        description="largest answer (KiB) a worker keeps under its key; a larger one is "
+        "recorded as run but not kept (a resend gets ResultNotKept)",
+    )
     stop_grace: float = Field(
         8.0, ge=0, description="seconds a SIGTERMed worker lets its calls in flight finish"
     )

@@ -304,6 +304,7 @@ def run_worker(
     announce: Callable[[WorkerInfo], None] | None = None,
     redis_url: str | None = None,
     idempotency_ttl: float = idempotency.DEFAULT_TTL,
+    idempotency_max_result: int = idempotency.DEFAULT_MAX_RESULT,
     stop_grace: float = DEFAULT_STOP_GRACE,
 ) -> None:
     """Serve ``root`` as a registered worker until it is stopped (see the module).
@@ -316,7 +317,9 @@ def run_worker(
     bind, or a live worker holds the name. ``redis_url`` (the directory's, unredacted)
     finds the address to advertise behind ``0.0.0.0`` and holds the calls' outcome record
     (without it, the directory's redacted URL: enough for a Redis without a password);
-    ``idempotency_ttl`` is how long each call's outcome is kept (``GF_IDEMPOTENCY_TTL``);
+    ``idempotency_ttl`` is how long each call's outcome is kept (``GF_IDEMPOTENCY_TTL``),
+    ``idempotency_max_result`` the largest answer kept, in bytes
+    (``GF_IDEMPOTENCY_MAX_RESULT_KB``);
     ``stop_grace`` how long SIGTERM lets the calls in flight finish (``GF_STOP_GRACE``).
     """
     from server.serve import serve
@@ -344,6 +347,7 @@ def run_worker(
     record = idempotency.AsyncOutcomeRecord(
         redis_url if redis_url is not None else directory.url,
         ttl=idempotency_ttl,
+        max_result=idempotency_max_result,
         prefix=directory.prefix,
         timeout=directory.timeout,
     )

@@ -146,6 +146,7 @@ def cmd_worker(ctx: Context) -> int:
             announce=announce,
             redis_url=redis_url,
             idempotency_ttl=s.idempotency_ttl,
+            idempotency_max_result=s.idempotency_max_result_kb * 1024,
             stop_grace=s.stop_grace,
         )
     return EXIT_OK

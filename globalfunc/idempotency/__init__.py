@@ -27,11 +27,12 @@ Not here: choosing keys and resending (:mod:`globalfunc.client`), the worker's l
 
 from __future__ import annotations
 
-from globalfunc.idempotency.entry import DEFAULT_TTL, Outcome, check_key
+from globalfunc.idempotency.entry import DEFAULT_MAX_RESULT, DEFAULT_TTL, Outcome, check_key
 from globalfunc.idempotency.guard import CallGuard, current, install
 from globalfunc.idempotency.record import AsyncOutcomeRecord, OutcomeRecord
 
 __all__ = [
+    "DEFAULT_MAX_RESULT",
     "DEFAULT_TTL",
     "AsyncOutcomeRecord",
     "CallGuard",

@@ -222,15 +222,24 @@ def test_a_reused_key_is_refused_and_keys_are_scoped_by_token(
             w.stop()
 
 
-def test_a_result_too_large_to_keep_is_not_run_again(root: Path, server: RedisServer) -> None:
-    ws = workers(root, server.url, ["a"])
+@pytest.mark.parametrize(
+    ("kib", "env"),
+    [(2048, {}), (64, {"GF_IDEMPOTENCY_MAX_RESULT_KB": "16"})],
+    ids=["default-1MiB", "setting-16KiB"],
+)
+def test_a_result_too_large_to_keep_is_not_run_again(
+    root: Path, server: RedisServer, kib: int, env: dict[str, str]
+) -> None:
+    """Over the bound (1 MiB by default; GF_IDEMPOTENCY_MAX_RESULT_KB sets it: a 64 KiB
+    answer is kept by default, not under a 16 KiB setting) only the size is recorded."""
+    ws = workers(root, server.url, ["a"], **env)
     key = "big-" + uuid.uuid4().hex
     try:
         c = GFClient(ws[0].url, timeout=30)
-        assert len(c.call_with("Idem.big", {"kib": 2048}, idempotency_key=key)) == 2048 * 1024
+        assert len(c.call_with("Idem.big", {"kib": kib}, idempotency_key=key)) == kib * 1024
         time.sleep(0.2)  # the outcome is written after the answer
         with pytest.raises(ResultNotKept, match="larger than the workers keep"):
-            c.call_with("Idem.big", {"kib": 2048}, idempotency_key=key)
+            c.call_with("Idem.big", {"kib": kib}, idempotency_key=key)
         db = redis.Redis.from_url(server.url)
         try:
             sizes = [db.strlen(k) for k in db.scan_iter("gf:idem:*")]
