@@ -12,7 +12,14 @@ what is missing and how to get it (``scripts/system-deps.sh`` installs everythin
 outcome is written to ``server/aiges/native-build.json``, which the package reads at run time
 to say the same. ``GF_REQUIRE_NATIVE=1`` makes a part that cannot be built fail the install.
 Compiles run at most ``GF_BUILD_JOBS`` (default 2) at a time; objects are kept under
-``build/native`` so a rebuild recompiles only what changed.
+``build/native/obj/<part>/<key>``, where the key is a hash of everything that makes an object
+fit one install and not another (the compiler and its version, the flags, include dirs and
+pkg-config/pybind11 flags, the link arguments, ``sys.executable`` and the Python version): a
+rebuild recompiles only what changed, and a checkout installed into two venvs (say Python
+3.11 and 3.12) never hands one the other's objects. A part is relinked when its key differs
+from the one it was last linked with (a stamp per target under ``build/native/link``). The
+checkout's own folder is left out of the key (headers are checked by mtime), so a copy of the
+checkout reuses the objects.
 
 Not here: the package metadata (pyproject.toml) and the benchmark client (native/Makefile).
 """
@@ -20,6 +27,7 @@ Not here: the package metadata (pyproject.toml) and the benchmark client (native
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -54,6 +62,34 @@ def _pybind11_include() -> str:
     import pybind11
 
     return pybind11.get_include()
+
+
+def _compiler_version(compiler: str) -> str:
+    """The compiler's ``--version`` banner ('' when it cannot be run)."""
+    try:
+        return subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def build_key(compiler: str, flags: list[str], link_args: list[str]) -> str:
+    """A hash of every input that makes an object or a link fit only one install."""
+    here = str(ROOT)
+    inputs = {
+        "compiler": compiler,
+        "compiler_path": shutil.which(compiler) or compiler,
+        "compiler_version": _compiler_version(compiler),
+        "flags": [f.replace(here, "<checkout>") for f in flags],
+        "link": [a.replace(here, "<checkout>") for a in link_args],
+        "python": sys.executable,
+        "python_version": sys.version,
+        "abiflags": sys.abiflags,
+        "soabi": sysconfig.get_config_var("SOABI") or "",
+    }
+    blob = json.dumps(inputs, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def _newer(source: Path, target: Path) -> bool:
@@ -237,14 +273,6 @@ class BuildNative(build_ext):
     def _compile_and_link(self, ext: Extension) -> None:
         """Compile (GF_BUILD_JOBS at a time, unchanged objects reused) and link ``ext``."""
         target = Path(self.get_ext_fullpath(ext.name))
-        objects: list[str] = []
-        todo: list[tuple[str, str]] = []
-        for source in ext.gf_sources:  # type: ignore[attr-defined]
-            obj = CACHE / "obj" / ext.name / (Path(source).name + ".o")
-            objects.append(str(obj))
-            headers = [*NATIVE.glob("*.h"), Path(source)]
-            if not obj.exists() or any(h.stat().st_mtime > obj.stat().st_mtime for h in headers):
-                todo.append((source, str(obj)))
         compiler = os.environ.get("CXX", "g++")
         flags = [
             "-fPIC",
@@ -252,25 +280,44 @@ class BuildNative(build_ext):
             *(f"-I{i}" for i in ext.include_dirs),
             *(f"-D{k}={v}" for k, v in ext.define_macros),
         ]
+        link_args = list(ext.extra_link_args)
+        key = build_key(compiler, flags, link_args)
+        folder = CACHE / "obj" / ext.name / key
+        objects: list[str] = []
+        todo: list[tuple[str, str]] = []
+        for source in ext.gf_sources:  # type: ignore[attr-defined]
+            obj = folder / (Path(source).name + ".o")
+            objects.append(str(obj))
+            headers = [*NATIVE.glob("*.h"), Path(source)]
+            if not obj.exists() or any(h.stat().st_mtime > obj.stat().st_mtime for h in headers):
+                todo.append((source, str(obj)))
 
         def compile_one(job: tuple[str, str]) -> None:
             source, obj = job
             Path(obj).parent.mkdir(parents=True, exist_ok=True)
-            print(f"native: compiling {Path(source).name}", flush=True)
+            print(f"native: compiling {Path(source).name} ({key})", flush=True)
             subprocess.run([compiler, *flags, "-c", source, "-o", obj + ".tmp"], check=True)
             os.replace(obj + ".tmp", obj)
 
         jobs = max(1, int(os.environ.get("GF_BUILD_JOBS", "2")))
         with ThreadPoolExecutor(jobs) as pool:
             list(pool.map(compile_one, todo))
-        if todo or _newer(Path(objects[0]), target) or not target.exists():
+        # The target may have been linked by another install from other objects.
+        where = hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:16]
+        stamp = CACHE / "link" / f"{where}.buildkey"
+        linked_with = stamp.read_text().strip() if stamp.exists() else ""
+        stale = any(_newer(Path(o), target) for o in objects)
+        if todo or stale or not target.exists() or linked_with != key:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+            print(f"native: linking {target.name} ({key})", flush=True)
             subprocess.run(
-                [compiler, "-shared", "-o", str(tmp), *objects, *ext.extra_link_args],
+                [compiler, "-shared", "-o", str(tmp), *objects, *link_args],
                 check=True,
             )
             os.replace(tmp, target)
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(key + "\n")
 
     def _report(self) -> None:
         status = {

@@ -145,3 +145,74 @@ def test_no_grpc_library_builds_the_other_parts(checkout: Path, tmp_path: Path) 
         "GF_REQUIRE_NATIVE=1 and native parts are missing: server.aiges._native: missing: "
         "libgrpc++-dev" in failed.stderr
     ), failed.stderr
+
+
+def other_venv(tmp_path: Path) -> Path:
+    """A second venv over the same interpreter and site-packages, at another path.
+
+    ``sys.executable`` differs (as after recreating ``.venv`` elsewhere or with another
+    Python), everything else is this venv's, so the build can run without a new install.
+    """
+    here = Path(sys.prefix)
+    venv = tmp_path / "venv2"
+    (venv / "bin").mkdir(parents=True)
+    shutil.copy2(here / "pyvenv.cfg", venv / "pyvenv.cfg")
+    (venv / "lib").symlink_to(here / "lib")
+    python = venv / "bin" / "python"
+    python.symlink_to(Path(sys.executable).resolve())
+    return python
+
+
+def build_with(root: Path, python: Path | str, path: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("GF_REQUIRE_NATIVE", "CXX", "PYTHONPATH")
+    }
+    env["PATH"] = path
+    env["GF_BUILD_JOBS"] = "2"
+    return subprocess.run(
+        [str(python), "setup.py", "-q", "build_ext", "--inplace"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+
+
+def test_another_python_gets_its_own_objects_and_link(checkout: Path, tmp_path: Path) -> None:
+    # A checkout installed into one venv, then into another: the second must not reuse the
+    # first one's objects or its linked libwrapper.so (which names the first Python).
+    fake = tmp_path / "fake-bin"
+    fake.mkdir()
+    (fake / "pkg-config").write_text("#!/bin/sh\nexit 1\n")  # skip the slow grpc++ part
+    (fake / "pkg-config").chmod(0o755)
+    path = f"{fake}{os.pathsep}{os.environ.get('PATH', '')}"
+    lib = checkout / "server" / "aiges" / "lib" / "libwrapper.so"
+
+    first = build_with(checkout, sys.executable, path)
+    assert first.returncode == 0, first.stderr
+    assert sys.executable.encode() in lib.read_bytes()
+
+    python = other_venv(tmp_path)
+    probe = subprocess.run(
+        [str(python), "-c", "import sys, pybind11; print(sys.executable)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip() == str(python)
+    second = build_with(checkout, python, path)
+    assert second.returncode == 0, second.stderr
+    assert "native: compiling libwrapper.cc" in second.stdout, second.stdout
+    assert "native: compiling embed.cc" in second.stdout, second.stdout
+    assert str(python).encode() in lib.read_bytes()
+    assert report(checkout)["built"] == ["libwrapper", "server.aiges._embed"]
+
+    # back to the first Python: its objects are still cached (no compile) but the library
+    # is relinked from them, since the last link was the other Python's
+    third = build_with(checkout, sys.executable, path)
+    assert third.returncode == 0, third.stderr
+    assert "native: compiling" not in third.stdout, third.stdout
+    assert "native: linking libwrapper.so" in third.stdout, third.stdout
+    data = lib.read_bytes()
+    assert sys.executable.encode() in data and str(python).encode() not in data
