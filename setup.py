@@ -1,6 +1,7 @@
 """Build GlobalFunc's native parts with the package (``pip install .`` / ``-e .``).
 
-Three parts, each optional (the package works without them, on its pure-Python fallbacks):
+Three parts, each optional (the package works without them; the first two have pure-Python /
+grpcio fallbacks, libwrapper.so has none: without it the loader's C mode cannot be used):
 
 ``server.aiges._embed``      aiges_embed in C++ (pybind11): the AIGES data classes and the
                              zero-copy request ``Buffer``;
@@ -331,14 +332,22 @@ class BuildNative(build_ext):
                 out.write_text(json.dumps(status, indent=1) + "\n")
         if status["missing"]:
             lines = "; ".join(f"{k}: {v}" for k, v in status["missing"].items())
+            if _required():
+                raise SystemExit(
+                    f"GF_REQUIRE_NATIVE=1 and native parts are missing: {lines}. "
+                    f"To build them: {HOW}."
+                )
+            without = []
+            if "libwrapper" in status["missing"]:
+                without.append("the loader's C mode (libwrapper.so) cannot be used until built")
+            if set(status["missing"]) - {"libwrapper"}:
+                without.append("the others fall back to pure Python / grpcio")
             print(
-                f"GlobalFunc: native parts NOT built ({lines}); the pure-Python fallbacks are "
-                f"used. To build them: {HOW}.",
+                f"GlobalFunc: native parts NOT built ({lines}); {'; '.join(without)}. "
+                f"To build them: {HOW}.",
                 file=sys.stderr,
                 flush=True,
             )
-            if _required():
-                raise SystemExit(f"GF_REQUIRE_NATIVE=1 and native parts are missing: {lines}")
 
 
 setup(

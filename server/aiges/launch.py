@@ -301,7 +301,9 @@ def choose_server(choice: str) -> str:
     except PluginError as exc:
         if choice == "native":
             raise
-        log.info("serving on the Python gRPC server: %s", exc)
+        from server.aiges.native import missing_part
+
+        missing_part("server.aiges._native", exc.__cause__ or exc)  # once; raises if required
         return "python"
     return "native"
 

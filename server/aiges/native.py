@@ -83,6 +83,15 @@ PARTS = {
 }
 """The native parts ``pip install`` builds (setup.py), by the names its report uses."""
 
+INSTEAD = {
+    "server.aiges._native": "the plugin is served on the Python gRPC server (grpcio) instead",
+    "server.aiges._embed": "the pure-Python aiges_embed is used instead",
+    "libwrapper": (
+        "the loader's C mode cannot be used until it is built (it has no pure-Python fallback)"
+    ),
+}
+"""What happens without each part, as the end of the line that says it is missing."""
+
 _HERE = Path(__file__).resolve().parent
 _told: set[str] = set()
 
@@ -119,14 +128,21 @@ def missing_part(part: str, error: object = None) -> None:
         raise PluginError(f"{REQUIRE_ENV}=1: {message}")
     if part not in _told:
         _told.add(part)
-        log.warning("%s; using the pure-Python fallback", message)
+        log.warning("%s; %s", message, INSTEAD[part])
 
 
 def say_missing() -> int:
-    """Print one line per native part the install could not build; returns how many."""
+    """Print one line per native part the install could not build; returns how many.
+
+    ``make setup`` calls it after ``pip install``, whose output (and so setup.py's own
+    report) pip hides without ``-v``. With ``GF_REQUIRE_NATIVE=1`` no fallback is named:
+    the missing part is an error there."""
     missing = build_report().get("missing", {})
     for part in missing:
-        print(f"GlobalFunc: {why_missing(part)}; the pure-Python fallback is used", file=sys.stderr)
+        if part not in PARTS:
+            continue
+        tail = "required by GF_REQUIRE_NATIVE=1" if native_required() else INSTEAD[part]
+        print(f"GlobalFunc: {why_missing(part)}; {tail}", file=sys.stderr)
     return len(missing)
 
 

@@ -113,12 +113,24 @@ def test_no_compiler_the_build_succeeds_and_says_once_what_is_missing(
     assert len(lines) == 3
     assert all("a C++ compiler (g++)" in line and HOW in line for line in lines)
     assert any(line.startswith("GlobalFunc: libwrapper.so") for line in lines), lines
+    # the loader's C mode has no fallback, and the line says so
+    (c_mode,) = [line for line in lines if line.startswith("GlobalFunc: libwrapper.so")]
+    assert "the loader's C mode cannot be used until it is built" in c_mode
+    assert "fallback is used" not in c_mode
+    # required, no line offers a fallback
+    monkeypatch.setenv(native.REQUIRE_ENV, "1")
+    assert native.say_missing() == 3
+    lines = capsys.readouterr().err.splitlines()
+    assert all("required by GF_REQUIRE_NATIVE=1" in line for line in lines), lines
+    assert not any("instead" in line for line in lines), lines
+    monkeypatch.delenv(native.REQUIRE_ENV)
 
     failed = build(checkout, path, required=True)
     assert failed.returncode != 0
     assert "GF_REQUIRE_NATIVE=1 and native parts are missing: libwrapper: missing: a C++ " in (
         failed.stderr
     ), failed.stderr
+    assert ONCE not in failed.stderr and "fall back" not in failed.stderr, failed.stderr
 
 
 def test_no_grpc_library_builds_the_other_parts(checkout: Path, tmp_path: Path) -> None:
