@@ -1,50 +1,53 @@
 // libwrapper.so: the AIGES loader's C mode (AIGES_PLUGIN_MODE=c, the loader's default).
 //
 // The loader dlopen()s "libwrapper.so" and calls the 15 functions of aiges_wrapper.h. This
-// library embeds CPython (or joins the interpreter already running in the process) and
-// hands every call to server.aiges.chost.Host, the same Bridge the grpc++ plugin server
-// calls, so the user code runs by the same rules and answers the same bytes.
+// file holds those 15 functions, the interpreter (embeds CPython, or joins the one already
+// running in the process) and the sessions; it hands every call to server.aiges.chost.Host,
+// the same Bridge the grpc++ plugin server calls, so user code runs by the same rules and
+// answers the same bytes. Its parts:
+//   c_lists.h      the loader's ParamList/DataList <-> Python values, result chains, freeing
+//                  (and the one decoding rule for C strings: UTF-8 with "replace");
+//   async_calls.h  the pending wrapperExecAsync calls, their deadlines and the timer thread;
+//   user_pool.h    the worker threads (shared with the grpc++ server).
 //
-//   wrapperExec        runs inline on the caller's thread (GIL taken with the shared
-//                      thread-state handling of user_pool.h); request data reaches Python
-//                      as aiges_embed.Buffer views of the loader's memory, no copy, released
-//                      when the call returns; the result is one malloc'd DataList chain,
-//                      freed by wrapperExecFree;
-//   wrapperExecAsync   copies the request once (the loader's memory is only the loader's
-//                      during the call), runs on the UserPool (user_pool.h, the one the
-//                      grpc++ server uses) and calls the callback with the GIL released; the
-//                      result passed to the callback is freed when the callback returns.
-//                      The callback runs exactly once per call: with the result, or with
-//                      10102 and no data when `timeout` ms passed first (one timer thread
-//                      watches every deadline; a call still queued then is not run, a late
-//                      result is freed, and either is logged once with the tag), or with
-//                      30005 when wrapperFini comes first. After wrapperFini returns, no
-//                      callback of an earlier call runs;
-//   sessions           wrapperCreate/Write/Destroy through the Bridge; results pushed by
-//                      the user (aiges_embed.callback) go to the session's callback, or
-//                      queue for wrapperRead when it has none (free those with
-//                      wrapperExecFree). Written frames are copied (session wrappers keep
-//                      them for their own threads);
-//   wrapperError       our codes' texts, else the wrapper's own wrapperError(code);
-//   wrapperLoadRes/UnloadRes  accepted, no personalisation resources (return 0).
+//   wrapperExec        runs inline on the caller's thread; request data reaches Python as
+//                      aiges_embed.Buffer views of the loader's memory, released when the
+//                      call returns; the result is one malloc'd DataList chain, freed by
+//                      wrapperExecFree;
+//   wrapperExecAsync   copies the request once, runs on the UserPool and calls the callback
+//                      without the GIL; the result passed to the callback is valid only
+//                      during the callback (freed when it returns). Exactly one callback per
+//                      call: the result, 10102 when `timeout` ms passed first, or 30005 when
+//                      wrapperFini comes first. After wrapperFini returns, no callback of an
+//                      earlier call runs;
+//   sessions           wrapperCreate/Write/Destroy through the Bridge. Each session has its
+//                      own key ("<usrTag>#<n>"), the tag the Python side sees and routes
+//                      pushed results by, so sessions with the same usrTag stay apart;
+//                      results go to the session's callback, or queue for wrapperRead;
+//   wrapperInit/Fini   serialised by one lock held for the whole of each; a callback thread
+//                      calling them never waits for a wrapperFini in progress (it may be
+//                      waiting for that thread); wrapperFini from a callback returns promptly;
+//   wrapperError       our codes' texts are static; the wrapper's texts are cached, at most
+//                      kMaxErrorTexts, cleared by wrapperInit and wrapperFini.
 //
-// The interpreter is not finalised by wrapperFini: CPython cannot reliably start again in
-// one process once extension modules were loaded, and the loader calls wrapperFini at exit.
+// Not here: converting C lists (c_lists.h), deadlines (async_calls.h), thread pools
+// (user_pool.h), anything the user code does (server/aiges). The interpreter is not
+// finalised by wrapperFini: CPython cannot reliably start again in one process once
+// extension modules were loaded, and the loader calls wrapperFini at exit.
 
 #include <Python.h>
 #include <dlfcn.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -52,6 +55,8 @@
 #include <vector>
 
 #include "aiges_wrapper.h"
+#include "async_calls.h"
+#include "c_lists.h"
 #include "user_pool.h"
 
 namespace py = pybind11;
@@ -65,63 +70,42 @@ namespace py = pybind11;
 
 namespace {
 
+using namespace gf_c;  // NOLINT: the C-list helpers are this file's vocabulary
+using gf_async::AsyncCall;
+using gf_async::CallPtr;
+using gf_async::InCallback;
+
 constexpr int kInitFailed = 30001;
+constexpr int kUserInitFailed = 30002;
 constexpr int kExecFailed = 30003;
 constexpr int kBadHandle = 30004;  // a handle this library did not hand out (or destroyed)
-constexpr int kOnceTimeout = 10102;  // the loader's "once timeout": no answer within `timeout`
-constexpr int kFinished = 30005;     // wrapperFini came before the wrapper answered
-
-using Clock = std::chrono::steady_clock;
-
-// One wrapperExecAsync call. Whoever sets `answered` under Async::mu first (the worker with
-// the result, the timer, wrapperFini) calls the callback; everyone else only cleans up.
-struct AsyncCall {
-  std::string tag;
-  wrapperCallback cb = nullptr;
-  int timeout_ms = 0;
-  bool answered = false;
-  int answer = 0;  // the ret the callback got
-  bool has_due = false;
-  std::multimap<Clock::time_point, AsyncCall*>::iterator due;
-};
-
-// The calls not answered yet, and the one timer thread that answers those past their
-// deadline (started by wrapperInit, joined by wrapperFini).
-struct Async {
-  std::mutex mu;
-  std::condition_variable cv;  // the timer: a new earliest deadline, or stop
-  std::unordered_map<AsyncCall*, std::shared_ptr<AsyncCall>> pending;
-  std::multimap<Clock::time_point, AsyncCall*> deadlines;
-  bool stop = false;
-  std::thread timer;
-};
+constexpr int kOnceTimeout = gf_async::kOnceTimeout;
+constexpr int kFinished = 30005;  // wrapperFini came before the wrapper answered
+constexpr size_t kMaxErrorTexts = 256;  // the wrapper's wrapperError texts kept
 
 struct Session {
   std::string handle;  // the wrapper's handle
-  std::string tag;     // the usrTag of wrapperCreate: where pushed results are routed
-  wrapperCallback cb;
+  std::string tag;     // the loader's usrTag, given back to its callback
+  std::string key;     // "<usrTag>#<n>": the tag the Python side sees and routes results by
+  wrapperCallback cb = nullptr;
   std::deque<pDataList> unread;  // results for wrapperRead when cb is null
 };
 
-struct OwnedItem {
-  std::string key, data;
-  int type, status;
-  std::vector<std::pair<std::string, std::string>> desc;
-};
-
 struct Lib {
-  std::mutex mu;  // initialised, sessions, errors, ctrl
+  std::mutex life;                    // held for the whole of wrapperInit and of wrapperFini
+  std::atomic<bool> finishing{false};  // a wrapperFini holds `life`
+  std::mutex mu;                      // initialised, sessions, errors, ctrl
   bool initialised = false;
   bool owns_python = false;
-  bool copy_request = false;  // wrapper.copy_request = true: bytes copies (for comparisons)
+  bool copy_request = false;   // wrapper.copy_request = true: bytes copies (for comparisons)
   py::object* host = nullptr;  // touched with the GIL only; never destroyed at exit
   gf::UserPool pool;
   std::map<const void*, std::shared_ptr<Session>> sessions;
-  std::unordered_map<std::string, std::shared_ptr<Session>> by_tag;
-  std::map<int, std::string> errors;  // wrapperError texts (stable c_str)
+  std::unordered_map<std::string, std::shared_ptr<Session>> by_key;
+  unsigned long long sessions_made = 0;
+  std::unordered_map<int, std::string> errors;  // the wrapper's texts (stable c_str)
   std::map<int, void*> ctrl;
-  std::string version;
-  Async async;
+  gf_async::AsyncCalls async;
 };
 
 Lib& lib() {
@@ -129,198 +113,28 @@ Lib& lib() {
   return *l;
 }
 
-// Take the right to answer `c` (Async::mu held): false when someone already answered it.
-bool claim(Async& a, AsyncCall* c, int answer) {
-  if (c->answered) return false;
-  c->answered = true;
-  c->answer = answer;
-  if (c->has_due) {
-    a.deadlines.erase(c->due);
-    c->has_due = false;
+// Takes Lib::life for wrapperInit/wrapperFini. On a thread inside one of our callbacks it
+// never blocks on a wrapperFini in progress (which may be waiting for this very thread):
+// false then. Called without the GIL.
+bool lock_life(std::unique_lock<std::mutex>* life) {
+  if (!gf_async::t_in_callback_thread) {
+    life->lock();
+    return true;
   }
-  a.pending.erase(c);
-  return true;
-}
-
-// The timer thread: answers 10102 for calls past their deadline. Holds no Python state.
-void run_timer() {
-  Async& a = lib().async;
-  std::unique_lock<std::mutex> lock(a.mu);
-  while (!a.stop) {
-    if (a.deadlines.empty()) {
-      a.cv.wait(lock);
-      continue;
-    }
-    Clock::time_point now = Clock::now();
-    if (now < a.deadlines.begin()->first) {
-      a.cv.wait_until(lock, a.deadlines.begin()->first);
-      continue;
-    }
-    std::vector<std::shared_ptr<AsyncCall>> expired;
-    while (!a.deadlines.empty() && a.deadlines.begin()->first <= now) {
-      AsyncCall* c = a.deadlines.begin()->second;
-      expired.push_back(a.pending.at(c));
-      claim(a, c, kOnceTimeout);
-    }
-    lock.unlock();
-    for (auto& c : expired) {
-      if (c->cb != nullptr) c->cb(c->tag.c_str(), nullptr, kOnceTimeout);
-    }
-    lock.lock();
+  Lib& l = lib();
+  for (;;) {
+    if (life->try_lock()) return true;
+    if (l.finishing.load()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 }
 
-// ---------------------------------------------------------------------------------------
-// C structs <-> Python values
-
-std::string str_of(const char* s, size_t n) { return s == nullptr ? std::string() : std::string(s, n); }
-
-py::dict params_dict(pParamList p) {
-  py::dict d;
-  for (; p != nullptr; p = p->next) {
-    if (p->key == nullptr) continue;
-    size_t n = p->value == nullptr ? 0 : (p->vlen ? p->vlen : strlen(p->value));
-    d[py::str(p->key)] = py::reinterpret_steal<py::object>(
-        PyUnicode_DecodeUTF8(p->value == nullptr ? "" : p->value, static_cast<Py_ssize_t>(n),
-                             "replace"));
-  }
-  return d;
-}
-
-std::vector<std::pair<std::string, std::string>> params_vector(pParamList p) {
-  std::vector<std::pair<std::string, std::string>> v;
-  for (; p != nullptr; p = p->next) {
-    if (p->key == nullptr) continue;
-    size_t n = p->value == nullptr ? 0 : (p->vlen ? p->vlen : strlen(p->value));
-    v.emplace_back(p->key, str_of(p->value, n));
-  }
-  return v;
-}
-
-py::dict pairs_dict(const std::vector<std::pair<std::string, std::string>>& v) {
-  py::dict d;
-  for (const auto& kv : v) {
-    d[py::str(kv.first)] = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(
-        kv.second.data(), static_cast<Py_ssize_t>(kv.second.size()), "replace"));
-  }
-  return d;
-}
-
-// A zero-copy aiges_embed.Buffer over [data, data+len). Collects it in `views` for release.
-py::object view_of(const py::object& buffer_type, const void* data, size_t len,
-                   std::vector<py::object>* views) {
-  static char empty = 0;
-  PyObject* mv = PyMemoryView_FromMemory(
-      const_cast<char*>(data == nullptr ? &empty : static_cast<const char*>(data)),
-      static_cast<Py_ssize_t>(data == nullptr ? 0 : len), PyBUF_READ);
-  if (mv == nullptr) throw py::error_already_set();
-  py::object buffer = buffer_type(py::reinterpret_steal<py::object>(mv));
-  views->push_back(buffer);
-  return buffer;
-}
-
-// DataList -> [(key, data, type, status, desc)], data as Buffer views (or bytes copies).
-py::list request_items(pDataList d, const py::object& buffer_type, std::vector<py::object>* views,
-                       bool copy) {
-  py::list items;
-  for (; d != nullptr; d = d->next) {
-    py::object data = copy ? py::object(py::bytes(static_cast<const char*>(d->data),
-                                                  d->data == nullptr ? 0 : d->len))
-                           : view_of(buffer_type, d->data, d->len, views);
-    items.append(py::make_tuple(py::str(d->key == nullptr ? "" : d->key), data,
-                                static_cast<int>(d->type), static_cast<int>(d->status),
-                                params_dict(d->desc)));
-  }
-  return items;
-}
-
-py::list owned_items(const std::vector<OwnedItem>& owned, const py::object& buffer_type,
-                     std::vector<py::object>* views) {
-  py::list items;
-  for (const auto& it : owned) {
-    items.append(py::make_tuple(py::str(it.key),
-                                view_of(buffer_type, it.data.data(), it.data.size(), views),
-                                it.type, it.status, pairs_dict(it.desc)));
-  }
-  return items;
-}
-
-std::vector<OwnedItem> copy_items(pDataList d) {
-  std::vector<OwnedItem> v;
-  for (; d != nullptr; d = d->next) {
-    v.push_back(OwnedItem{d->key == nullptr ? "" : d->key,
-                          str_of(static_cast<const char*>(d->data), d->data ? d->len : 0),
-                          static_cast<int>(d->type), static_cast<int>(d->status),
-                          params_vector(d->desc)});
-  }
-  return v;
-}
-
-char* dup(const char* s, size_t n) {
-  char* out = static_cast<char*>(malloc(n + 1));
-  if (n) memcpy(out, s, n);
-  out[n] = '\0';
-  return out;
-}
-
-void free_params(pParamList p) {
-  while (p != nullptr) {
-    pParamList next = p->next;
-    free(p->key);
-    free(p->value);
-    free(p);
-    p = next;
-  }
-}
-
-void free_list(pDataList d) {
-  while (d != nullptr) {
-    pDataList next = d->next;
-    free(d->key);
-    free(d->data);
-    free_params(d->desc);
-    free(d);
-    d = next;
-  }
-}
-
-// [(key, bytes, type, status, desc)] (normalised by the Bridge) -> a malloc'd DataList chain.
-pDataList result_list(py::handle items) {
-  pDataList head = nullptr;
-  pDataList* tail = &head;
-  for (py::handle item : items) {
-    auto t = py::reinterpret_borrow<py::tuple>(item);
-    auto* node = static_cast<pDataList>(calloc(1, sizeof(DataList)));
-    *tail = node;
-    tail = &node->next;
-    std::string key = t[0].cast<std::string>();
-    node->key = dup(key.data(), key.size());
-    char* bytes = nullptr;
-    Py_ssize_t n = 0;
-    if (PyBytes_AsStringAndSize(t[1].ptr(), &bytes, &n) != 0) throw py::error_already_set();
-    node->data = dup(bytes, static_cast<size_t>(n));
-    node->len = static_cast<unsigned int>(n);
-    node->type = static_cast<DataType>(t[2].cast<int>());
-    node->status = static_cast<DataStatus>(t[3].cast<int>());
-    pParamList* dtail = &node->desc;
-    for (auto kv : t[4].cast<py::dict>()) {
-      std::string k = kv.first.cast<std::string>(), v = kv.second.cast<std::string>();
-      auto* p = static_cast<pParamList>(calloc(1, sizeof(ParamList)));
-      p->key = dup(k.data(), k.size());
-      p->value = dup(v.data(), v.size());
-      p->vlen = static_cast<unsigned int>(v.size());
-      *dtail = p;
-      dtail = &p->next;
-    }
-  }
-  return head;
-}
-
+// Logs through the host (GIL held); non-UTF-8 bytes (a loader's tag) show as \xNN.
 void log_py(const char* level, const std::string& message) {
   Lib& l = lib();
   try {
     if (l.host != nullptr) {
-      l.host->attr("log")(level, message);
+      l.host->attr("log")(level, log_text(message));
       return;
     }
   } catch (py::error_already_set&) {
@@ -357,17 +171,15 @@ std::pair<int, pDataList> run_once(py::dict params, py::list items, const std::s
   pDataList out = nullptr;
   int ret = kExecFailed;
   try {
-    py::tuple result = l.host->attr("once")(params, items, tag);
+    py::tuple result = l.host->attr("once")(params, items, text(tag));
     ret = result[0].cast<int>();
-    out = result_list(result[1]);
+    out = result_list(result[1]);  // frees its partial chain when it throws
   } catch (py::error_already_set& e) {
     log_py("error", "wrapperExec (tag " + tag + "): " + e.what());
-    free_list(out);
     out = nullptr;
     ret = kExecFailed;
   } catch (std::exception& e) {
     log_py("error", "wrapperExec (tag " + tag + "): " + e.what());
-    free_list(out);
     out = nullptr;
     ret = kExecFailed;
   }
@@ -381,17 +193,17 @@ bool ready() {
   return l.initialised;
 }
 
-// Session results pushed by the wrapper: emit(tag, ret, items), GIL held.
-void emit(const std::string& tag, int ret, py::handle items) {
+// Session results pushed by the wrapper: emit(session key, ret, items), GIL held.
+void emit(const std::string& key, int ret, py::handle items) {
   Lib& l = lib();
   std::shared_ptr<Session> s;
   {
     std::lock_guard<std::mutex> lock(l.mu);
-    auto it = l.by_tag.find(tag);
-    if (it != l.by_tag.end()) s = it->second;
+    auto it = l.by_key.find(key);
+    if (it != l.by_key.end()) s = it->second;
   }
   if (!s) {
-    log_py("warning", "session result for tag " + tag + " dropped: no open session has it");
+    log_py("warning", "session result for " + key + " dropped: no open session has it");
     return;
   }
   pDataList list = result_list(items);
@@ -401,8 +213,28 @@ void emit(const std::string& tag, int ret, py::handle items) {
     return;
   }
   gf::NoGil nogil;
-  s->cb(s->tag.c_str(), list, ret);
+  InCallback in_callback;
+  s->cb(s->tag.c_str(), list, ret);  // valid during the callback only
   free_list(list);
+}
+
+// The aggregated warning about async calls answered while still queued (never run): at
+// most one a second, or now when `force`. Called WITHOUT the GIL; takes it only to log.
+void report_skipped(bool force) {
+  std::string last_tag;
+  long n = lib().async.take_skipped(force, &last_tag);
+  if (n == 0) return;
+  gf::Gil gil;
+  log_py("warning", "wrapperExecAsync: " + std::to_string(n) +
+                        " call(s) not run: their callback already had 10102 (timeout) while "
+                        "they were still queued (the last: tag " +
+                        last_tag + "); give longer timeouts or more wrapper.workers");
+}
+
+void clear_errors() {
+  Lib& l = lib();
+  std::lock_guard<std::mutex> lock(l.mu);
+  l.errors.clear();
 }
 
 // Start Python when no interpreter runs in this process: the Python that built the
@@ -444,6 +276,8 @@ int wrapperSetCtrl(CtrlType type, void* func) {
 
 int wrapperInit(pConfig cfg) {
   Lib& l = lib();
+  std::unique_lock<std::mutex> life(l.life, std::defer_lock);
+  if (!lock_life(&life)) return kInitFailed;  // a callback's re-init during a wrapperFini
   {
     std::lock_guard<std::mutex> lock(l.mu);
     if (l.initialised) return 0;
@@ -459,6 +293,7 @@ int wrapperInit(pConfig cfg) {
     if (kv.first == "wrapper.workers") workers = std::max(1, atoi(kv.second.c_str()));
     if (kv.first == "wrapper.copy_request") l.copy_request = kv.second == "true";
   }
+  clear_errors();  // texts of the previous wrapper
   int ret = kInitFailed;
   {
     gf::Gil gil;
@@ -467,7 +302,7 @@ int wrapperInit(pConfig cfg) {
         py::object host =
             py::module_::import("server.aiges.chost").attr("Host")(l.owns_python);
         host.attr("bind")(py::cpp_function(
-            [](const std::string& tag, int code, py::handle items) { emit(tag, code, items); }));
+            [](const std::string& key, int code, py::handle items) { emit(key, code, items); }));
         buffer_type();
         l.host = new py::object(std::move(host));
       }
@@ -480,11 +315,7 @@ int wrapperInit(pConfig cfg) {
   if (ret != 0) return ret;
   l.pool.reset();
   l.pool.start(workers);
-  {
-    std::lock_guard<std::mutex> lock(l.async.mu);
-    l.async.stop = false;
-  }
-  l.async.timer = std::thread(run_timer);
+  l.async.start_timer();
   std::lock_guard<std::mutex> lock(l.mu);
   l.initialised = true;
   return 0;
@@ -492,72 +323,78 @@ int wrapperInit(pConfig cfg) {
 
 int wrapperFini(void) {
   Lib& l = lib();
+  std::unique_lock<std::mutex> life(l.life, std::defer_lock);
+  if (!lock_life(&life)) return 0;  // from a callback while another wrapperFini runs
   {
     std::lock_guard<std::mutex> lock(l.mu);
     if (!l.initialised) return 0;
     l.initialised = false;
   }
+  l.finishing = true;
+  // Waits for the workers (not for the calling one, when a callback calls wrapperFini).
   l.pool.stop(2.0);
   // Async calls still unanswered: queued (the pool dropped them) or still in user code
-  // past the wait. Each gets its one callback now; a late result is dropped by its worker.
-  std::vector<std::shared_ptr<AsyncCall>> left;
-  {
-    std::lock_guard<std::mutex> lock(l.async.mu);
-    for (auto& kv : l.async.pending) left.push_back(kv.second);
-    for (auto& c : left) claim(l.async, c.get(), kFinished);
-    l.async.stop = true;
-  }
-  l.async.cv.notify_all();
-  if (l.async.timer.joinable()) {
-    if (l.async.timer.get_id() == std::this_thread::get_id()) {
-      l.async.timer.detach();  // wrapperFini from a timeout callback: it ends after that
-    } else {
-      l.async.timer.join();
-    }
-  }
-  for (auto& c : left) {
-    if (c->cb != nullptr) c->cb(c->tag.c_str(), nullptr, kFinished);
-  }
+  // past the wait. Each gets its one callback below; a late result is dropped by its worker.
+  std::vector<CallPtr> left = l.async.claim_all(kFinished);
+  l.async.stop_timer();
   std::map<const void*, std::shared_ptr<Session>> sessions;
   {
     std::lock_guard<std::mutex> lock(l.mu);
     sessions.swap(l.sessions);
-    l.by_tag.clear();
+    l.by_key.clear();
   }
   for (auto& kv : sessions) {
     for (pDataList d : kv.second->unread) free_list(d);
+    kv.second->unread.clear();
   }
-  gf::Gil gil;
-  try {
-    return l.host->attr("fini")().cast<int>();
-  } catch (py::error_already_set& e) {
-    log_py("error", std::string("wrapperFini: ") + e.what());
-    return kExecFailed;
+  report_skipped(true);
+  int ret = kExecFailed;
+  {
+    gf::Gil gil;
+    try {
+      ret = l.host->attr("fini")().cast<int>();
+    } catch (py::error_already_set& e) {
+      log_py("error", std::string("wrapperFini: ") + e.what());
+    }
   }
+  clear_errors();
+  l.finishing = false;
+  life.unlock();
+  InCallback in_callback;
+  for (auto& c : left) {
+    if (c->cb != nullptr) c->cb(c->tag.c_str(), nullptr, kFinished);
+  }
+  return ret;
 }
 
 const char* wrapperError(int errNum) {
+  switch (errNum) {  // ours: static texts (the first three as chost.ERRORS says them)
+    case kInitFailed:
+      return "the wrapper is not loaded or not initialised (wrapperInit failed or not called)";
+    case kUserInitFailed:
+      return "the wrapper's wrapperInit failed";
+    case kExecFailed:
+      return "the wrapper's call raised, returned nothing, or returned an invalid result";
+    case kBadHandle:
+      return "unknown session handle: not one wrapperCreate returned, or already destroyed";
+    case kOnceTimeout:
+      return "once timeout: the wrapper did not answer within the wrapperExecAsync timeout; "
+             "its late result is dropped (give a longer timeout or make the call faster)";
+    case kFinished:
+      return "wrapperFini came before the wrapper answered this wrapperExecAsync call; its "
+             "result, if any, is dropped";
+    default:
+      break;
+  }
   Lib& l = lib();
   {
     std::lock_guard<std::mutex> lock(l.mu);
+    if (l.host == nullptr) return "error (wrapperInit not called)";
     auto it = l.errors.find(errNum);
     if (it != l.errors.end()) return it->second.c_str();
   }
   std::string text = "error " + std::to_string(errNum);
-  if (errNum == kOnceTimeout) {
-    return "once timeout: the wrapper did not answer within the wrapperExecAsync timeout; "
-           "its late result is dropped (give a longer timeout or make the call faster)";
-  } else if (errNum == kFinished) {
-    return "wrapperFini came before the wrapper answered this wrapperExecAsync call; its "
-           "result, if any, is dropped";
-  } else if (errNum == kBadHandle) {
-    text = "unknown session handle: not one wrapperCreate returned, or already destroyed";
-  } else if (l.host == nullptr) {  // before the first wrapperInit: ours only, not cached
-    if (errNum == kInitFailed) {
-      return "the wrapper is not loaded or not initialised (wrapperInit failed or not called)";
-    }
-    return errNum == kExecFailed ? "the wrapper's call failed" : "error (wrapperInit not called)";
-  } else if (Py_IsInitialized()) {
+  if (Py_IsInitialized()) {
     gf::Gil gil;
     try {
       text = l.host->attr("error_text")(errNum).cast<std::string>();
@@ -566,7 +403,13 @@ const char* wrapperError(int errNum) {
     }
   }
   std::lock_guard<std::mutex> lock(l.mu);
-  return l.errors.emplace(errNum, std::move(text)).first->second.c_str();
+  if (l.errors.size() < kMaxErrorTexts || l.errors.count(errNum) != 0) {
+    // valid until the next wrapperInit or wrapperFini
+    return l.errors.emplace(errNum, std::move(text)).first->second.c_str();
+  }
+  thread_local std::string overflow;  // valid until this thread's next wrapperError
+  overflow = std::move(text);
+  return overflow.c_str();
 }
 
 const char* wrapperVersion(void) {
@@ -616,73 +459,51 @@ int wrapperExecAsync(const char* usrTag, pParamList params, pDataList reqData,
   call->tag = usrTag == nullptr ? "" : usrTag;
   call->cb = callback;
   call->timeout_ms = timeout;
-  auto owned_params = std::make_shared<std::vector<std::pair<std::string, std::string>>>(
-      params_vector(params));
+  auto owned_params = std::make_shared<Pairs>(params_vector(params));
   auto owned = std::make_shared<std::vector<OwnedItem>>(copy_items(reqData));
-  bool earliest = false;
-  {
-    std::lock_guard<std::mutex> lock(l.async.mu);
-    l.async.pending.emplace(call.get(), call);
-    if (timeout > 0) {
-      call->due = l.async.deadlines.emplace(Clock::now() + std::chrono::milliseconds(timeout),
-                                            call.get());
-      call->has_due = true;
-      earliest = call->due == l.async.deadlines.begin();
-    }
-  }
-  if (earliest) l.async.cv.notify_one();
-  bool queued = l.pool.submit([call, owned_params, owned] {
-    Async& a = lib().async;
-    int answered_with = 0;
-    {
-      std::lock_guard<std::mutex> lock(a.mu);
-      if (call->answered) answered_with = call->answer;
-    }
-    if (answered_with != 0) {  // timed out (or fini) while queued: the loader gave up
-      log_py("warning", "wrapperExecAsync (tag " + call->tag + "): not run, the callback " +
-                            "already had " + std::to_string(answered_with) +
-                            (answered_with == kOnceTimeout
-                                 ? " (no answer within " + std::to_string(call->timeout_ms) +
-                                       " ms, still queued)"
-                                 : std::string()));
+  l.async.add(call);
+  // Called without the GIL: a call answered while queued costs no Python at all.
+  bool queued = l.pool.submit_nogil([call, owned_params, owned] {
+    Lib& l = lib();
+    if (l.async.answered_with(call.get()) != 0) {  // timed out while queued: not run
+      l.async.count_skipped(call->tag);
+      report_skipped(false);
       return;
     }
-    std::vector<py::object> views;
     std::pair<int, pDataList> result{kExecFailed, nullptr};
-    try {
-      py::list items = owned_items(*owned, buffer_type(), &views);
-      result = run_once(pairs_dict(*owned_params), items, call->tag, &views);
-    } catch (py::error_already_set& e) {
-      log_py("error", "wrapperExecAsync (tag " + call->tag + "): " + e.what());
-      release_views(&views, "wrapperExecAsync");
-    }
-    bool mine;
     {
-      std::lock_guard<std::mutex> lock(a.mu);
-      mine = claim(a, call.get(), result.first);
-      answered_with = call->answer;
+      gf::Gil gil;
+      std::vector<py::object> views;
+      try {
+        py::list items = owned_items(*owned, buffer_type(), &views);
+        result = run_once(pairs_dict(*owned_params), items, call->tag, &views);
+      } catch (py::error_already_set& e) {
+        log_py("error", "wrapperExecAsync (tag " + call->tag + "): " + e.what());
+        release_views(&views, "wrapperExecAsync");
+      }
     }
-    if (!mine) {
+    int had = 0;
+    if (!l.async.claim(call.get(), result.first, &had)) {
       free_list(result.second);
+      gf::Gil gil;
       log_py("warning", "wrapperExecAsync (tag " + call->tag + "): the wrapper answered after " +
-                            "the callback already had " + std::to_string(answered_with) +
-                            (answered_with == kOnceTimeout
+                            "the callback already had " + std::to_string(had) +
+                            (had == kOnceTimeout
                                  ? " (timeout " + std::to_string(call->timeout_ms) + " ms)"
                                  : std::string(" (wrapperFini)")) +
                             "; its result is dropped");
       return;
     }
     if (call->cb != nullptr) {
-      gf::NoGil nogil;
-      call->cb(call->tag.c_str(), result.second, result.first);
+      InCallback in_callback;
+      call->cb(call->tag.c_str(), result.second, result.first);  // valid during it only
     }
     free_list(result.second);
   });
   if (queued) return 0;
-  std::lock_guard<std::mutex> lock(l.async.mu);  // wrapperFini is stopping the pool
-  // Not answered yet: the caller learns it from our return. Answered: wrapperFini's sweep
-  // took it and calls (or called) its callback, which is the one answer.
-  return claim(l.async, call.get(), kExecFailed) ? kExecFailed : 0;
+  // wrapperFini is stopping the pool. Not answered yet: the caller learns it from our
+  // return. Answered: wrapperFini's sweep took it and calls its callback, the one answer.
+  return l.async.claim(call.get(), kExecFailed) ? kExecFailed : 0;
 }
 
 const void* wrapperCreate(const char* usrTag, pParamList params, wrapperCallback cb,
@@ -696,17 +517,21 @@ const void* wrapperCreate(const char* usrTag, pParamList params, wrapperCallback
   s->tag = usrTag == nullptr ? "" : usrTag;
   s->cb = cb;
   Lib& l = lib();
-  {
-    std::lock_guard<std::mutex> lock(l.mu);
-    l.by_tag[s->tag] = s;  // results pushed during wrapperCreate already find it
-  }
   int code = kExecFailed;
   {
     gf::Gil gil;
     try {
+      // The session's own key: the tag as the Python side reads it (valid UTF-8), made
+      // unique. Registered before create: results pushed during wrapperCreate find it.
+      std::string shown = text(s->tag).cast<std::string>();
+      {
+        std::lock_guard<std::mutex> lock(l.mu);
+        s->key = shown + "#" + std::to_string(++l.sessions_made);
+        l.by_key[s->key] = s;
+      }
       py::dict p = params_dict(params);
       std::string sid = p.contains("sid") ? p["sid"].cast<std::string>() : std::string();
-      py::tuple r = l.host->attr("create")(p, sid, s->tag);
+      py::tuple r = l.host->attr("create")(p, sid, s->key);
       s->handle = r[0].cast<std::string>();
       code = r[1].cast<int>();
     } catch (py::error_already_set& e) {
@@ -715,7 +540,7 @@ const void* wrapperCreate(const char* usrTag, pParamList params, wrapperCallback
   }
   std::lock_guard<std::mutex> lock(l.mu);
   if (code != 0) {
-    if (l.by_tag[s->tag] == s) l.by_tag.erase(s->tag);
+    l.by_key.erase(s->key);
     if (errNum != nullptr) *errNum = code;
     return nullptr;
   }
@@ -777,8 +602,7 @@ int wrapperDestroy(const void* handle) {
   }
   std::lock_guard<std::mutex> lock(l.mu);
   l.sessions.erase(handle);
-  auto it = l.by_tag.find(s->tag);
-  if (it != l.by_tag.end() && it->second == s) l.by_tag.erase(it);
+  l.by_key.erase(s->key);
   for (pDataList d : s->unread) free_list(d);
   s->unread.clear();
   return ret;
@@ -787,7 +611,7 @@ int wrapperDestroy(const void* handle) {
 const char* wrapperDebugInfo(const void* handle) {
   thread_local std::string info;
   auto s = session_of(handle);
-  info = s ? "session " + s->handle + " (tag " + s->tag + ")" : std::string();
+  info = s ? "session " + s->handle + " (" + s->key + ")" : std::string();
   return info.c_str();
 }
 

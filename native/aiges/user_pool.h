@@ -89,11 +89,16 @@ class NoGil {
 class UserPool {
  public:
   void start(int workers) {
+    unsigned gen;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      gen = generation_;
+    }
     for (int i = 0; i < workers; ++i) {
       auto done = std::make_shared<std::atomic<bool>>(false);
       done_.push_back(done);
-      threads_.emplace_back([this, done] {
-        loop();
+      threads_.emplace_back([this, done, gen] {
+        loop(gen);
         {
           std::lock_guard<std::mutex> lock(mu_);
           done->store(true);
@@ -104,15 +109,11 @@ class UserPool {
   }
 
   // False when the pool is stopping (the job is not run).
-  bool submit(std::function<void()> job) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) return false;
-      jobs_.push_back(std::move(job));
-    }
-    cv_.notify_one();
-    return true;
-  }
+  bool submit(std::function<void()> job) { return push(std::move(job), true); }
+
+  // Like submit, but the job is called WITHOUT the GIL (it takes gf::Gil itself when it
+  // needs Python): for jobs that may finish without touching Python.
+  bool submit_nogil(std::function<void()> job) { return push(std::move(job), false); }
 
   bool running() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -123,26 +124,32 @@ class UserPool {
   // finished and detach the rest (user code that never returns cannot be interrupted).
   // Returns how many were detached: the process must then end with os._exit, since a
   // detached thread still owns a Python thread state. Call WITHOUT the GIL.
+  // Called from one of the pool's own workers (a job stopping its pool), that worker is not
+  // waited for: it is detached and ends when its job returns.
   int stop(double wait) {
-    std::deque<std::function<void()>> dropped;
+    std::deque<Job> dropped;
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
+      ++generation_;  // a detached worker of this generation never takes a later job
       dropped.swap(jobs_);
     }
     cv_.notify_all();
+    const std::thread::id self = std::this_thread::get_id();
     {
       std::unique_lock<std::mutex> lock(mu_);
-      exited_cv_.wait_for(lock, std::chrono::duration<double>(wait < 0 ? 0 : wait), [this] {
-        for (auto& d : done_) {
-          if (!d->load()) return false;
+      exited_cv_.wait_for(lock, std::chrono::duration<double>(wait < 0 ? 0 : wait), [&] {
+        for (size_t i = 0; i < done_.size(); ++i) {
+          if (!done_[i]->load() && threads_[i].get_id() != self) return false;
         }
         return true;
       });
     }
     int detached = 0;
     for (size_t i = 0; i < threads_.size(); ++i) {
-      if (done_[i]->load()) {
+      if (threads_[i].get_id() == self) {
+        threads_[i].detach();  // the caller: it ends after its job
+      } else if (done_[i]->load()) {
         threads_[i].join();
       } else {
         threads_[i].detach();
@@ -165,30 +172,51 @@ class UserPool {
   }
 
  private:
-  void loop() {
+  struct Job {
+    std::function<void()> run;
+    bool gil = true;  // called with the GIL held
+  };
+
+  bool push(std::function<void()> job, bool gil) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return false;
+      jobs_.push_back(Job{std::move(job), gil});
+    }
+    cv_.notify_one();
+    return true;
+  }
+
+  void loop(unsigned gen) {
     KeptThreadState::ensure();  // this thread's Python state, kept for its whole life
     for (;;) {
-      std::function<void()> job;
+      Job job;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-        if (stopping_) return;
+        cv_.wait(lock, [this, gen] { return stopping_ || generation_ != gen || !jobs_.empty(); });
+        if (stopping_ || generation_ != gen) return;
         job = std::move(jobs_.front());
         jobs_.pop_front();
       }
+      if (!job.gil) {
+        job.run();
+        job.run = nullptr;  // a GIL-free job's captures own no Python objects
+        continue;
+      }
       Gil gil;  // held only while the job runs
-      job();
-      job = nullptr;  // release captured Python objects while the GIL is held
+      job.run();
+      job.run = nullptr;  // release captured Python objects while the GIL is held
     }
   }
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable exited_cv_;
-  std::deque<std::function<void()>> jobs_;
+  std::deque<Job> jobs_;
   std::vector<std::thread> threads_;
   std::vector<std::shared_ptr<std::atomic<bool>>> done_;
   bool stopping_ = false;
+  unsigned generation_ = 0;  // stop() starts a new one; workers of an older one exit
 };
 
 }  // namespace gf

@@ -18,6 +18,17 @@
  *   fini-pending N         N async calls that outlast wrapperFini's wait (run -c
  *                          wrapper.workers=1), wrapperFini at once: each callback exactly once
  *   errors                 the calls that must fail, wrapperError/wrapperVersion texts
+ *   deadlines              a call with a 5 s timeout answered at once, then one with 100 ms:
+ *                          the timer must not wait on the first's erased deadline (ASan)
+ *   concinit               (no init first) two threads call wrapperInit at once, then exec
+ *   finicb N               N times: init, an async call whose callback calls wrapperFini;
+ *                          prints the longest wrapperFini took and the thread count
+ *   sametag OUT            two sessions with the same usrTag (and two with NULL): a result
+ *                          reaches only the session written to
+ *   badutf8 OUT            exec with non-UTF-8 bytes in a param key and value, the data key,
+ *                          a desc key and the usrTag; and a data type/status out of range
+ *   errortexts N FILE2     N distinct wrapperError codes (prints VmRSS before/after), then
+ *                          re-init with wrapper.file=FILE2: wrapperError(7) must follow it
  * Exit 0 when every check passed; failures name the check on stderr.
  */
 #include <dlfcn.h>
@@ -304,6 +315,70 @@ static void* worker(void* arg) {
   return NULL;
 }
 
+static long rss_kb(void) {
+  FILE* f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+    if (strncmp(line, "VmRSS:", 6) == 0) kb = atol(line + 6);
+  }
+  if (f != NULL) fclose(f);
+  return kb;
+}
+
+static int thread_count(void) {
+  FILE* f = fopen("/proc/self/status", "r");
+  char line[256];
+  int n = -1;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+    if (strncmp(line, "Threads:", 8) == 0) n = atoi(line + 8);
+  }
+  if (f != NULL) fclose(f);
+  return n;
+}
+
+static void* init_thread(void* arg) {
+  *(int*)arg = W.Init(config);
+  return NULL;
+}
+
+/* finicb: the callback calls wrapperFini */
+static pthread_mutex_t fini_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fini_cv = PTHREAD_COND_INITIALIZER;
+static int fini_done, fini_ret;
+static double fini_took;
+static double now(void);
+
+static int on_fini(const void* usrTag, pDataList resp, int ret) {
+  (void)usrTag;
+  (void)resp;
+  (void)ret;
+  double t0 = now();
+  int r = W.Fini();
+  pthread_mutex_lock(&fini_mu);
+  fini_took = now() - t0;
+  fini_ret = r;
+  fini_done = 1;
+  pthread_cond_signal(&fini_cv);
+  pthread_mutex_unlock(&fini_mu);
+  return 0;
+}
+
+/* sametag: results counted per session callback */
+static int same_hits[4];
+static int on_same0(const void* t, pDataList r, int ret) { (void)t; (void)r; (void)ret; __sync_fetch_and_add(&same_hits[0], 1); return 0; }
+static int on_same1(const void* t, pDataList r, int ret) { (void)t; (void)r; (void)ret; __sync_fetch_and_add(&same_hits[1], 1); return 0; }
+static int on_same2(const void* t, pDataList r, int ret) { (void)t; (void)r; (void)ret; __sync_fetch_and_add(&same_hits[2], 1); return 0; }
+static int on_same3(const void* t, pDataList r, int ret) { (void)t; (void)r; (void)ret; __sync_fetch_and_add(&same_hits[3], 1); return 0; }
+
+static void wait_hits(int slot, int want) {
+  double deadline = now() + 10;
+  while (__sync_fetch_and_add(&same_hits[slot], 0) < want && now() < deadline) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+}
+
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -356,8 +431,112 @@ int main(int argc, char** argv) {
     printf("errors ok\n");
     return 0;
   }
+  if (strcmp(cmd, "concinit") == 0) {
+    int r1 = -1, r2 = -1;
+    pthread_t a, b;
+    pthread_create(&a, NULL, init_thread, &r1);
+    pthread_create(&b, NULL, init_thread, &r2);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    CHECK(r1 == 0 && r2 == 0, "concurrent wrapperInit returned %d and %d", r1, r2);
+    DataList req = request("text", "both", 4, 3);
+    pDataList resp = NULL;
+    CHECK(W.Exec("c", params, &req, &resp, NULL, 0) == 0 && resp != NULL, "exec after concinit");
+    CHECK(resp->len == 4 && memcmp(resp->data, "BOTH", 4) == 0, "exec result after concinit");
+    W.ExecFree("c", &resp);
+    CHECK(W.Fini() == 0, "wrapperFini");
+    printf("concinit ok threads %d\n", thread_count());
+    return 0;
+  }
+  if (strcmp(cmd, "finicb") == 0) {
+    int n = atoi(argv[i]);
+    double longest = 0;
+    int threads_after_first = 0;
+    for (int k = 0; k < n; ++k) {
+      init_or_die();
+      fini_done = 0;
+      DataList req = request("text", "fini", 4, 3);
+      CHECK(W.ExecAsync("finicb", params, &req, on_fini, 0, NULL, 0) == 0, "async %d", k);
+      pthread_mutex_lock(&fini_mu);
+      while (!fini_done) pthread_cond_wait(&fini_cv, &fini_mu);
+      pthread_mutex_unlock(&fini_mu);
+      CHECK(fini_ret == 0, "wrapperFini in a callback returned %d", fini_ret);
+      if (fini_took > longest) longest = fini_took;
+      struct timespec ts = {0, 100000000L}; /* the worker ends after its callback */
+      nanosleep(&ts, NULL);
+      if (k == 0) threads_after_first = thread_count();
+    }
+    printf("finicb ok %d longest %.3f s threads %d -> %d\n", n, longest, threads_after_first,
+           thread_count());
+    return 0;
+  }
   init_or_die();
-  if (strcmp(cmd, "once") == 0 || strcmp(cmd, "async") == 0) {
+  if (strcmp(cmd, "deadlines") == 0) {
+    counts = calloc(2, sizeof *counts);
+    rets = calloc(2, sizeof *rets);
+    DataList req0 = request("text", "to 0", 4, 3);
+    CHECK(W.ExecAsync("to-0", params, &req0, on_counted, 5000, NULL, 0) == 0, "async to-0");
+    struct timespec ts = {0, 200000000L}; /* answered: its deadline node is erased */
+    nanosleep(&ts, NULL);
+    ParamList slow = {"sleep", "0.3", 3, params};
+    DataList req1 = request("text", "to 1", 4, 3);
+    CHECK(W.ExecAsync("to-1", &slow, &req1, on_counted, 100, NULL, 0) == 0, "async to-1");
+    check_once(2, 500);
+    CHECK(rets[0] == 0 && rets[1] == 10102, "rets %d %d", rets[0], rets[1]);
+    printf("deadlines ok\n");
+  } else if (strcmp(cmd, "sametag") == 0) {
+    FILE* out = fopen(argv[i], "wb");
+    int e[4] = {-1, -1, -1, -1};
+    const void* h[4];
+    h[0] = W.Create("same", params, on_same0, NULL, 0, &e[0]);
+    h[1] = W.Create("same", params, on_same1, NULL, 0, &e[1]);
+    h[2] = W.Create(NULL, params, on_same2, NULL, 0, &e[2]);
+    h[3] = W.Create(NULL, params, on_same3, NULL, 0, &e[3]);
+    for (int k = 0; k < 4; ++k) CHECK(h[k] != NULL && e[k] == 0, "wrapperCreate %d: %d", k, e[k]);
+    DataList f = request("text", "abc", 3, 0);
+    CHECK(W.Write(h[0], &f) == 0, "write A");
+    wait_hits(0, 1);
+    CHECK(W.Write(h[2], &f) == 0, "write C");
+    wait_hits(2, 1);
+    CHECK(W.Write(h[3], &f) == 0, "write D");
+    CHECK(W.Write(h[3], &f) == 0, "write D");
+    wait_hits(3, 2);
+    struct timespec ts = {0, 200000000L};
+    nanosleep(&ts, NULL);
+    fprintf(out, "hits %d %d %d %d\n", same_hits[0], same_hits[1], same_hits[2], same_hits[3]);
+    for (int k = 0; k < 4; ++k) CHECK(W.Destroy(h[k]) == 0, "destroy %d", k);
+    fclose(out);
+  } else if (strcmp(cmd, "badutf8") == 0) {
+    FILE* out = fopen(argv[i], "wb");
+    char bad_key[] = "k\xff", bad_value[] = "v\xfe", desc_key[] = "d\xff", data_key[] = "text";
+    ParamList desc = {desc_key, "x", 1, NULL};
+    ParamList bad = {bad_key, bad_value, 2, params};
+    DataList req = request(data_key, "abc", 3, 3);
+    req.desc = &desc;
+    pDataList resp = NULL;
+    int ret = W.Exec("tag\xff", &bad, &req, &resp, NULL, 0); /* bad key, value, desc, tag */
+    write_result(out, ret, resp);
+    W.ExecFree("t", &resp);
+    char odd_key[] = "te\xffxt";
+    DataList odd = request(odd_key, "abc", 3, 3);
+    odd.type = 77;
+    odd.status = 99;
+    ret = W.Exec("t", params, &odd, &resp, NULL, 0); /* a bad data key, type/status out of range */
+    write_result(out, ret, resp);
+    W.ExecFree("t", &resp);
+    fclose(out);
+  } else if (strcmp(cmd, "errortexts") == 0) {
+    int n = atoi(argv[i]);
+    long r0 = rss_kb();
+    for (int k = 0; k < n; ++k) W.Error(100000 + k);
+    long r1 = rss_kb();
+    printf("errortexts rss %ld %ld\n", r0, r1);
+    printf("error-7 %s\n", W.Error(7));
+    CHECK(W.Fini() == 0, "wrapperFini");
+    ParamList file = {"wrapper.file", argv[i + 1], (unsigned int)strlen(argv[i + 1]), config};
+    CHECK(W.Init(&file) == 0, "re-init with %s", argv[i + 1]);
+    printf("error-7 %s\n", W.Error(7));
+  } else if (strcmp(cmd, "once") == 0 || strcmp(cmd, "async") == 0) {
     size_t len = 0;
     int none = strcmp(argv[i], "-") == 0; /* "-": no request data, params only */
     char* data = none ? NULL : read_file(argv[i], &len);
