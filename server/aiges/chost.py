@@ -16,6 +16,10 @@ and return byte-identical results:
 ``wrapper.log_file``, ``wrapper.log_level``  logging, when this library started Python.
 
 Request data arrives as :class:`aiges_embed.Buffer` views of the loader's memory (no copy).
+C strings (param keys/values, data keys, desc, usrTag) arrive decoded as UTF-8 with
+``"replace"``. A session's ``tag`` here is its own key (``"<usrTag>#<n>"``), not the loader's
+usrTag, so results pushed for it reach that session only. ``ERRORS`` texts are also compiled
+into the library as static strings (a test compares them).
 This module does not touch C memory; converting to and from the C structs is the C++ side's.
 """
 
