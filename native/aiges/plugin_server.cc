@@ -21,8 +21,19 @@
 //     and each payload is copied once, into the bytes the wrapper gets (see WireRequest);
 //   - init, schema and session rpcs wait for their pool job; gRPC threads never take the GIL;
 //   - results (once exec, and session frames pushed by user threads through `emit`) go to
-//     the Outbox, which writes them to the loader's open `communicate` stream from the
-//     producing thread (GIL released), or queues them while no stream is open.
+//     the Outbox (outbox.h), which writes them to the loader's open `communicate` stream
+//     from the producing thread (GIL released), or queues them while no stream is open.
+//
+// Limits (README "AIGES queue limits"): once-exec bodies accepted but not finished hold at
+// most `queue_bytes` (GF_AIGES_QUEUE_MB); a body that would go over it is refused at once
+// with RESOURCE_EXHAUSTED. Results queued in the Outbox hold at most as much again (oldest
+// dropped, logged). A peer that stops answering HTTP/2 pings for keepalive_ms +
+// keepalive_timeout_ms (GF_AIGES_KEEPALIVE_S / _TIMEOUT_S) is disconnected, so a frozen
+// client's half-sent body is not held forever.
+//
+// This file: the services, the shared State and the module. Not here: the results' queue
+// (outbox.h), request/response frames <-> Python (request_frames.h), the wire format
+// (wire_reader.h), the user threads (user_pool.h), the process rules (native.py).
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -32,14 +43,13 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <unistd.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -52,7 +62,9 @@
 #include <vector>
 
 #include "aiges.grpc.pb.h"
+#include "outbox.h"
 #include "plugin.grpc.pb.h"
+#include "request_frames.h"
 #include "user_pool.h"
 #include "wire_reader.h"
 
@@ -64,236 +76,23 @@ namespace {
 constexpr int kInitFailed = 30001;  // engine not loaded / not initialised
 constexpr int kExecFailed = 30003;  // user exec raised, returned nothing, or failed
 constexpr auto kPoll = 500ms;       // how often blocked stream handlers re-check for shutdown
-constexpr auto kStopPoll = 50ms;
-constexpr size_t kTrimEvery = 8u << 20;  // give freed request memory back every 8 MiB    // how often an rpc waiting on user code checks for shutdown
+constexpr auto kStopPoll = 50ms;   // how often an rpc waiting on user code checks for shutdown
+constexpr size_t kMiB = 1u << 20;
 
-// ---------------------------------------------------------------------------------------
-// Outbox: where results go. While a `communicate` stream is open and nothing is queued,
-// the thread that produced a result writes it to the stream itself (one thread hop less
-// per call); otherwise results queue here and the stream's handler drains them in order.
-// Call put() WITHOUT the GIL: a write can wait on the network.
-using Stream = grpc::ServerReaderWriter<aiges::Response, aiges::Request>;
-
-class Outbox {
- public:
-  void put(aiges::Response&& response) {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (writer_ == nullptr || closed_ || !queue_.empty()) {
-      queue_.push_back(std::move(response));
-      lock.unlock();
-      cv_.notify_one();
-      return;
-    }
-    std::unique_lock<std::mutex> writing(write_mu_);  // lock order: mu_, then write_mu_
-    Stream* stream = writer_;
-    lock.unlock();
-    if (stream->Write(response)) return;
-    writing.unlock();
-    failed(stream, std::move(response));
-  }
-
-  // The handler of a `communicate` stream: become the direct writer, drain the queue, and
-  // return when the stream ends, fails or the outbox closes.
-  void serve(grpc::ServerContext* context, Stream* stream, const std::atomic<bool>& stopping) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      writer_ = stream;
-    }
-    while (!stopping.load() && !context->IsCancelled()) {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, kPoll, [this] { return closed_ || !queue_.empty(); });
-      if (closed_) break;
-      if (queue_.empty()) continue;
-      aiges::Response response = std::move(queue_.front());
-      queue_.pop_front();
-      std::unique_lock<std::mutex> writing(write_mu_);
-      lock.unlock();
-      if (!stream->Write(response)) {
-        writing.unlock();
-        failed(stream, std::move(response));
-        break;
-      }
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (writer_ == stream) writer_ = nullptr;
-    }
-    std::lock_guard<std::mutex> wait_for_writers(write_mu_);  // no one still writes to it
-  }
-
-  void close() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      closed_ = true;
-    }
-    cv_.notify_all();
-  }
-
- private:
-  // A write failed (the stream is gone): keep the response for the next stream, first.
-  void failed(Stream* stream, aiges::Response&& response) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (writer_ == stream) writer_ = nullptr;
-      queue_.push_front(std::move(response));
-    }
-    cv_.notify_all();
-  }
-
-  std::mutex mu_;        // queue_, writer_, closed_
-  std::mutex write_mu_;  // one Write at a time
-  std::condition_variable cv_;
-  std::deque<aiges::Response> queue_;
-  Stream* writer_ = nullptr;
-  bool closed_ = false;
-};
+using gf::Outbox;
+using gf::Stream;
+using gf::frames::fill_frames;
+using gf::frames::pairs_dict;
+using gf::frames::take;
+using gf::frames::to_dict;
+using gf::frames::to_items;
+using gf::frames::wire_items;
+using gf::frames::WireRequest;
+namespace wire = gf::wire;
 
 // ---------------------------------------------------------------------------------------
 // UserPool: threads that run Python (user_pool.h, shared with libwrapper.cc).
 using gf::UserPool;
-
-// ---------------------------------------------------------------------------------------
-// Conversions between protobuf and the Bridge's plain values. All need the GIL.
-
-py::dict to_dict(const google::protobuf::Map<std::string, std::string>& map) {
-  py::dict d;
-  for (const auto& kv : map) d[py::str(kv.first)] = py::str(kv.second);
-  return d;
-}
-
-// RequestData list -> [(key, data, type, status, desc), ...]. The payload is copied once,
-// into the Python bytes, and the protobuf's copy is freed right after (the request is
-// owned by the job), so a payload is held twice only while it is converted.
-py::list to_items(google::protobuf::RepeatedPtrField<aiges::RequestData>* list) {
-  py::list items(list->size());
-  for (int i = 0; i < list->size(); ++i) {
-    auto* d = list->Mutable(i);
-    py::bytes data(d->data());
-    std::string().swap(*d->mutable_data());
-    items[i] = py::make_tuple(py::str(d->key()), std::move(data), d->type(), d->status(),
-                              to_dict(d->desc()));
-  }
-  return items;
-}
-
-// ---------------------------------------------------------------------------------------
-// wrapperOnceExec's request, read from gRPC's received slices by wire_reader.h instead of
-// protobuf's parser (which copied each payload into a std::string while the slices were
-// still held). Each payload is copied once, straight into the Python bytes the wrapper
-// gets, and every slice is released as soon as nothing more is copied from it, so a
-// payload is held about once, not two or three times.
-namespace wire = gf::wire;
-
-py::dict pairs_dict(const wire::Pairs& pairs) {
-  py::dict d;
-  for (const auto& kv : pairs) d[py::str(kv.first)] = py::str(kv.second);
-  return d;
-}
-
-// RequestData list -> [(key, data, type, status, desc), ...], the same values to_items
-// gives. `release(i)` is called once per piece, when no payload is still to be copied from
-// it (pieces holding no payload at once). Needs the GIL; the copies run without it.
-template <typename Release>
-py::list wire_items(const wire::Request& message, const std::vector<wire::Piece>& pieces,
-                    Release&& release) {
-  std::vector<long> last_use(pieces.size(), -1);  // the last payload span read from a piece
-  long span = 0;
-  for (const auto& d : message.list) {
-    for (const auto& s : d.spans) last_use[s.piece] = span++;
-  }
-  for (size_t i = 0; i < pieces.size(); ++i) {
-    if (last_use[i] < 0) release(i);
-  }
-  py::list items(message.list.size());
-  span = 0;
-  for (size_t i = 0; i < message.list.size(); ++i) {
-    const auto& d = message.list[i];
-    PyObject* raw = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(d.size));
-    if (raw == nullptr) throw py::error_already_set();
-    auto data = py::reinterpret_steal<py::bytes>(raw);
-    {
-      py::gil_scoped_release nogil;  // `data` is ours alone until it is in the list
-      char* out = PyBytes_AS_STRING(raw);
-      for (const auto& s : d.spans) {
-        std::memcpy(out, pieces[s.piece].data + s.offset, s.length);
-        out += s.length;
-        if (last_use[s.piece] == span++) release(s.piece);
-      }
-    }
-    items[i] = py::make_tuple(py::str(d.key), std::move(data), d.type, d.status,
-                              pairs_dict(d.desc));
-  }
-  return items;
-}
-
-// The request a once-exec job owns: gRPC's slices (the ByteBuffer's references moved
-// here) and what the wire reader found in them.
-struct WireRequest {
-  std::vector<grpc::Slice> slices;
-  std::vector<wire::Piece> pieces;
-  wire::Request message;
-  size_t freed = 0;  // bytes of released slices not yet handed back to the system
-
-  // Throws wire::WireError for a body that is not a well-formed aiges.Request.
-  static std::shared_ptr<WireRequest> take(const grpc::ByteBuffer* request) {
-    auto owned = std::make_shared<WireRequest>();
-    {
-      // The handler's buffer is not read again once the handler returns: take its slices.
-      grpc::ByteBuffer buffer;
-      buffer.Swap(const_cast<grpc::ByteBuffer*>(request));
-      if (!buffer.Dump(&owned->slices).ok()) owned->slices.clear();  // no body: empty
-    }
-    size_t total = 0;
-    owned->pieces.reserve(owned->slices.size());
-    for (const auto& slice : owned->slices) {
-      owned->pieces.push_back(wire::Piece{slice.begin(), slice.size()});
-      total += slice.size();
-    }
-    owned->message = wire::parse_request(owned->pieces, total);
-    return owned;
-  }
-
-  py::list items() {
-    return wire_items(message, pieces, [this](size_t i) {
-      freed += slices[i].size();
-      slices[i] = grpc::Slice();
-#ifdef __GLIBC__
-      // glibc keeps freed heap memory mapped; without giving it back as we go, the slices'
-      // pages stay resident beside the new bytes and the peak is two payloads, not one.
-      if (freed >= kTrimEvery) {
-        freed = 0;
-        malloc_trim(0);
-      }
-#endif
-    });
-  }
-};
-
-// The handler's request, moved (not copied) into an object the job owns: the sync server
-// does not read it after the handler returns.
-template <typename Message>
-std::shared_ptr<Message> take(const Message* request) {
-  auto owned = std::make_shared<Message>();
-  owned->Swap(const_cast<Message*>(request));
-  return owned;
-}
-
-// [(key, data, type, status, desc), ...] -> Response.list
-void fill_frames(aiges::Response* response, py::handle frames) {
-  for (py::handle frame : frames) {
-    auto t = frame.cast<py::tuple>();
-    auto* d = response->add_list();
-    d->set_key(t[0].cast<std::string>());
-    std::string data = t[1].cast<std::string>();
-    d->set_len(data.size());
-    d->set_data(std::move(data));
-    d->set_type(t[2].cast<uint32_t>());
-    d->set_status(t[3].cast<uint32_t>());
-    for (auto kv : t[4].cast<py::dict>()) {
-      (*d->mutable_desc())[kv.first.cast<std::string>()] = kv.second.cast<std::string>();
-    }
-  }
-}
 
 aiges::Response failure(const std::string& tag, int ret) {
   aiges::Response r;
@@ -307,6 +106,7 @@ aiges::Response failure(const std::string& tag, int ret) {
 struct State {
   py::object bridge;  // touched only with the GIL held
   Outbox outbox;
+  std::shared_ptr<gf::ByteBudget> budget = std::make_shared<gf::ByteBudget>();
   UserPool pool;
   std::atomic<bool> stopping{false};
   std::mutex stop_mu;
@@ -324,6 +124,33 @@ struct State {
 
   void log_current_exception(const std::string& what, py::error_already_set& e) {
     log("error", what + ": " + e.what());
+  }
+
+  // Queue a result (without the GIL) and say, with the GIL, what the Outbox dropped.
+  void deliver(aiges::Response&& response) {
+    gf::Dropped dropped;
+    {
+      py::gil_scoped_release nogil;
+      dropped = outbox.put(std::move(response));
+    }
+    if (dropped.count > 0) log_dropped(dropped);
+  }
+
+  // Same, from a gRPC thread (which never takes the GIL): a drop is said on stderr.
+  void deliver_nogil(aiges::Response&& response) {
+    gf::Dropped dropped = outbox.put(std::move(response));
+    if (dropped.count > 0) {
+      std::fprintf(stderr, "aiges plugin: results passed GF_AIGES_QUEUE_MB, dropped %zu (tags %s .. %s)\n",
+                   dropped.count, dropped.first_tag.c_str(), dropped.last_tag.c_str());
+    }
+  }
+
+  void log_dropped(const gf::Dropped& d) {
+    log("warning", "no communicate stream is reading results and they passed GF_AIGES_QUEUE_MB (" +
+                       std::to_string(budget->limit() / kMiB) + " MiB): dropped the " +
+                       std::to_string(d.count) + " oldest (" + std::to_string(d.bytes / kMiB) +
+                       " MiB, tags " + d.first_tag + " .. " + d.last_tag +
+                       "); open communicate before sending once execs");
   }
 
   // Run `fn` on the user pool and wait for it; `fallback` when it cannot run, raises, or
@@ -382,8 +209,7 @@ struct State {
       log("error", "once exec (tag " + tag + "): " + e.what());
       response = failure(tag, kExecFailed);
     }
-    py::gil_scoped_release nogil;
-    outbox.put(std::move(response));
+    deliver(std::move(response));
   }
 };
 
@@ -447,11 +273,23 @@ class WrapperService final
       return reactor;
     }
     auto st = st_;
+    size_t held = 0;
+    if (!st->budget->try_take(owned->total, &held)) {
+      size_t limit = st->budget->limit();
+      reactor->Finish(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          "wrapperOnceExec: tag " + owned->message.tag + ": " + std::to_string(owned->total) +
+              " bytes would exceed GF_AIGES_QUEUE_MB=" + std::to_string(limit / kMiB) +
+              " (requests waiting for or in user code hold " + std::to_string(held) +
+              " bytes); retry when earlier calls finish, or raise GF_AIGES_QUEUE_MB"));
+      return reactor;
+    }
+    auto hold = std::make_shared<gf::BudgetHold>(st->budget, owned->total);
     aiges::Response ack;
     ack.set_tag(owned->message.tag);
     ack.set_ret(0);
-    if (!st->pool.submit([st, owned] { st->once_job(*owned); })) {
-      st->outbox.put(failure(ack.tag(), kExecFailed));
+    if (!st->pool.submit([st, owned, hold] { st->once_job(*owned); })) {
+      st->deliver_nogil(failure(ack.tag(), kExecFailed));
       ack.set_ret(kExecFailed);
     }
     grpc::Slice slice(ack.SerializeAsString());
@@ -589,9 +427,13 @@ bool port_is_free(const std::string& host, int port) {
 class NativeServer {
  public:
   NativeServer(py::object bridge, const std::string& host, int port_low, int port_high,
-               int workers)
-      : st_(std::make_shared<State>()) {
+               int workers, size_t queue_bytes, int keepalive_ms, int keepalive_timeout_ms)
+      : st_(std::make_shared<State>()),
+        keepalive_ms_(keepalive_ms),
+        keepalive_timeout_ms_(keepalive_timeout_ms) {
     st_->bridge = std::move(bridge);
+    st_->budget->set_limit(queue_bytes);
+    st_->outbox.set_limit(queue_bytes);
     std::weak_ptr<State> weak = st_;
     // Session results pushed by user threads: emit(tag, ret, frames).
     st_->bridge.attr("bind")(py::cpp_function([weak](const std::string& tag, int ret, py::handle frames) {
@@ -601,8 +443,7 @@ class NativeServer {
       response.set_tag(tag);
       response.set_ret(ret);
       fill_frames(&response, frames);
-      py::gil_scoped_release nogil;
-      st->outbox.put(std::move(response));
+      st->deliver(std::move(response));
     }));
     st_->pool.start(workers < 1 ? 1 : workers);
 
@@ -671,6 +512,18 @@ class NativeServer {
     builder.SetMaxReceiveMessageSize(INT_MAX);
     builder.SetMaxSendMessageSize(INT_MAX);
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    // Ping every peer; one that does not answer (SIGSTOPped, a dead host) is disconnected,
+    // and with it whatever it had half sent. Pings go out also while no data flows (a stalled
+    // upload sends none), and a loader's own pings are accepted as often as ours go out.
+    if (keepalive_ms_ > 0) {
+      builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms_);
+      builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, keepalive_timeout_ms_);
+      builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+      builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+      builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                                 std::min(keepalive_ms_, 10000));
+      builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+    }
     for (auto& s : services) builder.RegisterService(s.get());
     auto server = builder.BuildAndStart();
     if (server && selected > 0 && (port == 0 || selected == port)) {
@@ -705,6 +558,8 @@ class NativeServer {
   }
 
   std::shared_ptr<State> st_;
+  int keepalive_ms_;
+  int keepalive_timeout_ms_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   int port_ = 0;
@@ -716,8 +571,10 @@ PYBIND11_MODULE(_native, m) {
   m.doc() = "The AIGES plugin's gRPC server in C++ (see server/aiges/native.py).";
   m.attr("grpc_version") = grpc::Version();
   py::class_<NativeServer>(m, "NativeServer")
-      .def(py::init<py::object, const std::string&, int, int, int>(), py::arg("bridge"),
-           py::arg("host"), py::arg("port_low"), py::arg("port_high"), py::arg("workers"))
+      .def(py::init<py::object, const std::string&, int, int, int, size_t, int, int>(),
+           py::arg("bridge"), py::arg("host"), py::arg("port_low"), py::arg("port_high"),
+           py::arg("workers"), py::arg("queue_bytes") = size_t{256} << 20,
+           py::arg("keepalive_ms") = 30000, py::arg("keepalive_timeout_ms") = 10000)
       .def_property_readonly("port", &NativeServer::port)
       .def("wait_shutdown", &NativeServer::wait_shutdown, py::arg("timeout"))
       .def("stop", &NativeServer::stop, py::arg("grace") = 1.0, py::arg("pool_wait") = 0.0);

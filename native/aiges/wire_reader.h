@@ -8,11 +8,14 @@
 // lies in the pieces (a list of spans), so the caller can copy it once, piece by piece,
 // into its final home and release each piece as soon as it is copied.
 //
-// What it follows from protobuf: varints of up to 10 bytes (32-bit fields keep the low 32
-// bits), length-delimited fields, unknown fields skipped by wire type (groups included, up
-// to kMaxDepth levels), a field with an unexpected wire type treated as unknown, the last
-// value of a repeated singular field winning, missing map keys/values as "", and proto3's
-// rule that string fields hold valid UTF-8. Anything else (a truncated field, a length past
+// What it follows from protobuf (upb, grpcio's parser, byte for byte): varints of up to 10
+// bytes (32-bit fields keep the low 32 bits), length-delimited fields, unknown fields
+// skipped by wire type (groups included; field number 0 is accepted inside an unknown
+// group), a field with an unexpected wire type treated as unknown, the last value of a
+// repeated singular field winning, missing map keys/values as "", a map entry holding any
+// unknown field dropped from the map (upb moves it to the unknown fields), the depth limit
+// of kMaxDepth counted across groups AND the messages around them (a group inside a
+// RequestData has one level less), and proto3's rule that string fields hold valid UTF-8. Anything else (a truncated field, a length past
 // the end of its message, a varint over 10 bytes, field number 0, an end-group without its
 // start, wire types 6 and 7) is a WireError naming what is wrong and at which byte; it never
 // reads outside the pieces.
@@ -175,6 +178,7 @@ class Reader {
     return inner;
   }
 
+  // Skip an unknown field. `depth`: the messages and groups around it (the top message: 0).
   void skip_field(uint32_t field, uint32_t wire_type, int depth) {
     switch (wire_type) {
       case 0:
@@ -195,7 +199,7 @@ class Reader {
         if (depth >= kMaxDepth) fail("groups nested deeper than 100 levels");
         while (true) {
           if (at_end()) fail("a group without its end");
-          auto [f, wt] = key();
+          auto [f, wt] = key(/*allow_zero=*/true);  // as upb does inside a group
           if (wt == 4) {
             if (f != field) fail("an end-group for another field");
             return;
@@ -210,10 +214,12 @@ class Reader {
     }
   }
 
-  std::pair<uint32_t, uint32_t> key() {
+  std::pair<uint32_t, uint32_t> key(bool allow_zero = false) {
     uint64_t k = varint("a field key");
     uint64_t field = k >> 3;
-    if (field == 0 || field > 0x1FFFFFFF) fail("field number " + std::to_string(field));
+    if ((field == 0 && !allow_zero) || field > 0x1FFFFFFF) {
+      fail("field number " + std::to_string(field));
+    }
     return {static_cast<uint32_t>(field), static_cast<uint32_t>(k & 7)};
   }
 
@@ -287,19 +293,23 @@ class Reader {
   size_t consumed_;
 };
 
-// map<string, string> entry: key = 1, value = 2.
-inline std::pair<std::string, std::string> parse_entry(Reader r, const char* what) {
+// map<string, string> entry: key = 1, value = 2, at `depth` (the messages around it,
+// itself included). Added to `out` unless it holds an unknown field (upb drops it from the
+// map then); malformed content is an error either way.
+inline void parse_entry(Reader r, const char* what, int depth, Pairs* out) {
   std::pair<std::string, std::string> kv;
+  bool unknown = false;
   while (!r.at_end()) {
     auto [field, wt] = r.key();
     if ((field == 1 || field == 2) && wt == 2) {
       size_t n = r.length(what);
       (field == 1 ? kv.first : kv.second) = r.string(n, what, true);
     } else {
-      r.skip_field(field, wt, 0);
+      r.skip_field(field, wt, depth);
+      unknown = true;
     }
   }
-  return kv;
+  if (!unknown) out->push_back(std::move(kv));
 }
 
 inline DataField parse_data(Reader r) {
@@ -315,12 +325,12 @@ inline DataField parse_data(Reader r) {
     } else if (field == 4 && wt == 0) {
       d.status = static_cast<uint32_t>(r.varint("RequestData.status"));
     } else if (field == 5 && wt == 2) {
-      d.desc.push_back(parse_entry(r.sub(r.length("RequestData.desc")), "RequestData.desc"));
+      parse_entry(r.sub(r.length("RequestData.desc")), "RequestData.desc", 2, &d.desc);
     } else if (field == 6 && wt == 2) {
       d.size = r.length("RequestData.data");
       r.spans(d.size, &d.spans);
     } else {
-      r.skip_field(field, wt, 0);
+      r.skip_field(field, wt, 1);
     }
   }
   return d;
@@ -335,7 +345,7 @@ inline Request parse_request(const std::vector<Piece>& pieces, size_t total) {
     if (field == 1 && wt == 2) {
       out.tag = r.string(r.length("Request.tag"), "Request.tag", true);
     } else if (field == 2 && wt == 2) {
-      out.params.push_back(parse_entry(r.sub(r.length("Request.params")), "Request.params"));
+      parse_entry(r.sub(r.length("Request.params")), "Request.params", 1, &out.params);
     } else if (field == 3 && wt == 2) {
       out.list.push_back(parse_data(r.sub(r.length("Request.list"))));
     } else {

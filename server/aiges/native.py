@@ -11,6 +11,11 @@ SIGTERM/SIGINT or when the parent dies, within 2 s also while user code hangs (t
 server stops waiting for it and reports the threads it had to leave behind;
 :class:`~server.aiges.launch.StopClock` then ends the process).
 
+Limits shared with the grpcio server (:func:`aiges_limits`): ``GF_AIGES_QUEUE_MB`` bounds
+the once-exec bodies waiting for or in user code and the results waiting for
+``communicate``; ``GF_AIGES_KEEPALIVE_S`` / ``GF_AIGES_KEEPALIVE_TIMEOUT_S`` drop a peer
+that stops answering pings (a frozen loader mid-upload).
+
 This module also knows which native parts the install built (``native-build.json``, written
 by setup.py) and says once what is missing and how to get it; ``GF_REQUIRE_NATIVE=1`` turns
 a missing part into a :class:`PluginError`.
@@ -27,10 +32,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
+from globalfunc.errors import ConfigError
 from server.aiges.engine import (
     EXEC_FAILED,
     INIT_FAILED,
@@ -54,7 +61,9 @@ from server.aiges.launch import (
 
 __all__ = [
     "REQUIRE_ENV",
+    "AigesLimits",
     "Bridge",
+    "aiges_limits",
     "build_report",
     "libwrapper_path",
     "load_native",
@@ -93,6 +102,43 @@ INSTEAD = {
 """What happens without each part, as the end of the line that says it is missing."""
 
 _HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class AigesLimits:
+    """The plugin servers' limits, from the environment (:func:`aiges_limits`)."""
+
+    queue_bytes: int = 256 << 20
+    keepalive_ms: int = 30_000
+    keepalive_timeout_ms: int = 10_000
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:  # also false for nan
+        raise ConfigError(
+            f"{name}={raw!r} is not a number from {low:g} to {high:g}; fix or unset it"
+        )
+    return value
+
+
+def aiges_limits(env: Mapping[str, str] | None = None) -> AigesLimits:
+    """``GF_AIGES_QUEUE_MB`` (default 256), ``GF_AIGES_KEEPALIVE_S`` (30; 0 turns the
+    server's pings off) and ``GF_AIGES_KEEPALIVE_TIMEOUT_S`` (10); :class:`ConfigError`
+    naming the variable for a value out of range."""
+    env = os.environ if env is None else env
+    queue_mb = _number(env, "GF_AIGES_QUEUE_MB", 256, 1, 1 << 20)
+    keepalive = _number(env, "GF_AIGES_KEEPALIVE_S", 30, 0, 86_400)
+    timeout = _number(env, "GF_AIGES_KEEPALIVE_TIMEOUT_S", 10, 0.1, 3_600)
+    return AigesLimits(int(queue_mb * (1 << 20)), int(keepalive * 1000), int(timeout * 1000))
+
+
 _told: set[str] = set()
 
 
@@ -271,10 +317,18 @@ def serve_native(
             try:
                 native = load_native()
                 low, high = port_range(env) or (0, 0)
+                limits = aiges_limits(env)
                 server = native.NativeServer(
-                    Bridge(engine, error_details=error_details), host, low, high, max(1, workers)
+                    Bridge(engine, error_details=error_details),
+                    host,
+                    low,
+                    high,
+                    max(1, workers),
+                    limits.queue_bytes,
+                    limits.keepalive_ms,
+                    limits.keepalive_timeout_ms,
                 )
-            except (PluginError, RuntimeError) as exc:
+            except (PluginError, RuntimeError, ConfigError) as exc:
                 print(f"aiges plugin: {exc}", file=sys.stderr)
                 return 1
             parent = os.getppid()

@@ -26,6 +26,7 @@ import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from globalfunc.errors import ConfigError
 from server.aiges.engine import Engine
 from server.aiges.launch import (
     PARENT_POLL_SECONDS,
@@ -38,8 +39,9 @@ from server.aiges.launch import (
     on_stop_signals,
     port_range,
 )
-from server.aiges.proto import aiges_pb2_grpc, plugin_pb2, plugin_pb2_grpc
-from server.aiges.servicer import WrapperServicer
+from server.aiges.native import AigesLimits, aiges_limits
+from server.aiges.proto import plugin_pb2, plugin_pb2_grpc
+from server.aiges.servicer import WrapperServicer, add_wrapper_service
 
 __all__ = ["bind_port", "serve_plugin"]
 
@@ -79,6 +81,21 @@ class _Stdio(plugin_pb2_grpc.GRPCStdioServicer):
             pass
         return
         yield  # a generator: makes this a server-streaming handler
+
+
+def keepalive_options(limits: AigesLimits) -> list[tuple[str, int]]:
+    """grpcio's server options that drop a peer no longer answering pings (the C++ server
+    sets the same): pings go out also while no data flows, as a stalled upload sends none."""
+    if limits.keepalive_ms <= 0:
+        return []
+    return [
+        ("grpc.keepalive_time_ms", limits.keepalive_ms),
+        ("grpc.keepalive_timeout_ms", limits.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_ping_interval_without_data_ms", min(limits.keepalive_ms, 10_000)),
+        ("grpc.http2.max_ping_strikes", 0),
+    ]
 
 
 def bind_port(server: grpc.Server, host: str, env: Mapping[str, str]) -> int:
@@ -133,15 +150,21 @@ def serve_plugin(
             handlers = futures.ThreadPoolExecutor(
                 max_workers=max(16, 2 * workers + 8), thread_name_prefix="aiges-grpc"
             )
+            try:
+                limits = aiges_limits(env)
+            except ConfigError as exc:
+                print(f"aiges plugin: {exc}", file=sys.stderr)
+                return 1
             server = grpc.server(
                 handlers,
                 options=[
                     ("grpc.max_receive_message_length", MAX_MESSAGE),
                     ("grpc.max_send_message_length", MAX_MESSAGE),
                     ("grpc.so_reuseport", 0),
+                    *keepalive_options(limits),
                 ],
             )
-            aiges_pb2_grpc.add_WrapperServiceServicer_to_server(servicer, server)
+            add_wrapper_service(servicer, server)  # wrapperOnceExec: our deserializer
             health_servicer = health.HealthServicer()
             health_servicer.set("plugin", health_pb2.HealthCheckResponse.SERVING)
             health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)

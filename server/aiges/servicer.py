@@ -7,6 +7,12 @@ acknowledges; the job always queues exactly one ``Response`` for the tag, whatev
 user code does (raise, ``None``, empty list, ``error_code``). User code runs on its own
 ``ThreadPoolExecutor``; gRPC handler threads only wait for it on create/write/destroy,
 and the ``communicate`` stream never waits for user code, so no pool size deadlocks.
+
+The service is registered by :func:`add_wrapper_service`, which gives ``wrapperOnceExec``
+a request deserializer of ours: a body that is not a valid
+``aiges.Request`` becomes a :class:`BadBody` the servicer answers with INVALID_ARGUMENT,
+instead of grpcio's "Exception deserializing message" path (INTERNAL, a logged traceback
+and, measured, about 16 KB of memory kept per rejected body).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from server.aiges.engine import (
     EXEC_FAILED,
@@ -33,7 +40,7 @@ from server.aiges.engine import (
 )
 from server.aiges.proto import aiges_pb2, aiges_pb2_grpc
 
-__all__ = ["Outbox", "WrapperServicer", "response_message"]
+__all__ = ["BadBody", "Outbox", "WrapperServicer", "add_wrapper_service", "response_message"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,53 @@ def _frames(items: Any) -> list[Frame]:
         Frame(key=d.key, data=d.data, type=d.type, status=d.status, desc=dict(d.desc))
         for d in items
     ]
+
+
+class BadBody:
+    """A wrapperOnceExec body protobuf refused, with protobuf's reason."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def parse_request(body: bytes) -> aiges_pb2.Request | BadBody:
+    """``aiges.Request`` from ``body``, or :class:`BadBody` (never raises into grpcio)."""
+    try:
+        return aiges_pb2.Request.FromString(body)
+    except (DecodeError, ValueError) as exc:
+        return BadBody(str(exc) or type(exc).__name__)
+
+
+SERVICE = "aiges.WrapperService"
+
+
+def add_wrapper_service(servicer: WrapperServicer, server: grpc.Server) -> None:
+    """Register ``aiges.WrapperService`` as the generated code does, from the proto's own
+    descriptor, except that wrapperOnceExec's body goes through :func:`parse_request`."""
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for method in aiges_pb2.DESCRIPTOR.services_by_name["WrapperService"].methods:
+        request_type = getattr(aiges_pb2, method.input_type.name)
+        response_type = getattr(aiges_pb2, method.output_type.name)
+        behaviour = getattr(servicer, method.name)
+        deserializer = (
+            parse_request if method.name == "wrapperOnceExec" else request_type.FromString
+        )
+        kind = (method.client_streaming, method.server_streaming)
+        make = {
+            (False, False): grpc.unary_unary_rpc_method_handler,
+            (False, True): grpc.unary_stream_rpc_method_handler,
+            (True, False): grpc.stream_unary_rpc_method_handler,
+            (True, True): grpc.stream_stream_rpc_method_handler,
+        }[kind]
+        handlers[method.name] = make(
+            behaviour,
+            request_deserializer=deserializer,
+            response_serializer=response_type.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
 
 
 def response_message(tag: str, outcome: Outcome) -> aiges_pb2.Response:
@@ -177,8 +231,15 @@ class WrapperServicer(aiges_pb2_grpc.WrapperServiceServicer):
             self._emit(tag, outcome or Outcome.failure(EXEC_FAILED, "exec was interrupted"))
 
     def wrapperOnceExec(
-        self, request: aiges_pb2.Request, context: grpc.ServicerContext
+        self, request: aiges_pb2.Request | BadBody, context: grpc.ServicerContext
     ) -> aiges_pb2.Response:
+        if isinstance(request, BadBody):
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"wrapperOnceExec: the body is not a valid aiges.Request ({request.reason}); "
+                "send a serialized aiges.Request",
+            )
+            raise AssertionError("context.abort raises")  # for the type checker
         try:
             self.pool.submit(self._once_job, request)
         except RuntimeError:  # the pool is shut down: still answer the tag

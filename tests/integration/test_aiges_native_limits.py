@@ -1,0 +1,243 @@
+"""The native plugin server's limits, against real plugin processes and real clients.
+
+- ``GF_AIGES_QUEUE_MB`` bounds the once-exec bodies accepted but not finished: with one
+  busy worker, a body that would go over it is refused at once with RESOURCE_EXHAUSTED (the
+  code before this change acknowledged every body and queued it, unbounded);
+- the same number bounds the results waiting for a ``communicate`` stream: with none open,
+  the oldest are dropped (the code before kept them all);
+- keepalive: a client process SIGSTOPped in the middle of a large upload is disconnected
+  once it misses the server's pings (the native server; short ping times through
+  ``GF_AIGES_KEEPALIVE_S`` / ``GF_AIGES_KEEPALIVE_TIMEOUT_S``).
+
+Not here: the servers' ordinary behaviour (test_aiges_plugin.py) or their memory per request
+(test_aiges_payload_memory.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from globalfunc.errors import ConfigError
+from server.aiges.client import LoaderClient
+from server.aiges.native import aiges_limits
+from server.aiges.proto import aiges_pb2
+from tests.integration import aiges_support
+
+pytestmark = pytest.mark.integration
+
+MIB = 1 << 20
+METHOD = "/aiges.WrapperService/wrapperOnceExec"
+
+SLEEPY_ECHO = """
+import time
+
+from aiges.dto import Response, ResponseData
+
+
+class Wrapper:
+    def wrapperInit(self, config):
+        return 0
+
+    def wrapperOnceExec(self, params, reqData):
+        time.sleep(float(params.get("sleep", "0")))
+        data = reqData.list[0].data
+        keep = int(params.get("keep", "2"))
+        return Response([ResponseData(key="out", data=data[:keep])])
+
+    def wrapperFini(self):
+        return 0
+"""
+
+
+def start(server: str, tmp_path: Path, **env: str) -> LoaderClient:
+    aiges_support.require_server(server)
+    (tmp_path / "wrapper.py").write_text(SLEEPY_ECHO)
+    log = tmp_path / "plugin.log"
+    client = aiges_support.start(
+        server,
+        "--wrapper",
+        str(tmp_path),
+        "--workers",
+        "1",
+        "--log-file",
+        str(log),
+        cwd=tmp_path,
+        **env,
+    )
+    assert client.init() == 0
+    return client
+
+
+@pytest.fixture
+def native_plugin(tmp_path: Path) -> Iterator[LoaderClient]:
+    client = start("native", tmp_path, GF_AIGES_QUEUE_MB="64")
+    try:
+        yield client
+    finally:
+        client.shutdown()
+
+
+def body(tag: str, size: int, **params: str) -> bytes:
+    return aiges_pb2.Request(
+        tag=tag, params=params, list=[aiges_pb2.RequestData(key="d", data=b"\1" * size)]
+    ).SerializeToString()
+
+
+def test_once_exec_over_the_queue_budget_is_refused_at_once(native_plugin: LoaderClient) -> None:
+    client = native_plugin
+    client.open_communicate()
+    raw = client.channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
+    # one worker, busy for 3 s with a 40 MiB body: 40 MiB held of 64
+    ack = aiges_pb2.Response.FromString(raw(body("first", 40 * MIB, sleep="3"), timeout=30))
+    assert ack.ret == 0
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as caught:
+        raw(body("second", 40 * MIB), timeout=30)
+    assert time.monotonic() - started < 2.5  # answered at once, not after the first job
+    error = caught.value
+    assert isinstance(error, grpc.Call)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = error.details() or ""
+    assert "GF_AIGES_QUEUE_MB=64" in details and "tag second" in details, details
+    # small bodies still fit beside the first
+    ack = aiges_pb2.Response.FromString(raw(body("small", 1000), timeout=30))
+    assert ack.ret == 0
+    assert client.next_result("first", timeout=30).ret == 0
+    assert client.next_result("small", timeout=30).ret == 0
+    # the first one's bytes are given back when it is done: a 40 MiB body fits again
+    ack = aiges_pb2.Response.FromString(raw(body("third", 40 * MIB), timeout=30))
+    assert ack.ret == 0
+    assert [d.data for d in client.next_result("third", timeout=30).list] == [b"\1\1"]
+
+
+def test_one_body_larger_than_the_budget_still_runs_alone(native_plugin: LoaderClient) -> None:
+    client = native_plugin
+    client.open_communicate()
+    raw = client.channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
+    ack = aiges_pb2.Response.FromString(raw(body("big", 80 * MIB), timeout=60))
+    assert ack.ret == 0
+    assert client.next_result("big", timeout=60).ret == 0
+
+
+def test_results_nobody_collects_are_bounded_oldest_dropped(tmp_path: Path) -> None:
+    client = start("native", tmp_path, GF_AIGES_QUEUE_MB="16")
+    try:
+        raw = client.channel.unary_unary(
+            METHOD, request_serializer=None, response_deserializer=None
+        )
+        tags = [f"r{i}" for i in range(10)]
+        for tag in tags:  # 10 results of 4 MiB each, no communicate stream open
+            assert (
+                aiges_pb2.Response.FromString(
+                    raw(body(tag, 4 * MIB, keep=str(4 * MIB)), timeout=30)
+                ).ret
+                == 0
+            )
+        time.sleep(1.0)  # the one worker finishes them
+        client.open_communicate()
+        got = []
+        for tag in reversed(tags):
+            try:
+                got.append(client.next_result(tag, timeout=3 if got else 30).tag)
+            except TimeoutError:
+                break
+        assert got and got[0] == "r9", got  # the newest is kept
+        assert 1 <= len(got) <= 4, got  # at most 16 MiB of 4 MiB results
+        log = (tmp_path / "plugin.log").read_text()
+        assert "dropped the" in log and "GF_AIGES_QUEUE_MB (16 MiB)" in log, log[-2000:]
+    finally:
+        client.shutdown()
+
+
+STALLED_UPLOAD = """
+import sys
+import grpc
+port = int(sys.argv[1])
+channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[
+    ("grpc.max_send_message_length", -1)])
+call = channel.unary_unary("/aiges.WrapperService/wrapperOnceExec",
+                           request_serializer=None, response_deserializer=None)
+from server.aiges.proto import aiges_pb2
+body = aiges_pb2.Request(
+    tag="s", list=[aiges_pb2.RequestData(key="d", data=b"\\1" * (256 << 20))]
+).SerializeToString()
+print("sending", flush=True)
+try:
+    call(body, timeout=120)
+    print("RESULT ok", flush=True)
+except grpc.RpcError as e:
+    print("RESULT", e.code().name, e.details(), flush=True)
+"""
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def plugin_pid(client: LoaderClient) -> int:
+    assert client.process is not None
+    pid = client.process.pid
+    if b"server.aiges" in Path(f"/proc/{pid}/cmdline").read_bytes():
+        return pid
+    return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+
+
+@pytest.mark.parametrize("server", ["native"])
+def test_a_client_frozen_mid_upload_is_disconnected(server: str, tmp_path: Path) -> None:
+    # grpcio is given the same keepalive options (plugin.keepalive_options), but this test
+    # shows its server still holds the frozen upload: not claimed for it (README).
+    client = start(server, tmp_path, GF_AIGES_KEEPALIVE_S="1", GF_AIGES_KEEPALIVE_TIMEOUT_S="1")
+    script = tmp_path / "stalled.py"
+    script.write_text(textwrap.dedent(STALLED_UPLOAD))
+    pid = plugin_pid(client)
+    try:
+        for _attempt in range(3):
+            before = rss_mib(pid)
+            uploader = subprocess.Popen(
+                [sys.executable, str(script), str(client.handshake.port)],
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(aiges_support.REPO)},
+            )
+            assert uploader.stdout is not None
+            assert uploader.stdout.readline().strip() == "sending"
+            deadline = time.monotonic() + 30
+            while rss_mib(pid) - before < 24 and time.monotonic() < deadline:
+                time.sleep(0.002)
+            os.kill(uploader.pid, signal.SIGSTOP)  # frozen with part of the body sent
+            time.sleep(5)  # well past 1 s of pings + 1 s of waiting for their answer
+            os.kill(uploader.pid, signal.SIGCONT)
+            out, _ = uploader.communicate(timeout=120)
+            if "RESULT ok" in out:
+                continue  # the whole body was sent before the stop: try again
+            assert "RESULT UNAVAILABLE" in out or "RESULT INTERNAL" in out, out
+            break
+        else:
+            pytest.fail("the upload finished before SIGSTOP three times")
+        # the plugin still serves
+        assert client.once(items=[aiges_pb2.RequestData(key="d", data=b"ok")]).ret == 0
+    finally:
+        client.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("GF_AIGES_QUEUE_MB", "0"), ("GF_AIGES_QUEUE_MB", "lots"), ("GF_AIGES_KEEPALIVE_S", "-1")],
+)
+def test_a_bad_limit_names_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name}='{value}'"):
+        aiges_limits({name: value})
+    assert aiges_limits({}).queue_bytes == 256 * MIB
