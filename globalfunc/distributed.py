@@ -15,16 +15,28 @@ name, registered) and puts that version's record in Ray's object store; each Ray
 compiles the code once per content hash (sha256) and keeps it, so no checkout of the
 packages is needed on the cluster's machines (only ``pip install 'globalfunc[ray]'``).
 Each task checks its arguments against the annotations
-(:class:`~globalfunc.signature.CallSpec`) and calls the function; an item that fails
-comes back as its :mod:`globalfunc.errors` error (``ExecutionError``, ``BadArguments``)
-in its place while the other items complete. Results are in input order.
+(:class:`~globalfunc.signature.CallSpec`), calls the function and encodes the result
+with :mod:`globalfunc.jsoncodec` there (the driver gets only JSON, never an object of a
+class it cannot import). An item that fails comes back as its :mod:`globalfunc.errors`
+error in its place while the other items complete: ``ExecutionError``, ``BadArguments``,
+``ResultNotSerializable`` / ``ResultNotFinite``, ``WorkerCrashed`` (it exited or crashed
+its process), ``ExecutionTimeout`` (past ``timeout``). Results are in input order;
+:func:`stream` yields them as soon as each and all before it are done.
+
+Ray's task retries are off (``max_retries=0``): a batch whose worker died, or that ran
+past ``timeout`` x its items (its task is force-cancelled), is run again one item per
+task, so its items that had finished run twice and only the culprit gets the error.
 
 ``resources`` are Ray's per-task requests: ``CPU``, ``GPU``, ``memory`` (bytes) and any
-custom resource; a task runs ``batch`` items one after another (default: the items
-spread over four tasks per CPU of the cluster, at most 100 items a task; ``batch=1``
-is one task per item, what a GPU-sized call wants). ``address`` names a running cluster (``ray://host:10001`` or ``host:6379``); none
-starts a local Ray, or uses the one this process already started. A tqdm progress bar
-counts finished items on stderr.
+custom resource, checked against the cluster's live nodes before anything is sent (Ray
+would queue a task no node can run forever, silently); a task runs ``batch`` items one
+after another (default: the items spread over four tasks per CPU of the cluster, at most
+100 items a task; ``batch=1`` is one task per item, what a GPU-sized call wants; with a
+``timeout`` the default is 1, and no more tasks are sent than the cluster can run at
+once, so a task's clock starts when it starts). ``address`` names a running cluster
+(``ray://host:10001`` or ``host:6379``); none starts a local Ray, or uses the one this
+process already started (:func:`shutdown` stops it). A tqdm progress bar counts finished
+items on stderr. Ctrl-C while waiting cancels the tasks still running.
 
 Not here: calling workers over HTTP (:mod:`globalfunc.client`), the ``gf map`` command
 (``globalfunc.cli.mapping``). Nothing here reads settings.
@@ -155,7 +167,12 @@ class Outcome:
 
     def result(self) -> Any:
         """The decoded result, or the item's :class:`~globalfunc.errors.GlobalFuncError`."""
-        return jsoncodec.loads(self.value) if self.ok else _error(self.value)
+        if not self.ok:
+            return _error(self.value)
+        try:
+            return jsoncodec.loads(self.value)
+        except GlobalFuncError as err:  # e.g. an ndarray where this process has no numpy
+            return err
 
     def json_line(self) -> bytes:
         """``{"result": ...}`` or the error body (``{"error": ..., "message": ...}``), one line."""

@@ -3,8 +3,15 @@
 Each input line is a JSON object of keyword arguments; each output line, in input order,
 is ``{"result": ...}`` or the item's error (``{"error": "ExecutionError", "message": ...}``),
 so one failing item never stops the others. The function is looked up in this folder's
-registry (as ``gf call`` does) and runs through :func:`globalfunc.distributed.map`: on the
-cluster at ``--ray-address``, or on a local Ray started for the command.
+registry (as ``gf call`` does) and runs through :func:`globalfunc.distributed.stream`: on
+the cluster at ``--ray-address``, or on a local Ray started for the command.
+
+Finished results are never lost: each line is written (unbuffered) to ``OUT.partial`` as
+soon as it and all before it are done, and the file is renamed to ``OUT`` at the end.
+Ctrl-C stops the map, keeps that finished prefix and says so; ``--resume`` keeps it and
+runs only the items after it (a torn last line is cut off). Before Ray starts: the
+output's folder must exist and be writable, the output must not be the input (same path
+or same file), and an empty input writes an empty output without Ray.
 
 Not here: Ray itself, or how a task runs (:mod:`globalfunc.distributed`).
 """
@@ -109,33 +116,35 @@ def cmd_map(ctx: Context) -> int:
     if a.memory_mb is not None:
         resources["memory"] = a.memory_mb * 2**20
     finished = kept
-    # unbuffered: each finished line is on disk at once, so an interrupted or killed map
-    # leaves every result finished so far readable in the .partial file
-    with open(partial, "ab" if a.resume else "wb", buffering=0) as f:
-        try:
-            outcomes = distributed.stream(
-                a.name,
-                items[kept:],
-                registry=Catalog(ctx.gfbase.registry, hint=LOCAL_HINT),
-                resources=resources,
-                address=a.ray_address,
-                batch=a.batch,
-                timeout=a.timeout,
-                progress=not a.quiet,
-                start=kept,
-            )
-            for outcome in outcomes:
-                f.write(outcome.json_line())
-                finished += 1
-                failed += not outcome.ok
-        except KeyboardInterrupt:
-            sys.stderr.write(
-                f"gf map: interrupted: the first {finished} of {len(items)} results are in "
-                f"{partial}; run the same command with --resume to do the rest\n"
-            )
-            return EXIT_INTERRUPTED
-        finally:
-            distributed.shutdown()
+    try:
+        # the checks (name, resources, ...) and Ray's start, before the output is touched
+        outcomes = distributed.stream(
+            a.name,
+            items[kept:],
+            registry=Catalog(ctx.gfbase.registry, hint=LOCAL_HINT),
+            resources=resources,
+            address=a.ray_address,
+            batch=a.batch,
+            timeout=a.timeout,
+            progress=not a.quiet,
+            start=kept,
+        )
+        # unbuffered: each finished line is on disk at once, so an interrupted or killed
+        # map leaves every result finished so far readable in the .partial file
+        with open(partial, "ab" if a.resume else "wb", buffering=0) as f:
+            try:
+                for outcome in outcomes:
+                    f.write(outcome.json_line())
+                    finished += 1
+                    failed += not outcome.ok
+            except KeyboardInterrupt:
+                sys.stderr.write(
+                    f"gf map: interrupted: the first {finished} of {len(items)} results are "
+                    f"in {partial}; run the same command with --resume to do the rest\n"
+                )
+                return EXIT_INTERRUPTED
+    finally:
+        distributed.shutdown()
     os.replace(partial, target)
     out(f"{len(items)} items, {failed} failed: {a.output}")
     return EXIT_ERROR if failed and a.strict else EXIT_OK

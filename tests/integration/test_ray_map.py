@@ -349,6 +349,11 @@ def test_outputs_that_would_destroy_the_input_or_cannot_be_written(
         )
         assert done.returncode == 1 and says in done.stderr, done.stderr
         assert source.read_bytes() == original
+    done = gf_map(
+        packages, nowhere, "Odd.nope", "--input", str(source), "--output", str(tmp_path / "o")
+    )
+    assert done.returncode == 1 and "Odd.nope" in done.stderr, done.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
     empty = write_jsonl(tmp_path / "empty.jsonl", [])
     done = gf_map(
         packages,
