@@ -378,7 +378,9 @@ def run_worker(
             packages=serve_options.get("allow_packages"),
             instance=instance,
         )
-        guard.owner = f"{info.name} {info.pid}"
+        # the instance, not the pid: a restart keeps its name and may keep its pid (pid 1
+        # in a container), and its old claims must not look alive
+        guard.owner = f"{info.name} {info.instance}"
         started = Heartbeat(directory, info, interval=heartbeat, guard=guard).start()
         with lock:
             beating = started
@@ -419,15 +421,16 @@ def run_worker(
 
 
 def _owner_url(directory: WorkerDirectory, owner: str) -> str | None:
-    """The URL of the worker ``"<name> <pid>"`` while it is registered with that pid."""
-    name, _, pid = owner.partition(" ")
+    """The URL of the worker ``"<name> <instance>"`` while that instance is registered
+    (a restart of the worker, even with the same name and pid, is another instance)."""
+    name, _, instance = owner.partition(" ")
     try:
         info = directory.get(name)
     except (StorageError, ValueError):
         return None
     except Exception:  # an owner string that is no worker name
         return None
-    return info.url if info is not None and str(info.pid) == pid else None
+    return info.url if info is not None and instance and info.instance == instance else None
 
 
 class Heartbeat:

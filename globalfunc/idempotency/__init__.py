@@ -1,8 +1,8 @@
 """Run each call once per idempotency key, across every worker sharing a Redis.
 
 A client sends every call with an ``Idempotency-Key``. A worker that receives one first
-*claims* the key in Redis (``SET gf:idem:<key> R<worker> <pid> NX GET``), runs the call,
-and *records* its outcome under the same key for ``ttl`` seconds
+*claims* the key in Redis (``SET gf:idem:<key> R<worker> <instance> <request#> NX GET``),
+runs the call, and *records* its outcome under the same key for ``ttl`` seconds
 (``GF_IDEMPOTENCY_TTL``, default 600). A second request with that key, on any worker,
 gets the recorded answer, waits for the live worker running it, or takes over the key of
 a worker that died mid-call and runs it again (the one case in which a function runs

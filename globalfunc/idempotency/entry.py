@@ -7,8 +7,12 @@ Every entry starts with a kind letter and the call's *fingerprint* (32 hex digit
 sha256 of the function name and its canonical arguments, :func:`fingerprint`), so a key
 reused for another call is told apart without another round trip:
 
-- ``R<fp><owner>``: a request runs it; ``owner`` is ``"<worker name> <pid> <request#>"``
-  (one per request, so two requests of one worker are never taken for each other);
+- ``R<fp><owner>``: a request runs it; ``owner`` is ``"<worker name> <instance> <request#>"``
+  (one per request, so two requests of one worker are never taken for each other;
+  ``instance`` is one start of the worker, so a restart is never taken for it);
+  ``C<fp><owner>``: the same for a key the client made up (kept
+  :data:`CLIENT_KEY_TTL` s): the first claim decides how long a key is kept, and a later
+  request (a take-over) keeps that, whatever its own headers say;
 - ``D<fp><status><body>``: its outcome (the HTTP status as three digits, then the answer's
   body: the result, or the error as JSON);
 - ``N<fp><status><size>``: it ran, but its answer (``size`` bytes) was too large to keep.
@@ -72,12 +76,20 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-# keep the claim alive while its call runs, only if it is still this request's
+# keep the claim alive while its call runs, only if it is still this request's; a claim
+# that expired meanwhile (Redis unreachable past the TTL) is set again: 1 renewed, 2 set
+# again, else the entry that holds the key now
 RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local now = redis.call('GET', KEYS[1])
+if now == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
 end
-return 0
+if not now then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+return now
 """
 
 
@@ -108,9 +120,12 @@ class CallKey(str):
 
 
 class Outcome:
-    """What a key's entry says: ``running`` (by ``owner``), or ``done`` (status, body)."""
+    """What a key's entry says: ``running`` (by ``owner``), or ``done`` (status, body).
 
-    __slots__ = ("body", "fp", "kept", "owner", "raw", "status")
+    ``short``: a running entry of a key the client made up (kept
+    :data:`CLIENT_KEY_TTL` s), as its first claim decided."""
+
+    __slots__ = ("body", "fp", "kept", "owner", "raw", "short", "status")
 
     def __init__(
         self,
@@ -120,8 +135,10 @@ class Outcome:
         status: int | None,
         body: bytes | None,
         kept: bool = True,
+        short: bool = False,
     ) -> None:
         self.raw = raw
+        self.short = short
         self.fp = fp
         self.owner = owner
         self.status = status
@@ -134,15 +151,15 @@ class Outcome:
 
     @property
     def worker(self) -> str:
-        """The owner without its request number: ``"<worker name> <pid>"``."""
+        """The owner without its request number: ``"<worker name> <instance>"``."""
         assert self.owner is not None
         return self.owner.rsplit(" ", 1)[0]
 
     @classmethod
     def parse(cls, raw: bytes) -> Outcome:
         kind, fp, rest = raw[:1], raw[1 : 1 + _FP], raw[1 + _FP :]
-        if kind == b"R":
-            return cls(raw, fp, rest.decode("utf-8", "replace"), None, None)
+        if kind in (b"R", b"C"):
+            return cls(raw, fp, rest.decode("utf-8", "replace"), None, None, short=kind == b"C")
         return cls(raw, fp, None, int(rest[:3]), rest[3:], kept=kind == b"D")
 
     def check(self, key: CallKey) -> None:
@@ -173,9 +190,10 @@ class Outcome:
         raise error_from_dict(orjson.loads(self.body), self.status)
 
 
-def running_entry(fp: bytes, owner: str) -> bytes:
-    """The entry that says ``owner`` (one request) runs the call ``fp``."""
-    return b"R" + fp + owner.encode()
+def running_entry(fp: bytes, owner: str, short: bool = False) -> bytes:
+    """The entry that says ``owner`` (one request) runs the call ``fp``; ``short``: the
+    key is the client's own, kept :data:`CLIENT_KEY_TTL` s."""
+    return (b"C" if short else b"R") + fp + owner.encode()
 
 
 def done_entry(fp: bytes, status: int, body: bytes, max_result: int | None = None) -> bytes:

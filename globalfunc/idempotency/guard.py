@@ -4,11 +4,14 @@ most once per idempotency key across every worker that shares a Redis.
 A keyed call (a :class:`~globalfunc.idempotency.entry.CallKey`: the key, its caller's
 scope, the call's fingerprint) first claims its key (:meth:`AsyncOutcomeRecord.claim
 <globalfunc.idempotency.record.AsyncOutcomeRecord.claim>`, one round trip) in the name of
-this request alone (``"<worker> <pid> <request#>"``), then:
+this request alone (``"<worker> <instance> <request#>"``), then:
 
 - nothing was there: it runs (its claim renewed every third of the TTL while it runs, so
-  a long call keeps it), and its outcome is recorded after the answer goes out (the call
-  stays counted in flight until Redis has it, so a drain waits for it);
+  a long call keeps it; a claim that expired meanwhile, Redis being unreachable longer
+  than the TTL, is set again unless another request holds the key now), and its outcome is recorded after the answer goes out (the call
+  stays counted in flight until Redis has it, so a drain waits for it; an outcome Redis
+  refused is written again every 0.5 s for up to a minute, and until then this worker
+  answers "running, alive" for it, so duplicates wait for it rather than run it again);
 - the entry is another call's (another function or arguments): 422
   ``IdempotencyKeyReused``, nothing ran;
 - an outcome was there: the recorded answer (``ResultNotKept`` if it was too large to
@@ -51,6 +54,9 @@ _POLL_MAX = 0.5  # ... doubling up to this
 _PROBE_EVERY = 1.0  # seconds between checks that the worker running it is alive
 _UNCLAIM_EVERY = 0.5  # seconds between tries to drop a claim a failed request may have left
 _UNCLAIM_TRIES = 120
+_RECORD_EVERY = 0.5  # seconds between tries to write an outcome Redis refused
+_RECORD_TRIES = 120
+_RENEW_RETRY = 0.2  # seconds before trying a failed renewal again
 
 Run = Callable[[], "bytes | Awaitable[bytes]"]
 
@@ -58,8 +64,8 @@ Run = Callable[[], "bytes | Awaitable[bytes]"]
 class CallGuard:
     """A worker's calls: in flight, draining, and run once per key (see the module).
 
-    ``owner`` is ``"<worker name> <pid>"``; ``alive(owner)`` is that worker's URL while it
-    is registered with that pid (the worker directory), else ``None``; it may block (it
+    ``owner`` is ``"<worker name> <instance>"``; ``alive(owner)`` is that worker's URL while
+    that instance is registered (the worker directory), else ``None``; it may block (it
     runs in a thread).
     """
 
@@ -175,9 +181,12 @@ class CallGuard:
     async def _run(self, key: CallKey, token: str, run: Run) -> bytes:
         stop_renewing = self._renewing(key, token)
         try:
-            out = run()
-            if not isinstance(out, bytes):
-                out = await out
+            try:
+                out = run()
+                if not isinstance(out, bytes):
+                    out = await out
+            finally:
+                stop_renewing()  # before a release: a renewal must not set the claim again
         except Interrupted:  # it may have run in part: the claim stays (see the module)
             self._mine.discard(token)
             log.warning("key %s: the server stopped while it ran; its claim stays", key)
@@ -191,8 +200,6 @@ class CallGuard:
         except BaseException:
             await self._forget(key, token)
             raise
-        finally:
-            stop_renewing()
         self._keep(key, token, 200, out)
         return out
 
@@ -217,30 +224,76 @@ class CallGuard:
 
     async def _renew(self, key: CallKey, token: str, every: float) -> None:
         while True:
+            pause = every
             try:
-                if not await self.record.renew(key, token):
-                    log.warning("key %s: its claim is no longer this call's; not renewed", key)
-                    return
+                now = await self.record.renew(key, token)
             except GlobalFuncError as exc:
                 log.warning("key %s: its claim was not renewed: %s", key, exc.message)
-            await asyncio.sleep(every)
+                pause = min(every, _RENEW_RETRY)  # before the claim expires, if Redis is back
+            else:
+                if now == "restored":
+                    log.warning(
+                        "key %s: its claim expired while the call ran (Redis unreachable "
+                        "longer than the TTL) and was set again",
+                        key,
+                    )
+                elif isinstance(now, Outcome):
+                    log.error(
+                        "key %s: its claim expired while the call ran (Redis unreachable "
+                        "longer than the TTL) and %s holds the key now: the call may run twice",
+                        key,
+                        f"request {now.owner!r}" if now.running else "a recorded outcome",
+                    )
+                    return
+            await asyncio.sleep(pause)
 
     def _keep(self, key: CallKey, token: str, status: int, body: bytes) -> None:
         """Record the outcome after the answer goes out (with the next claim, or within
-        ``record.linger`` s); the call stays counted in flight until it is written."""
+        ``record.linger`` s); the call stays counted in flight, and its token this
+        worker's, until it is written (tried again in the background while Redis refuses)."""
         self.inflight += 1
         self.record.record(key, status, body).add_done_callback(
-            lambda done: self._recorded(key, token, done)
+            lambda done: self._recorded(key, token, status, body, done)
         )
 
-    def _recorded(self, key: str, token: str, done: asyncio.Future[None]) -> None:
-        self.inflight -= 1
-        self._mine.discard(token)
+    def _recorded(
+        self, key: CallKey, token: str, status: int, body: bytes, done: asyncio.Future[None]
+    ) -> None:
         exc = None if done.cancelled() else done.exception()
-        if isinstance(exc, GlobalFuncError):
-            log.warning("key %s: its outcome was not recorded: %s", key, exc.message)
-        elif exc is not None:
-            log.warning("key %s: its outcome was not recorded: %r", key, exc)
+        if exc is None:
+            self.inflight -= 1
+            self._mine.discard(token)
+            return
+        why = exc.message if isinstance(exc, GlobalFuncError) else repr(exc)
+        log.warning(
+            "key %s: its outcome was not recorded (%s); trying again every %gs",
+            key,
+            why,
+            _RECORD_EVERY,
+        )
+        # until it lands, the token stays this worker's: duplicates here and elsewhere
+        # see it running on a live worker and wait for the outcome, none runs it again
+        self._background(self._record_again(key, token, status, body))
+
+    async def _record_again(self, key: CallKey, token: str, status: int, body: bytes) -> None:
+        try:
+            for _ in range(_RECORD_TRIES):
+                await asyncio.sleep(_RECORD_EVERY)
+                try:
+                    await self.record.record(key, status, body)
+                except GlobalFuncError:
+                    continue
+                log.info("key %s: its outcome is recorded", key)
+                return
+            log.error(
+                "key %s: its outcome was not recorded after %gs; its claim stays until it "
+                "expires, and a resend after this worker stops may run the call again",
+                key,
+                _RECORD_TRIES * _RECORD_EVERY,
+            )
+        finally:
+            self.inflight -= 1
+            self._mine.discard(token)
 
     def _background(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)

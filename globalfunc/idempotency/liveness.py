@@ -1,7 +1,8 @@
 """Is the worker that claimed a key still alive? Asked by a request waiting on that key.
 
-A claim names its owner as ``"<worker name> <pid>"``. The owner is alive while the worker
-directory lists that name with that pid (the caller's ``find`` looks it up and answers its
+A claim names its owner as ``"<worker name> <instance>"`` (the random id of one start of
+the worker, so a restart with the same name and pid is another owner). The owner is alive
+while the worker directory lists that name with that instance (the caller's ``find`` looks it up and answers its
 URL) and its port accepts a TCP connection. Both checks block: call
 :func:`owner_alive` in a thread, never on the event loop.
 

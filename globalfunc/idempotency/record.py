@@ -73,6 +73,18 @@ def _px(ttl: int, key: str) -> int:
     return min(ttl, _CLIENT_TTL_MS) if getattr(key, "client_made", False) else ttl
 
 
+def _claim_entry(key: str, owner: str) -> bytes:
+    call = _call_key(key)
+    return running_entry(call.fp, owner, call.client_made)
+
+
+def _adopt(key: str, seen: Outcome) -> None:
+    """A take-over keeps the key's TTL as its first claim decided (``seen``), not as the
+    taking request's headers say: ``key`` is told so for its renewals and outcome."""
+    if isinstance(key, CallKey):
+        key.client_made = seen.short
+
+
 def _full(url: str, what: str, reply: object) -> StorageUnavailable | None:
     """The error for a Redis that refused a write because it is at its ``maxmemory``."""
     text = str(reply)
@@ -123,7 +135,7 @@ class OutcomeRecord:
 
     def claim(self, key: str, owner: str) -> Outcome | None:
         """``None`` when ``owner`` now runs ``key``; else what the entry says."""
-        entry = running_entry(_call_key(key).fp, owner)
+        entry = _claim_entry(key, owner)
         with self._errors(f"claim key {key!r}"):
             raw = self._redis.set(self.key(key), entry, nx=True, px=_px(self.ttl_ms, key), get=True)
         return None if raw is None else Outcome.parse(raw)
@@ -135,11 +147,13 @@ class OutcomeRecord:
 
     def take_over(self, key: str, seen: Outcome, owner: str) -> bool:
         """Claim ``key`` from a dead owner; ``False`` if another request was first."""
+        key = _call_key(key)
+        _adopt(key, seen)
         with self._errors(f"take over key {key!r}"):
             return bool(
                 self._take_over(
                     keys=[self.key(key)],
-                    args=[seen.raw, running_entry(seen.fp, owner), _px(self.ttl_ms, key)],
+                    args=[seen.raw, _claim_entry(key, owner), _px(self.ttl_ms, key)],
                 )
             )
 
@@ -150,7 +164,7 @@ class OutcomeRecord:
 
     def release(self, key: str, owner: str) -> None:
         with self._errors(f"release key {key!r}"):
-            self._release(keys=[self.key(key)], args=[running_entry(_call_key(key).fp, owner)])
+            self._release(keys=[self.key(key)], args=[_claim_entry(key, owner)])
 
     def close(self) -> None:
         self._redis.close()
@@ -239,7 +253,7 @@ class AsyncOutcomeRecord:
         The same owner's claim is another request of this worker running the key."""
         what = f"claim key {key!r}"
         px = _px(self.ttl_ms, key)
-        claim = (self.key(key), running_entry(_call_key(key).fp, owner), px)
+        claim = (self.key(key), _claim_entry(key, owner), px)
         pending = self._take_pending()
         if pending:
             raw = await self._send(pending, what, claim)
@@ -254,23 +268,30 @@ class AsyncOutcomeRecord:
         return None if raw is None else Outcome.parse(raw)
 
     async def take_over(self, key: str, seen: Outcome, owner: str) -> bool:
-        """Claim ``key`` from a dead owner; ``False`` if another request was first."""
-        args = (seen.raw, running_entry(seen.fp, owner), _px(self.ttl_ms, key))
+        """Claim ``key`` from a dead owner; ``False`` if another request was first. The
+        claim keeps the TTL its first claim chose (``key`` is told, see :func:`_adopt`)."""
+        _adopt(key, seen)
+        args = (seen.raw, _claim_entry(key, owner), _px(self.ttl_ms, key))
         done = await self._do(f"take over key {key!r}", "EVAL", TAKE_OVER, 1, self.key(key), *args)
         return bool(done)
 
     async def release(self, key: str, owner: str) -> None:
         """Drop ``owner``'s claim of ``key`` (nothing ran), if it is still there."""
-        entry = running_entry(_call_key(key).fp, owner)
+        entry = _claim_entry(key, owner)
         await self._do(f"release key {key!r}", "EVAL", RELEASE, 1, self.key(key), entry)
 
-    async def renew(self, key: str, owner: str) -> bool:
-        """Give ``owner``'s claim of ``key`` its full TTL again; ``False`` if it is no
-        longer ``owner``'s (recorded, taken over, expired)."""
-        entry = running_entry(_call_key(key).fp, owner)
+    async def renew(self, key: str, owner: str) -> str | Outcome:
+        """Give ``owner``'s claim of ``key`` its full TTL again: ``"renewed"``; ``"restored"``
+        when the claim had expired meanwhile (Redis unreachable past the TTL) and was set
+        again; else the entry that holds the key now (another request's claim or outcome)."""
+        entry = _claim_entry(key, owner)
         px = _px(self.ttl_ms, key)
         done = await self._do(f"renew key {key!r}", "EVAL", RENEW, 1, self.key(key), entry, px)
-        return bool(done)
+        if done == 1:
+            return "renewed"
+        if done == 2:
+            return "restored"
+        return Outcome.parse(done)
 
     def renew_every(self, key: str) -> float:
         """Seconds between renewals of ``key``'s claim while its call runs (a third of its TTL)."""
