@@ -240,8 +240,21 @@ def advertised_url(url: str, advertise: str | None, redis_url: str | None = None
             host = towards
     if host is None:
         return url
-    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return urllib.parse.urlunsplit(parts._replace(scheme=scheme, netloc=f"{host}:{port}", path="/"))
+    return urllib.parse.urlunsplit(
+        parts._replace(scheme=scheme, netloc=f"{_url_host(host)}:{port}", path="/")
+    )
+
+
+def _unbracket(host: str) -> str:
+    """``host`` without the brackets of a ``[IPv6]`` literal (sockets take it bare)."""
+    if host.startswith("[") and host.endswith("]"):
+        return host[1:-1]
+    return host
+
+
+def _url_host(host: str) -> str:
+    """``host`` as a URL's host: an IPv6 literal in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _address_in_use(exc: ConfigError) -> bool:
@@ -328,13 +341,14 @@ def run_worker(
         raise ConfigError(f"GF_STOP_GRACE {stop_grace!r} must be a number of seconds >= 0")
     if advertise is not None:
         parse_advertise(advertise)  # a malformed value fails before anything starts
+    host = _unbracket(host)  # "[::1]" is ::1: bind the address, bracket it in URLs
     first, last = ports
     labels.check(first)  # labels fail before anything starts
     directory.ping()  # before taking a port
     port = pick_port(host, first, last)
     instance = secrets.token_hex(8)
     # refuse a loopback address, and a name a live worker holds, before serving
-    url = advertised_url(f"http://{host}:{port}/", advertise, redis_url)
+    url = advertised_url(f"http://{_url_host(host)}:{port}/", advertise, redis_url)
     name = labels.check(port)
     other = directory.get(name)
     if other is not None:
