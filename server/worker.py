@@ -273,9 +273,10 @@ def _answers(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def _taken(name: str, other: WorkerInfo, ours: str) -> ConfigError | None:
+def _taken(name: str, other: WorkerInfo, ours: str, ttl: float) -> ConfigError | None:
     """The error when ``other`` (holding ``name``) is a live worker other than this one
-    (advertising ``ours``); ``None`` when it is gone (its entry may be taken over)."""
+    (advertising ``ours``); ``None`` when it is gone (its entry may be taken over).
+    ``ttl``: how long an entry outlives its last heartbeat (three beats)."""
     if other.url == ours or not _answers(other.url):
         # our URL: we bound its port, so that worker no longer listens there
         log.warning(
@@ -285,10 +286,15 @@ def _taken(name: str, other: WorkerInfo, ours: str) -> ConfigError | None:
             other.pid,
         )
         return None
+    # liveness is "its URL answers": a restart whose old URL now reaches this worker's own
+    # socket (--advertise changed, a proxy) cannot tell, so the message says what to do then
     return ConfigError(
-        f"worker name {name} is taken by a live worker at {other.url} (pid {other.pid}): two "
-        "workers of one name would share their calls' keys; give this one another "
-        f"--host-label, or stop that one first ('gf workers stop {name}')"
+        f"worker name {name} is taken by a worker that answers at {other.url} (instance "
+        f"{other.instance or '?'}, pid {other.pid} on its machine): two workers of one name "
+        f"would share their calls' keys; give this one another --host-label, or stop that "
+        f"one first ('gf workers stop {name}'). If that worker is gone (this is its restart "
+        f"and its old URL now reaches this one), its entry expires within 3 heartbeats "
+        f"({ttl:g}s): start this one again after that"
     )
 
 
@@ -298,7 +304,7 @@ def claim_name(directory: WorkerDirectory, info: WorkerInfo, ttl: float) -> Work
     written, other = directory.claim(info, ttl)
     if other is None:
         return written
-    error = _taken(info.name, other, info.url)
+    error = _taken(info.name, other, info.url, ttl)
     if error is not None:
         raise error
     return directory.register(info, ttl)
@@ -352,7 +358,7 @@ def run_worker(
     name = labels.check(port)
     other = directory.get(name)
     if other is not None:
-        error = _taken(name, other, url)
+        error = _taken(name, other, url, 3 * heartbeat)
         if error is not None:
             raise error
     beating: Heartbeat | None = None

@@ -187,7 +187,8 @@ def _command_worker(ctx: Context, what: str) -> int:
         if info is None:
             raise NotFound(f"no live worker {name!r} in {d.url}; 'gf workers' lists them")
         # addressed to this instance: a later worker of that name ignores and deletes it
-        d.command(name, what, ttl=max(60.0, timeout), instance=info.instance, grace=grace)
+        pending = max(60.0, timeout)  # seconds the command waits for the worker to read it
+        d.command(name, what, ttl=pending, instance=info.instance, grace=grace)
         how = "at once" if what == "stop" and not grace else "after its calls in flight"
         if what == "stop" and grace:
             how = f"after its calls in flight, at most {grace:g}s"
@@ -199,11 +200,28 @@ def _command_worker(ctx: Context, what: str) -> int:
             if now is None or now.instance != info.instance:
                 break
             if time.monotonic() > deadline:
-                raise ConfigError(
-                    f"worker {name} is still registered after {timeout:g}s "
-                    f"({'calls still in flight' if what == 'drain' else 'not stopped'}); "
-                    f"wait longer with --timeout, or 'gf workers stop {name}' it"
-                )
+                try:
+                    unread = bool(d.client.exists(d.control_key(name)))
+                except Exception:  # only the advice depends on it
+                    unread = True
+                if unread:
+                    left = max(0.0, pending - timeout)
+                    hint = (
+                        "it has not read the command (frozen or overloaded?): the command stays "
+                        f"pending for {left:g}s more and the worker {what}s if it resumes by "
+                        f"then; to stop it now, kill pid {info.pid} on its machine"
+                    )
+                elif what == "drain":
+                    hint = (
+                        "it is draining (calls still in flight); watch it with 'gf workers', "
+                        f"or 'gf workers stop {name}' to interrupt them"
+                    )
+                else:
+                    hint = (
+                        "it read the command and is stopping (calls in flight within --grace); "
+                        f"watch it with 'gf workers', or kill pid {info.pid} on its machine"
+                    )
+                raise ConfigError(f"worker {name} is still registered after {timeout:g}s: {hint}")
             time.sleep(0.1)
     out(f"{name} {'drained and ' if what == 'drain' else ''}stopped")
     return EXIT_OK

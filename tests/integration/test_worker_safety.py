@@ -201,7 +201,10 @@ def test_a_second_worker_of_a_live_name_refuses_to_start(root: Path, redis_url: 
         second = worker(root, redis_url, "dup", f"{port}-{port}", "--host", "127.0.0.2").run()
         err = second.stderr.decode()
         assert second.returncode != 0
-        assert f"taken by a live worker at {first.url} (pid {first.pid})" in err, err
+        assert f"taken by a worker that answers at {first.url} (instance " in err, err
+        assert f"pid {first.pid} on its machine" in err, err
+        # what to do when that "live" worker is in fact this one's dead predecessor
+        assert "expires within 3 heartbeats (3s): start this one again after that" in err, err
         with WorkerDirectory(redis_url) as directory:
             info = directory.get(first.name)
             assert info is not None and info.pid == first.pid and info.url == first.url
