@@ -39,6 +39,7 @@ def test_the_worker_compose_file() -> None:
     assert env["GF_TOKEN"].startswith("${GF_TOKEN:?")  # required, never a default
     assert env["GF_WORKER_PORTS"] == "26000-27000" and worker["expose"] == ["26000-27000"]
     assert worker["command"][:3] == ["worker", "--host", "0.0.0.0"]
+    assert worker["init"] is True  # pid 1 forwards SIGTERM: the worker drains, not SIGKILLed
     assert worker["deploy"]["replicas"] >= 2
     assert {k: v["condition"] for k, v in worker["depends_on"].items()} == {
         "redis": "service_healthy",
