@@ -108,6 +108,7 @@ def test_no_compiler_the_build_succeeds_and_says_once_what_is_missing(
 
     # the package reads that report at run time and says the same, one line per part
     monkeypatch.setattr(native, "_HERE", checkout / "server" / "aiges")
+    monkeypatch.delenv(native.REQUIRE_ENV, raising=False)  # `make test` sets it
     assert native.say_missing() == 3
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 3
