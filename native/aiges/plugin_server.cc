@@ -26,8 +26,8 @@
 //
 // Limits (README "AIGES queue limits"): once-exec bodies accepted but not finished hold at
 // most `queue_bytes` (GF_AIGES_QUEUE_MB); a body that would go over it is refused at once
-// with RESOURCE_EXHAUSTED. Results queued in the Outbox hold at most as much again (oldest
-// dropped, logged). A peer that stops answering HTTP/2 pings for keepalive_ms +
+// with RESOURCE_EXHAUSTED. Results queued in the Outbox hold at most as much again (the
+// oldest replaced by a 30003 Response for their tag, one warning a second at most). A peer that stops answering HTTP/2 pings for keepalive_ms +
 // keepalive_timeout_ms (GF_AIGES_KEEPALIVE_S / _TIMEOUT_S) is disconnected, so a frozen
 // client's half-sent body is not held forever.
 //
@@ -140,18 +140,22 @@ struct State {
   void deliver_nogil(aiges::Response&& response) {
     gf::Dropped dropped = outbox.put(std::move(response));
     if (dropped.count > 0) {
-      std::fprintf(stderr, "aiges plugin: results passed GF_AIGES_QUEUE_MB, dropped %zu (tags %s .. %s)\n",
-                   dropped.count, dropped.first_tag.c_str(), dropped.last_tag.c_str());
+      std::fprintf(stderr, "aiges plugin: %s\n", dropped_text(dropped).c_str());
     }
   }
 
-  void log_dropped(const gf::Dropped& d) {
-    log("warning", "no communicate stream is reading results and they passed GF_AIGES_QUEUE_MB (" +
-                       std::to_string(budget->limit() / kMiB) + " MiB): dropped the " +
-                       std::to_string(d.count) + " oldest (" + std::to_string(d.bytes / kMiB) +
-                       " MiB, tags " + d.first_tag + " .. " + d.last_tag +
-                       "); open communicate before sending once execs");
+  std::string dropped_text(const gf::Dropped& d) {
+    std::string tags;
+    for (const auto& t : d.first_tags) tags += (tags.empty() ? "" : ", ") + t;
+    if (d.count > d.first_tags.size()) tags += ", ...";
+    return "no communicate stream read results and they passed GF_AIGES_QUEUE_MB (" +
+           std::to_string(budget->limit() / kMiB) + " MiB): " + std::to_string(d.count) +
+           " oldest result(s) (" + std::to_string(d.bytes / kMiB) + " MiB, tags " + tags +
+           ") were replaced by ret " + std::to_string(gf::kDroppedRet) +
+           " with no data; open communicate before sending once execs";
   }
+
+  void log_dropped(const gf::Dropped& d) { log("warning", dropped_text(d)); }
 
   // Run `fn` on the user pool and wait for it; `fallback` when it cannot run, raises, or
   // the server starts stopping while it runs (a user call that never returns must not
@@ -552,7 +556,9 @@ class NativeServer {
 
   int shutdown_pool(double wait = 0.0) {
     int detached = st_->pool.stop(wait);
+    gf::Dropped dropped = st_->outbox.take_drops();
     py::gil_scoped_acquire gil;
+    if (dropped.count > 0) st_->log_dropped(dropped);
     st_->bridge = py::none();
     return detached;
   }
