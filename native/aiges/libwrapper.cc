@@ -21,8 +21,9 @@
 //                      wrapperFini comes first. After wrapperFini returns, no callback of an
 //                      earlier call runs;
 //   sessions           wrapperCreate/Write/Destroy through the Bridge. Each session has its
-//                      own key ("<usrTag>#<n>"), the tag the Python side sees and routes
-//                      pushed results by, so sessions with the same usrTag stay apart;
+//                      own key ("<usrTag>#<n>"), the tag its pushed results come back by,
+//                      so sessions with the same usrTag stay apart; the wrapper itself is
+//                      shown the loader's usrTag (chost.Host.create maps it to the key);
 //                      results go to the session's callback, or queue for wrapperRead;
 //   wrapperInit/Fini   serialised by one lock held for the whole of each; a callback thread
 //                      calling them never waits for a wrapperFini in progress (it may be
@@ -86,7 +87,7 @@ constexpr size_t kMaxErrorTexts = 256;  // the wrapper's wrapperError texts kept
 struct Session {
   std::string handle;  // the wrapper's handle
   std::string tag;     // the loader's usrTag, given back to its callback
-  std::string key;     // "<usrTag>#<n>": the tag the Python side sees and routes results by
+  std::string key;     // "<usrTag>#<n>": the tag results come back by (the wrapper sees usrTag)
   wrapperCallback cb = nullptr;
   std::deque<pDataList> unread;  // results for wrapperRead when cb is null
 };
@@ -531,7 +532,7 @@ const void* wrapperCreate(const char* usrTag, pParamList params, wrapperCallback
       }
       py::dict p = params_dict(params);
       std::string sid = p.contains("sid") ? p["sid"].cast<std::string>() : std::string();
-      py::tuple r = l.host->attr("create")(p, sid, s->key);
+      py::tuple r = l.host->attr("create")(p, sid, s->key, shown);  // wrapper sees `shown`
       s->handle = r[0].cast<std::string>();
       code = r[1].cast<int>();
     } catch (py::error_already_set& e) {

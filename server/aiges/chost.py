@@ -17,8 +17,10 @@ and return byte-identical results:
 
 Request data arrives as :class:`aiges_embed.Buffer` views of the loader's memory (no copy).
 C strings (param keys/values, data keys, desc, usrTag) arrive decoded as UTF-8 with
-``"replace"``. A session's ``tag`` here is its own key (``"<usrTag>#<n>"``), not the loader's
-usrTag, so results pushed for it reach that session only. ``ERRORS`` texts are also compiled
+``"replace"``. A session's ``tag`` here is its own key (``"<usrTag>#<n>"``), by which its
+pushed results reach that session only; the wrapper itself is shown the loader's usrTag
+(the same bytes as through the gRPC plugin), and a result it pushes by that usrTag goes to
+the newest live session with it. ``ERRORS`` texts are also compiled
 into the library as static strings (a test compares them).
 This module does not touch C memory; converting to and from the C structs is the C++ side's.
 """
@@ -123,6 +125,24 @@ class Host(Bridge):
         if self._emit is not None:
             super().bind(self._emit)  # session results of the new engine
         return super().init(config)
+
+    def create(
+        self, params: dict[str, str], sid: str, tag: str, usr_tag: str | None = None
+    ) -> tuple[str, int]:
+        """``tag`` is the session's own key (``"<usrTag>#<n>"``), by which its results come
+        back; a wrapper engine is shown ``usr_tag``, the loader's usrTag, as in the gRPC
+        plugin (a function engine gets the key only)."""
+        engine = self.engine
+        # by attribute, not isinstance: an isolated wrapper may have re-imported our modules
+        if usr_tag is None or not getattr(engine, "takes_usr_tag", False):
+            return super().create(params, sid, tag)
+        try:
+            create: Callable[..., tuple[str, int]] = engine.create
+            handle, code = create(params, sid, tag, usr_tag=usr_tag)
+        except Exception:
+            log.exception("create failed (tag %s)", usr_tag)
+            return "", EXEC_FAILED
+        return str(handle), int(code)
 
     def error_text(self, code: int) -> str:
         """``wrapperError``: ours, else what the wrapper's own ``wrapperError`` says."""

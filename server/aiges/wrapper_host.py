@@ -219,6 +219,10 @@ class WrapperEngine:
         self._tag_by_sid: dict[str, str] = {}
         self._sid_by_tag: dict[str, str] = {}
         self._tags: set[str] = set()
+        # C mode: the loader's usrTag (what the wrapper sees) -> the newest live session's
+        # key ("<usrTag>#<n>"), for a wrapper that pushes results by its usrTag.
+        self._key_by_usr_tag: dict[str, str] = {}
+        self._usr_tag_by_key: dict[str, str] = {}
         # Ended sessions, newest last, so frames still in flight after destroy reach the
         # right tag; at most RECENT_SESSIONS keys.
         self._recent: OrderedDict[str, str] = OrderedDict()
@@ -239,6 +243,7 @@ class WrapperEngine:
             tag = (
                 self._tag_by_handle.get(key)
                 or (key if key in self._tags else None)
+                or self._key_by_usr_tag.get(key)
                 or self._tag_by_sid.get(key)
                 or self._tag_by_sid.get(sid)
                 or self._recent.get(key)
@@ -312,19 +317,34 @@ class WrapperEngine:
             )
         return outcome_from_response(resp)
 
-    def create(self, params: dict[str, str], sid: str, tag: str) -> tuple[str, int]:
+    takes_usr_tag = True  # create() accepts usr_tag (chost.Host passes the loader's usrTag)
+
+    def create(
+        self, params: dict[str, str], sid: str, tag: str, usr_tag: str | None = None
+    ) -> tuple[str, int]:
+        """Open a session whose results are emitted under ``tag``.
+
+        ``usr_tag``: what the wrapper is shown as its usrTag when that differs from
+        ``tag`` (C mode: ``tag`` is the session's own key ``"<usrTag>#<n>"``, the wrapper
+        sees the loader's usrTag; a result it pushes by that usrTag goes to the newest
+        live session that has it).
+        """
         if self.instance is None:
             return "", NOT_INITIALIZED
+        shown = tag if usr_tag is None else usr_tag
         with self._lock:
             self._tags.add(tag)
             if sid:
                 self._tag_by_sid[sid] = tag
                 self._sid_by_tag[tag] = sid
+            if shown != tag:
+                self._key_by_usr_tag[shown] = tag
+                self._usr_tag_by_key[tag] = shown
         try:
             resp = call_flexibly(
                 self.instance.wrapperCreate,
                 [dict(params)],
-                {"sid": sid, "userTag": tag, "usrTag": tag},
+                {"sid": sid, "userTag": shown, "usrTag": shown},
             )
         except Exception:
             log.exception("wrapperCreate raised (tag %s)", tag)
@@ -357,6 +377,12 @@ class WrapperEngine:
             self._sid_by_tag.pop(tag, None)
             if sid and self._tag_by_sid.get(sid) == tag:
                 del self._tag_by_sid[sid]
+            self._drop_usr_tag_locked(tag)
+
+    def _drop_usr_tag_locked(self, tag: str) -> None:
+        shown = self._usr_tag_by_key.pop(tag, None)
+        if shown is not None and self._key_by_usr_tag.get(shown) == tag:
+            del self._key_by_usr_tag[shown]
 
     def _retire_locked(self, handle: str) -> None:
         """Move a session from the live maps to the bounded recent ones (lock held)."""
@@ -364,10 +390,12 @@ class WrapperEngine:
         if tag is None:
             return
         self._tags.discard(tag)
+        shown = self._usr_tag_by_key.get(tag)
+        self._drop_usr_tag_locked(tag)
         sid = self._sid_by_tag.pop(tag, "")
         if sid and self._tag_by_sid.get(sid) == tag:
             del self._tag_by_sid[sid]
-        for key in (handle, sid):
+        for key in (handle, sid, shown):
             if key:
                 self._recent[key] = tag
                 self._recent.move_to_end(key)
@@ -382,6 +410,7 @@ class WrapperEngine:
                 "by_handle": len(self._tag_by_handle),
                 "by_sid": len(self._tag_by_sid),
                 "sid_by_tag": len(self._sid_by_tag),
+                "by_usr_tag": len(self._key_by_usr_tag),
                 "recent": len(self._recent),
             }
 

@@ -348,3 +348,61 @@ def test_wrapper_error_texts_are_bounded_and_follow_a_reinit(driver: Path, libdi
     assert after - before < 4096, f"100,000 codes grew VmRSS by {after - before} KiB"
     assert lines[1] == "error-7 echo error 7"
     assert lines[2] != lines[1] and lines[2].startswith("error-7 "), lines
+
+
+USRTAG_WRAPPER = """
+try:
+    from aiges_embed import Response, ResponseData, SessionCreateResponse, callback
+except ImportError:
+    from aiges.callback import callback
+    from aiges.dto import Response, ResponseData, SessionCreateResponse
+
+
+class Wrapper:
+    def wrapperInit(self, config):
+        return 0
+
+    def wrapperCreate(self, params, sid, persId=0, usrTag=""):
+        return SessionCreateResponse(handle="h-" + usrTag, error_code=0)
+
+    def wrapperWrite(self, handle, req, sid=""):
+        r = Response()
+        text = f"handle={handle} data={bytes(req.list[0].data).decode()}"
+        r.list = [ResponseData(key="seen", data=text.encode())]
+        callback(r, handle[2:])  # pushed by the usrTag the wrapper was shown
+        return 0
+
+    def wrapperDestroy(self, handle):
+        return 0
+
+    def wrapperFini(self):
+        return 0
+"""
+
+
+def test_a_session_wrapper_sees_the_loaders_usrtag_as_over_grpc(
+    driver: Path, libdir: str, tmp_path: Path
+) -> None:
+    # The wrapper used to be shown "<usrTag>#<n>" (the library's session key) in C mode and
+    # the plain usrTag over gRPC, so the same wrapper answered different bytes. Now both show
+    # the loader's usrTag, and a result pushed by it still reaches its session.
+    (tmp_path / "wrapper.py").write_text(USRTAG_WRAPPER)
+    run(driver, libdir, "session", str(tmp_path / "out"), cwd=tmp_path)
+    c_lines = (tmp_path / "out").read_text().splitlines()
+    grpc_lines = []
+    with start("native", "--wrapper", str(tmp_path)) as client:
+        assert client.init() == 0
+        for tag, frames in (("7", ["first", "second", "third"]), ("pull", ["pulled"])):
+            _, handle = client.create(tag=tag)
+            assert handle.err_code == 0
+            for k, frame in enumerate(frames):
+                item = client.text("text", frame.encode())
+                item.status = k
+                assert client.write(handle.handle, [item]) == 0
+                data = client.next_result(tag, timeout=10).list[0].data.decode()
+                grpc_lines.append(f"frame {k} ret 0 {data}" if tag == "7" else f"read {data}")
+            assert client.destroy(handle.handle) == 0
+        client.shutdown()
+    assert c_lines == grpc_lines
+    assert c_lines[0] == "frame 0 ret 0 handle=h-7 data=first", c_lines
+    assert c_lines[-1] == "read handle=h-pull data=pulled", c_lines
