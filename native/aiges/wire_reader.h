@@ -9,14 +9,14 @@
 // into its final home and release each piece as soon as it is copied.
 //
 // What it follows from protobuf (upb, grpcio's parser, byte for byte): varints of up to 10
-// bytes (32-bit fields keep the low 32 bits), length-delimited fields, unknown fields
+// bytes (32-bit fields keep the low 32 bits) but field keys of at most 5, length-delimited fields, unknown fields
 // skipped by wire type (groups included; field number 0 is accepted inside an unknown
 // group), a field with an unexpected wire type treated as unknown, the last value of a
 // repeated singular field winning, missing map keys/values as "", a map entry holding any
 // unknown field dropped from the map (upb moves it to the unknown fields), the depth limit
 // of kMaxDepth counted across groups AND the messages around them (a group inside a
 // RequestData has one level less), and proto3's rule that string fields hold valid UTF-8. Anything else (a truncated field, a length past
-// the end of its message, a varint over 10 bytes, field number 0, an end-group without its
+// the end of its message, a varint over 10 bytes, a key over 5, field number 0, an end-group without its
 // start, wire types 6 and 7) is a WireError naming what is wrong and at which byte; it never
 // reads outside the pieces.
 //
@@ -120,6 +120,8 @@ class Reader {
   bool at_end() const { return remaining_ == 0; }
   size_t position() const { return consumed_; }
 
+  static constexpr size_t kMaxKeyBytes = 5;
+
   uint64_t varint(const char* what) {
     uint64_t value = 0;
     for (int i = 0; i < 10; ++i) {
@@ -215,7 +217,13 @@ class Reader {
   }
 
   std::pair<uint32_t, uint32_t> key(bool allow_zero = false) {
+    size_t start = consumed_;
     uint64_t k = varint("a field key");
+    if (consumed_ - start > kMaxKeyBytes) {  // upb: a tag is at most 5 bytes
+      throw WireError("a field key of " + std::to_string(consumed_ - start) +
+                      " bytes (at most " + std::to_string(kMaxKeyBytes) + ") at byte " +
+                      std::to_string(start));
+    }
     uint64_t field = k >> 3;
     if ((field == 0 && !allow_zero) || field > 0x1FFFFFFF) {
       fail("field number " + std::to_string(field));

@@ -294,6 +294,9 @@ def test_every_truncation_errs_exactly_where_protobuf_does(reader: Reader) -> No
         (ld(2, ld(2, b"\x80")), "not valid UTF-8"),
         (ld(3, ld(5, ld(1, b"\xe4\xb8"))), "not valid UTF-8"),
         (key(1, 0) + b"\xff" * 11, "varint"),
+        # a key in 6 bytes (protobuf allows 5): it was read as field 16, then list=[]
+        (bytes.fromhex("8081808080008080808080011a00"), "a field key of 6 bytes"),
+        (b"\x88\x80\x80\x80\x80\x80\x80\x80\x80\x00" + varint(1), "a field key of 10 bytes"),
         (key(0, 0) + varint(1), "field number 0"),
         (key(9, 6), "wire type 6"),
         (key(9, 7), "wire type 7"),
