@@ -15,7 +15,9 @@ to say the same. ``GF_REQUIRE_NATIVE=1`` makes a part that cannot be built fail 
 Compiles run at most ``GF_BUILD_JOBS`` (default 2) at a time; objects are kept under
 ``build/native/obj/<part>/<key>``, where the key is a hash of everything that makes an object
 fit one install and not another (the compiler and its version, the flags, include dirs and
-pkg-config/pybind11 flags, the link arguments, ``sys.executable`` and the Python version): a
+pkg-config flags, pybind11's version and a hash of its headers (not its folder, which pip's
+isolated build makes anew each time), the link arguments, ``sys.executable`` and the Python
+version; the 3 most recently used keys per part are kept, older ones removed): a
 rebuild recompiles only what changed, and a checkout installed into two venvs (say Python
 3.11 and 3.12) never hands one the other's objects. A part is relinked when its key differs
 from the one it was last linked with (a stamp per target under ``build/native/link``). The
@@ -75,9 +77,29 @@ def _compiler_version(compiler: str) -> str:
         return ""
 
 
+def _pybind11_identity(include: str) -> str:
+    """pybind11's version and a hash of its headers: what its include folder stands for.
+
+    pip's default isolated build installs pybind11 under a new random /tmp/pip-build-env-*
+    folder each time; keying on that path recompiled everything at every install.
+    """
+    import pybind11
+
+    digest = hashlib.sha256()
+    folder = Path(include)
+    for header in sorted(folder.rglob("*.h")):
+        digest.update(str(header.relative_to(folder)).encode() + b"\0")
+        digest.update(header.read_bytes())
+    return f"{pybind11.__version__}:{digest.hexdigest()[:16]}"
+
+
 def build_key(compiler: str, flags: list[str], link_args: list[str]) -> str:
     """A hash of every input that makes an object or a link fit only one install."""
     here = str(ROOT)
+    with contextlib.suppress(ImportError):
+        include = _pybind11_include()
+        named = f"-I<pybind11 {_pybind11_identity(include)}>"
+        flags = [named if f == f"-I{include}" else f for f in flags]
     inputs = {
         "compiler": compiler,
         "compiler_path": shutil.which(compiler) or compiler,
@@ -91,6 +113,23 @@ def build_key(compiler: str, flags: list[str], link_args: list[str]) -> str:
     }
     blob = json.dumps(inputs, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+KEEP_KEYS = 3
+"""Object folders kept per part (the newest used); older keys are removed after a build."""
+
+
+def prune_keys(part_folder: Path, current: Path, keep: int = KEEP_KEYS) -> list[Path]:
+    """Remove all but the ``keep`` most recently used key folders of one part."""
+    current.mkdir(parents=True, exist_ok=True)
+    os.utime(current)  # in use now: the newest
+    folders = [f for f in part_folder.iterdir() if f.is_dir()]
+    folders.sort(key=lambda f: (f == current, f.stat().st_mtime), reverse=True)
+    removed = []
+    for old in folders[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(old)
+    return removed
 
 
 def _newer(source: Path, target: Path) -> bool:
@@ -303,6 +342,7 @@ class BuildNative(build_ext):
         jobs = max(1, int(os.environ.get("GF_BUILD_JOBS", "2")))
         with ThreadPoolExecutor(jobs) as pool:
             list(pool.map(compile_one, todo))
+        prune_keys(folder.parent, folder)
         # The target may have been linked by another install from other objects.
         where = hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:16]
         stamp = CACHE / "link" / f"{where}.buildkey"

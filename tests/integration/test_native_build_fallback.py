@@ -229,3 +229,69 @@ def test_another_python_gets_its_own_objects_and_link(checkout: Path, tmp_path: 
     assert "native: linking libwrapper.so" in third.stdout, third.stdout
     data = lib.read_bytes()
     assert sys.executable.encode() in data and str(python).encode() not in data
+
+
+def test_pybind11_at_another_path_reuses_the_objects(checkout: Path, tmp_path: Path) -> None:
+    # pip's default (isolated) install puts pybind11 in a new /tmp/pip-build-env-* folder each
+    # time; the key used to hash that path, so every install recompiled every part and left
+    # one more key folder behind. Same version and headers at another path: nothing compiles.
+    import pybind11
+
+    fake = tmp_path / "fake-bin"
+    fake.mkdir()
+    (fake / "pkg-config").write_text("#!/bin/sh\nexit 1\n")  # skip the slow grpc++ part
+    (fake / "pkg-config").chmod(0o755)
+    path = f"{fake}{os.pathsep}{os.environ.get('PATH', '')}"
+    package = Path(pybind11.__file__).parent
+    builds = []
+    for name in ("env-a", "env-b"):
+        shutil.copytree(package, tmp_path / name / "pybind11")
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("GF_REQUIRE_NATIVE", "CXX", "PYTHONPATH")
+        }
+        env.update(PATH=path, GF_BUILD_JOBS="2", PYTHONPATH=str(tmp_path / name))
+        done = subprocess.run(
+            [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+            cwd=checkout,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+        assert done.returncode == 0, done.stderr
+        builds.append(done.stdout)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import pybind11; print(pybind11.get_include())"],
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "env-b")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip().startswith(str(tmp_path / "env-b"))  # really another path
+    assert "native: compiling" not in builds[1], builds[1]
+    assert report(checkout)["built"] == ["libwrapper", "server.aiges._embed"]
+    objects = checkout / "build" / "native" / "obj"
+    for part in ("libwrapper", "server.aiges._embed"):
+        assert len([f for f in (objects / part).iterdir() if f.is_dir()]) <= 3
+
+
+def test_old_key_folders_are_pruned_keeping_the_newest(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gf_setup", REPO / "setup.py")
+    assert spec is not None and spec.loader is not None
+    setup_module = importlib.util.module_from_spec(spec)
+    # setup.py calls setup() at import only under __main__-like use; load its functions
+    source = (REPO / "setup.py").read_text().split("\nsetup(")[0]
+    exec(compile(source, str(REPO / "setup.py"), "exec"), setup_module.__dict__)
+    part = tmp_path / "libwrapper"
+    for i in range(6):
+        folder = part / f"key{i}"
+        folder.mkdir(parents=True)
+        os.utime(folder, (1000 + i, 1000 + i))
+    current = part / "key0"  # the oldest by mtime, but the one in use
+    removed = setup_module.prune_keys(part, current)
+    assert sorted(f.name for f in part.iterdir()) == ["key0", "key4", "key5"]
+    assert sorted(f.name for f in removed) == ["key1", "key2", "key3"]
