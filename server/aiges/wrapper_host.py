@@ -120,6 +120,7 @@ def _to_bytes(data: Any) -> bytes:
 def _frame_from(item: Any) -> Frame:
     """One result item (a ``ResponseData``-like object or a dict) as a :class:`Frame`.
 
+    A ``key`` given as bytes is decoded as UTF-8 (bad bytes become U+FFFD), like ``desc``.
     ``type``/``status``/``desc`` are passed on as given; :func:`~server.aiges.engine.normalise`
     checks them (an out-of-range value is answered with 30003 by both servers).
     """
@@ -130,8 +131,12 @@ def _frame_from(item: Any) -> Frame:
     )
     type_ = get("type", 0)
     status = get("status", 3)
+    key = get("key", "") or ""
     return Frame(
-        key=str(get("key", "") or ""),
+        # bytes are UTF-8 text (as desc values are), not their repr "b'...'"
+        key=bytes(key).decode("utf-8", "replace")
+        if isinstance(key, bytes | bytearray | memoryview)
+        else str(key),
         data=_to_bytes(get("data", b"")),
         type=0 if type_ is None else type_,
         status=3 if status is None else status,
