@@ -7,8 +7,10 @@
 // Python state and never takes the GIL.
 //
 // Also here: the count of calls that timed out (or were swept) while still queued and were
-// therefore never run; they are reported as one aggregated warning at most once a second
-// (take_skipped), not one log line each.
+// therefore never run, and of results the wrapper gave after their callback already had
+// 10102/30005 (dropped). Workers only count them (no GIL, no log); the timer thread hands
+// them, at most once a second, to the reporter libwrapper.cc set (which logs one aggregated
+// warning each), and take_reports(true) gives the rest at wrapperFini.
 //
 // Not here: running the calls (the UserPool of user_pool.h), Python, the C lists.
 #pragma once
@@ -16,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -31,6 +34,15 @@ namespace gf_async {
 using Clock = std::chrono::steady_clock;
 
 constexpr int kOnceTimeout = 10102;  // the loader's "once timeout": no answer within `timeout`
+
+// What was counted since the last report.
+struct Reports {
+  long skipped = 0;              // answered while queued: never run
+  std::string skipped_last_tag;
+  long late = 0;                 // answered by the wrapper after the callback had its answer
+  std::vector<std::string> late_tags;  // the first few
+  bool empty() const { return skipped == 0 && late == 0; }
+};
 
 // One wrapperExecAsync call.
 struct AsyncCall {
@@ -131,24 +143,49 @@ class AsyncCalls {
     }
   }
 
-  // A call that was answered before it ran (never run): counted for take_skipped.
-  void count_skipped(const std::string& tag) {
-    skipped_.fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard<std::mutex> lock(skip_mu_);
-    last_skipped_tag_ = tag;
+  // Called by the timer thread (without any lock of ours) when reports are due.
+  void set_reporter(std::function<void()> reporter) {
+    std::lock_guard<std::mutex> lock(mu_);
+    reporter_ = std::move(reporter);
   }
 
-  // When a report is due (at most one per second, or `force`): how many calls were skipped
-  // since the last report (0: nothing to say) and the last one's tag.
-  long take_skipped(bool force, std::string* last_tag) {
-    if (skipped_.load(std::memory_order_relaxed) == 0) return 0;
+  // A call that was answered before it ran (never run).
+  void count_skipped(const std::string& tag) {
+    {
+      std::lock_guard<std::mutex> lock(skip_mu_);
+      counted_.skipped += 1;
+      counted_.skipped_last_tag = tag;
+    }
+    unreported_.store(true);
+    cv_.notify_one();  // the timer schedules the report
+  }
+
+  // A result the wrapper gave after the call's callback already had its answer (dropped).
+  void count_late(const std::string& tag) {
+    {
+      std::lock_guard<std::mutex> lock(skip_mu_);
+      counted_.late += 1;
+      if (counted_.late_tags.size() < kTagsShown) counted_.late_tags.push_back(tag);
+    }
+    unreported_.store(true);
+    cv_.notify_one();
+  }
+
+  // What was counted since the last report, when a report is due (at most one a second,
+  // or now when `force`); empty otherwise.
+  Reports take_reports(bool force) {
+    if (!unreported_.load()) return {};
     auto now = Clock::now();
     std::lock_guard<std::mutex> lock(skip_mu_);
-    if (!force && now - last_report_ < std::chrono::seconds(1)) return 0;
+    if (!force && now - last_report_ < std::chrono::seconds(1)) return {};
     last_report_ = now;
-    *last_tag = last_skipped_tag_;
-    return skipped_.exchange(0);
+    unreported_.store(false);
+    Reports out = std::move(counted_);
+    counted_ = Reports{};
+    return out;
   }
+
+  static constexpr size_t kTagsShown = 5;
 
  private:
   bool claim_locked(AsyncCall* c, int answer) {
@@ -163,17 +200,41 @@ class AsyncCalls {
     return true;
   }
 
+  // When the next report may go out (skip_mu_ is taken: lock order mu_, then skip_mu_).
+  Clock::time_point report_time() {
+    std::lock_guard<std::mutex> lock(skip_mu_);
+    return last_report_ + std::chrono::seconds(1);
+  }
+
   void run_timer(unsigned gen) {
     t_in_callback_thread = true;  // never cleared: this thread only runs callbacks
     std::unique_lock<std::mutex> lock(mu_);
     while (generation_ == gen) {
+      Clock::time_point now = Clock::now();
+      if (unreported_.load()) {
+        Clock::time_point at = report_time();
+        if (now >= at) {
+          std::function<void()> reporter = reporter_;
+          lock.unlock();
+          if (reporter) {
+            reporter();  // takes the GIL to log, only now
+          } else {
+            take_reports(true);
+          }
+          lock.lock();
+          continue;
+        }
+        if (deadlines_.empty() || at < deadlines_.begin()->first) {
+          cv_.wait_until(lock, at);
+          continue;
+        }
+      }
       if (deadlines_.empty()) {
         cv_.wait(lock);
         continue;
       }
       // A copy: a worker's claim may erase the node while we wait.
       const Clock::time_point next = deadlines_.begin()->first;
-      Clock::time_point now = Clock::now();
       if (now < next) {
         cv_.wait_until(lock, next);
         continue;
@@ -200,10 +261,12 @@ class AsyncCalls {
   unsigned generation_ = 0;  // the timer of another generation ends
   std::thread timer_;
 
-  std::atomic<long> skipped_{0};
-  std::mutex skip_mu_;
+  std::function<void()> reporter_;  // under mu_
+
+  std::atomic<bool> unreported_{false};  // counted_ holds something
+  std::mutex skip_mu_;                   // counted_, last_report_
+  Reports counted_;
   Clock::time_point last_report_{};
-  std::string last_skipped_tag_;
 };
 
 }  // namespace gf_async

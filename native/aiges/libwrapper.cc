@@ -219,17 +219,29 @@ void emit(const std::string& key, int ret, py::handle items) {
   free_list(list);
 }
 
-// The aggregated warning about async calls answered while still queued (never run): at
-// most one a second, or now when `force`. Called WITHOUT the GIL; takes it only to log.
+// The aggregated warnings about async calls answered while still queued (never run) and
+// results given after the callback already had its answer (dropped): at most one a second
+// (from the timer thread), or now when `force`. Called WITHOUT the GIL; takes it only to log.
 void report_skipped(bool force) {
-  std::string last_tag;
-  long n = lib().async.take_skipped(force, &last_tag);
-  if (n == 0) return;
+  gf_async::Reports r = lib().async.take_reports(force);
+  if (r.empty()) return;
   gf::Gil gil;
-  log_py("warning", "wrapperExecAsync: " + std::to_string(n) +
-                        " call(s) not run: their callback already had 10102 (timeout) while "
-                        "they were still queued (the last: tag " +
-                        last_tag + "); give longer timeouts or more wrapper.workers");
+  if (lib().host == nullptr) return;
+  if (r.skipped > 0) {
+    log_py("warning", "wrapperExecAsync: " + std::to_string(r.skipped) +
+                          " call(s) not run: their callback already had 10102 (timeout) while "
+                          "they were still queued (the last: tag " +
+                          r.skipped_last_tag + "); give longer timeouts or more wrapper.workers");
+  }
+  if (r.late > 0) {
+    std::string tags;
+    for (const auto& t : r.late_tags) tags += (tags.empty() ? "" : ", ") + t;
+    if (static_cast<size_t>(r.late) > r.late_tags.size()) tags += ", ...";
+    log_py("warning", "wrapperExecAsync: " + std::to_string(r.late) +
+                          " result(s) dropped: the wrapper answered after their callback "
+                          "already had 10102 (timeout) (tags " +
+                          tags + "); give longer timeouts or more wrapper.workers");
+  }
 }
 
 void clear_errors() {
@@ -316,6 +328,7 @@ int wrapperInit(pConfig cfg) {
   if (ret != 0) return ret;
   l.pool.reset();
   l.pool.start(workers);
+  l.async.set_reporter([] { report_skipped(false); });
   l.async.start_timer();
   std::lock_guard<std::mutex> lock(l.mu);
   l.initialised = true;
@@ -467,8 +480,7 @@ int wrapperExecAsync(const char* usrTag, pParamList params, pDataList reqData,
   bool queued = l.pool.submit_nogil([call, owned_params, owned] {
     Lib& l = lib();
     if (l.async.answered_with(call.get()) != 0) {  // timed out while queued: not run
-      l.async.count_skipped(call->tag);
-      report_skipped(false);
+      l.async.count_skipped(call->tag);  // reported by the timer thread
       return;
     }
     std::pair<int, pDataList> result{kExecFailed, nullptr};
@@ -486,12 +498,15 @@ int wrapperExecAsync(const char* usrTag, pParamList params, pDataList reqData,
     int had = 0;
     if (!l.async.claim(call.get(), result.first, &had)) {
       free_list(result.second);
+      if (had == kOnceTimeout && ready()) {
+        l.async.count_late(call->tag);  // one aggregated warning a second, from the timer
+        return;
+      }
+      // After wrapperFini: no timer reports any more, and this is rare: say it now.
       gf::Gil gil;
       log_py("warning", "wrapperExecAsync (tag " + call->tag + "): the wrapper answered after " +
                             "the callback already had " + std::to_string(had) +
-                            (had == kOnceTimeout
-                                 ? " (timeout " + std::to_string(call->timeout_ms) + " ms)"
-                                 : std::string(" (wrapperFini)")) +
+                            (had == kOnceTimeout ? " (timeout)" : " (wrapperFini)") +
                             "; its result is dropped");
       return;
     }

@@ -15,6 +15,9 @@
  *                          wrapper sleeping 0, about MS, or 2*MS ms; then wrapperFini. Checks
  *                          every callback ran exactly once (ret 0 with the right data, or
  *                          10102 with none); prints "timedout TAG" per timed-out call
+ *   quiet                  (-c wrapper.workers=1) a 0.3 s call with a 100 ms timeout (a late
+ *                          result), a 1 s call, three 50 ms-timeout calls queued behind them
+ *                          (never run); then 3.5 s without a call, "quiet mark" on stderr, fini
  *   fini-pending N         N async calls that outlast wrapperFini's wait (run -c
  *                          wrapper.workers=1), wrapperFini at once: each callback exactly once
  *   errors                 the calls that must fail, wrapperError/wrapperVersion texts
@@ -697,6 +700,28 @@ int main(int argc, char** argv) {
     free(counts);
     free(rets);
     return 0;
+  } else if (strcmp(cmd, "quiet") == 0) {
+    int n = 5;
+    counts = calloc((size_t)n, sizeof *counts);
+    rets = calloc((size_t)n, sizeof *rets);
+    for (int id = 0; id < n; ++id) {
+      char tag[32], text[32], secs[8];
+      snprintf(tag, sizeof tag, "to-%d", id);
+      int m = snprintf(text, sizeof text, "to %d", id);
+      snprintf(secs, sizeof secs, "%s", id == 0 ? "0.3" : id == 1 ? "1" : "0");
+      ParamList sleep_param = {"sleep", secs, (unsigned int)strlen(secs), params};
+      DataList req = request("text", text, (unsigned int)m, 3);
+      int timeout = id == 0 ? 100 : id == 1 ? 0 : 50;
+      int ret = W.ExecAsync(tag, &sleep_param, &req, on_counted, timeout, NULL, 0);
+      CHECK(ret == 0, "wrapperExecAsync %s returned %d", tag, ret);
+    }
+    struct timespec quiet = {3, 500000000L};
+    nanosleep(&quiet, NULL);
+    check_once(n, 0);
+    fprintf(stderr, "quiet mark\n");
+    printf("quiet ok\n");
+    free(counts);
+    free(rets);
   } else if (strcmp(cmd, "fini-pending") == 0) {
     int n = atoi(argv[i]);
     CHECK(n > 0, "fini-pending N");
