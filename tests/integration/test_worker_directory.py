@@ -14,7 +14,7 @@ from globalfunc.errors import InvalidName, StorageUnavailable
 from globalfunc.registry import Registry
 from globalfunc.scan import Scanner
 from globalfunc.workers import WorkerDirectory, WorkerInfo
-from server.worker import Heartbeat
+from server.heartbeat import Heartbeat
 from tests.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -139,7 +139,7 @@ def test_a_redis_outage_is_one_warning_and_the_worker_comes_back(
     directory = WorkerDirectory(server.url, timeout=0.5)
     beat = Heartbeat(directory, info(26000), interval=0.05).start()
     try:
-        with caplog.at_level(logging.INFO, logger="server.worker"):
+        with caplog.at_level(logging.INFO, logger="server.heartbeat"):
             server.kill()
             time.sleep(0.6)  # a dozen failed beats
             server.start()  # empty: the entry must be written again

@@ -10,7 +10,7 @@ from globalfunc.client.routing import Workers
 from globalfunc.client.transport import Endpoint
 from globalfunc.errors import ConfigError, StorageError
 from globalfunc.workers import WorkerInfo
-from server.worker import advertised_url, parse_advertise
+from server.advertise import advertised_url, parse_advertise
 
 
 @pytest.mark.parametrize(

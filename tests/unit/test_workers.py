@@ -162,7 +162,7 @@ def test_pick_port_skips_busy_ports_and_says_when_the_range_is_full(
 
 
 def test_the_advertised_url() -> None:
-    from server.worker import advertised_url as _advertised_url
+    from server.advertise import advertised_url as _advertised_url
 
     assert _advertised_url("http://127.0.0.1:26000/", None) == "http://127.0.0.1:26000/"
     assert _advertised_url("http://0.0.0.0:26000/", "m7") == "http://m7:26000/"
@@ -170,7 +170,7 @@ def test_the_advertised_url() -> None:
 
 
 def test_a_wildcard_bind_never_advertises_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    import server.worker as worker
+    import server.advertise as worker
 
     monkeypatch.setattr(worker.socket, "getfqdn", lambda: "m7.invalid")  # does not resolve
     assert worker.advertised_url("http://0.0.0.0:26002/", None) == "http://m7.invalid:26002/"
