@@ -7,12 +7,14 @@ A worker is one HTTP server (what ``gf serve`` runs) on a free port of a range
 
 This package is the part clients and workers share: names
 (:mod:`~globalfunc.workers.name`), host probes (:mod:`~globalfunc.workers.host`: memory,
-a free port) and the Redis directory (:mod:`~globalfunc.workers.directory`). A worker's
+a free port) its entry (:mod:`~globalfunc.workers.entry`) and the Redis directory
+(:mod:`~globalfunc.workers.directory`). A worker's
 life (serving, registering, the heartbeat thread) is on the server side:
 ``server.worker``. Nothing here reads settings or imports a server.
 """
 
-from globalfunc.workers.directory import WorkerCommand, WorkerDirectory, WorkerInfo, check_url
+from globalfunc.workers.directory import WorkerDirectory
+from globalfunc.workers.entry import MAX_INFLIGHT, WorkerCommand, WorkerInfo, check_url
 from globalfunc.workers.host import (
     DEFAULT_PORTS,
     machine_memory_mb,
@@ -24,6 +26,7 @@ from globalfunc.workers.name import WorkerName, parse_worker_name, worker_name
 
 __all__ = [
     "DEFAULT_PORTS",
+    "MAX_INFLIGHT",
     "WorkerCommand",
     "WorkerDirectory",
     "WorkerInfo",
