@@ -527,8 +527,13 @@ def test_a_wrapper_that_dies_costs_one_call_not_the_server(
 
 
 def test_a_hanging_wrapper_times_out_and_is_replaced(fragile: ServerProcess) -> None:
-    _wrapper_pid(fragile)  # every plugin process is up
+    _wrapper_pid(fragile)  # served
+    # the pool's two plugin processes are up (an earlier test's replacement may still start)
+    deadline = time.monotonic() + 20
+    while len(_plugin_pids(fragile)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     before = set(_plugin_pids(fragile))
+    assert len(before) == 2, before
     began = time.monotonic()
     body = assert_error(_misbehave(fragile, "hang"), 500, 10102)
     assert time.monotonic() - began < 10
