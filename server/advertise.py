@@ -20,7 +20,7 @@ import urllib.parse
 from globalfunc.errors import ConfigError
 from globalfunc.workers import check_url
 
-__all__ = ["advertised_url", "bracketed", "parse_advertise", "unbracketed"]
+__all__ = ["advertised_url", "bracketed", "is_loopback", "parse_advertise", "unbracketed"]
 
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _ADVERTISE_HELP = (
@@ -29,16 +29,27 @@ _ADVERTISE_HELP = (
 )
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) reaches only this machine.
+
+    An empty host, ``0.0.0.0`` and ``::`` listen everywhere; a name counts as loopback only
+    if every address it resolves to is a loopback one.
+    """
+    name = host.strip().strip("[]")
+    if not name:
+        return False
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(name.split("%", 1)[0]).is_loopback
     except ValueError:
         pass
     try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
     except OSError:
-        return False
-    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+        return False  # cannot tell: bind will fail or reach an unknown address
+    addresses = {info[4][0] for info in infos}
+    return bool(addresses) and all(
+        ipaddress.ip_address(str(a).split("%", 1)[0]).is_loopback for a in addresses
+    )
 
 
 def _address_towards(host: str, port: int) -> str | None:
@@ -124,7 +135,7 @@ def advertised_url(url: str, advertise: str | None, redis_url: str | None = None
     if advertise is not None:
         given_scheme, host, given_port = parse_advertise(advertise)
         scheme, port = given_scheme or scheme, given_port or port
-        if _loopback(host) and not _loopback(bound):
+        if is_loopback(host) and not is_loopback(bound):
             raise ConfigError(
                 f"--advertise {advertise!r} is a loopback address but this worker listens on "
                 f"{bound or '*'}: clients elsewhere would reach themselves, not it; advertise "
@@ -133,12 +144,12 @@ def advertised_url(url: str, advertise: str | None, redis_url: str | None = None
             )
     if host is None and bound in ("", "0.0.0.0", "::"):
         host = socket.getfqdn()
-        if _loopback(host):
+        if is_loopback(host):
             target = urllib.parse.urlsplit(redis_url or "")
             towards = (
                 _address_towards(target.hostname, target.port or 6379) if target.hostname else None
             )
-            if towards is None or _loopback(towards):
+            if towards is None or is_loopback(towards):
                 raise ConfigError(
                     f"this worker listens on {bound or '*'} but its machine name {host!r} "
                     "resolves to a loopback address, and so does the route to Redis: clients "

@@ -28,12 +28,10 @@ import asyncio
 import contextlib
 import functools
 import gc
-import ipaddress
 import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -60,6 +58,7 @@ from globalfunc.naming import DEFAULT_TIER1
 from globalfunc.registry import Registry
 from globalfunc.storage import open_storage
 from globalfunc.storage.base import DEFAULT_CACHE_TTL, redact_url
+from server.advertise import is_loopback
 from server.aiges.ase_http import AseServices, ase_openapi, ase_routes, load_wrappers
 from server.http.app import make_app
 from server.http.metrics import enable_multiprocess
@@ -443,26 +442,3 @@ async def _run(
             services.close()
         executor.close()
         registry.close()
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or a name) reaches only this machine.
-
-    An empty host, ``0.0.0.0`` and ``::`` listen everywhere; a name counts as loopback only
-    if every address it resolves to is a loopback one.
-    """
-    name = host.strip().strip("[]")
-    if not name:
-        return False
-    try:
-        return ipaddress.ip_address(name.split("%", 1)[0]).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return False  # cannot tell: bind will fail or reach an unknown address
-    addresses = {info[4][0] for info in infos}
-    return bool(addresses) and all(
-        ipaddress.ip_address(str(a).split("%", 1)[0]).is_loopback for a in addresses
-    )
