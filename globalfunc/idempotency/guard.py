@@ -82,10 +82,10 @@ class CallGuard:
         self.probe_timeout = probe_timeout
         self.inflight = 0
         self.draining: str | None = None  # why new calls are refused
-        # keys this process claimed and runs or is recording: a claim of this worker's
-        # that is not here is stale (a claim Redis took after the call gave up on it, an
-        # outcome Redis did not take) and a new request for the key takes it over
-        self._mine: set[str] = set()  # this process's requests (owner tokens) still at work
+        # the claim tokens of this process's requests still at work (claiming, waiting,
+        # running, recording): a claim of this worker's whose token is not here is stale
+        # (a claim Redis took after its request gave up on it) and a new request takes it over
+        self._mine: set[str] = set()
         self._seq = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
 
