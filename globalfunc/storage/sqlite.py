@@ -33,6 +33,9 @@ Commits are ``synchronous=FULL``: a version that ``put`` reported saved survives
 One connection per thread; this class is safe to share between threads. A database file
 this class creates is ``0600`` (its ``-wal`` and ``-shm`` follow), a folder it creates
 ``0700``: only the owner reads the stored functions.
+
+The DDL, the shared SELECTs and the encoding of rows are in
+:mod:`globalfunc.storage.sqlite_layout`.
 """
 
 from __future__ import annotations
@@ -52,187 +55,27 @@ import orjson
 from globalfunc import search
 from globalfunc.errors import StorageError, StorageUnavailable
 from globalfunc.naming import key_prefix
-from globalfunc.record import FunctionInfo, FunctionRecord, Param
-
-LAYOUT = 4  # PRAGMA user_version of the current layout
-
-_SCHEMA = """
-CREATE TABLE blobs (
-    id INTEGER PRIMARY KEY,
-    sha256 BLOB NOT NULL UNIQUE,
-    code TEXT NOT NULL,
-    meta TEXT NOT NULL
-);
-CREATE TABLE keys (
-    id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,
-    tier1 TEXT NOT NULL,
-    package TEXT NOT NULL,
-    branch TEXT NOT NULL,
-    version_id INTEGER NOT NULL,
-    sha256 BLOB NOT NULL,
-    deleted INTEGER NOT NULL
-);
-CREATE TABLE versions (
-    id INTEGER PRIMARY KEY,
-    key_id INTEGER NOT NULL,
-    blob_id INTEGER NOT NULL,
-    saved_at REAL NOT NULL,
-    deleted INTEGER NOT NULL,
-    git_commit TEXT,
-    mtime_ns INTEGER NOT NULL,
-    modified_time TEXT NOT NULL,
-    file_name TEXT NOT NULL,
-    extra TEXT,
-    own_meta TEXT,
-    dirty INTEGER NOT NULL
-);
-CREATE INDEX versions_by_key ON versions (key_id, id);
-"""
-_FTS = "CREATE VIRTUAL TABLE fts USING fts5 (name, docstring, signature, code, content='')"
+from globalfunc.record import FunctionInfo, FunctionRecord
+from globalfunc.storage.sqlite_layout import (
+    ANY_VERSION,
+    COLUMNS,
+    FTS,
+    INDEXED,
+    LATEST,
+    LAYOUT,
+    SCHEMA,
+    content_fields,
+    content_meta,
+    create_private,
+    extra_description,
+    index_docstring,
+    indexed,
+    pack,
+    searched_fields,
+    unpack,
+)
 
 _CHUNK = 500  # stays under SQLite's bound-parameter limit
-
-# What the code determines, stored once per content in ``blobs.meta`` (in this order).
-_CONTENT_FIELDS = (
-    "md5",
-    "size",
-    "line_count",
-    "signature",
-    "params",
-    "returns",
-    "docstring",
-    "imports",
-    "lineno",
-    "is_async",
-    "fingerprint",
-)
-
-
-def _content_meta(record: FunctionInfo) -> str:
-    """The record's content metadata as stored: a JSON array in ``_CONTENT_FIELDS`` order.
-
-    An array of tuples, not an object of dicts: 456 bytes instead of 666 for a typical
-    function, and half the work to build.
-    """
-    return orjson.dumps(
-        (
-            record.md5,
-            record.size,
-            record.line_count,
-            record.signature,
-            [(p.name, p.kind, p.default, p.annotation) for p in record.params],
-            record.returns,
-            record.docstring,
-            record.imports,
-            record.lineno,
-            record.is_async,
-            record.fingerprint,
-        )
-    ).decode()
-
-
-def _content_fields(meta: str | bytes) -> dict[str, Any]:
-    """Stored content metadata back as record fields (``params`` as :class:`Param`)."""
-    data = orjson.loads(meta)
-    if isinstance(data, list) and len(data) == len(_CONTENT_FIELDS) - 1:
-        data.append("")  # stored before fingerprints: computed when needed
-    try:
-        values = dict(zip(_CONTENT_FIELDS, data, strict=True))
-        values["params"] = tuple(Param(*p) for p in values["params"])
-        values["imports"] = tuple(values["imports"])
-    except (TypeError, ValueError, KeyError) as exc:
-        raise StorageError(f"stored content metadata is malformed: {exc}") from exc
-    return values
-
-
-_SIGNATURE = _CONTENT_FIELDS.index("signature")
-_DOCSTRING = _CONTENT_FIELDS.index("docstring")
-
-
-def _searched_fields(meta: str | bytes) -> tuple[str, str]:
-    """The (signature, docstring) of stored content metadata: what a search scores, read
-    without building the rest (a third of a candidate's cost)."""
-    data = orjson.loads(meta)
-    if not isinstance(data, list) or len(data) < _DOCSTRING + 1:
-        return _content_fields(meta)["signature"] or "", ""  # raises StorageError
-    return data[_SIGNATURE] or "", data[_DOCSTRING] or ""
-
-
-# Python's sqlite3 binds str, int, float and bytearray directly but sends None and bytes
-# through its adaptation protocol, about 0.8 us a value: hashes are bound as bytearray,
-# and NULLs in the per-version row as 0, turned back by ``nullif(?, 0)``.
-
-
-def _pack(sha256: str) -> bytearray | str:
-    """A hex sha256 as its 32 bytes (anything else is stored as given)."""
-    try:
-        raw = bytearray.fromhex(sha256)
-    except (TypeError, ValueError):
-        return sha256
-    return raw if len(raw) == 32 and raw.hex() == sha256 else sha256
-
-
-def _unpack(sha256: bytes | bytearray | str) -> str:
-    return sha256 if isinstance(sha256, str) else sha256.hex()
-
-
-# key, tier1, package, branch, sha256, code, meta, own_meta, saved_at, deleted, git_commit,
-# mtime_ns, modified_time, file_name, extra, dirty: what ``_records`` turns into records
-_COLUMNS = (
-    "k.key, k.tier1, k.package, k.branch, b.sha256, b.code, b.meta, v.own_meta, v.saved_at, "
-    "v.deleted, v.git_commit, v.mtime_ns, v.modified_time, v.file_name, v.extra, v.dirty "
-)
-_LATEST = (  # each key's newest version
-    f"SELECT {_COLUMNS} FROM keys k JOIN versions v ON v.id = k.version_id "
-    "JOIN blobs b ON b.id = v.blob_id "
-)
-_ANY = (  # any version of a key
-    f"SELECT {_COLUMNS} FROM keys k JOIN versions v ON v.key_id = k.id "
-    "JOIN blobs b ON b.id = v.blob_id "
-)
-_INDEXED = (  # what a live key's index entry was made from
-    "SELECT k.id, k.key, b.meta, v.own_meta, b.code, v.extra FROM keys k "
-    "JOIN versions v ON v.id = k.version_id JOIN blobs b ON b.id = v.blob_id "
-)
-
-
-def _indexed(
-    key: str, meta: str, own_meta: str | None, code: str, extra: str | None
-) -> tuple[str, ...]:
-    """The (name, docstring, signature, code) a version was indexed with."""
-    data = _content_fields(own_meta or meta)
-    docstring = _index_docstring(data["docstring"], _description(extra))
-    return key.rpartition(".")[2], docstring, data["signature"] or "", code
-
-
-def _description(extra: str | int | None) -> str | None:
-    """The description in a version's stored ``extra`` JSON (``None``: none given)."""
-    if not extra or not isinstance(extra, str) or '"description"' not in extra:
-        return None
-    value = orjson.loads(extra).get("description")
-    return value if isinstance(value, str) else None
-
-
-def _index_docstring(docstring: str | None, description: str | None) -> str:
-    """The index's ``docstring`` column also holds the description: the index only narrows
-    candidates (``globalfunc.search`` ranks them), so one column is enough."""
-    return f"{docstring or ''}\n{description}" if description else docstring or ""
-
-
-def _create_private(path: str) -> None:
-    """Create the database file empty, readable by its owner only, if it does not exist.
-
-    SQLite would create it ``0644`` less the umask, and its ``-wal`` and ``-shm`` files
-    with the database file's mode: every function ever saved, exposed or not, readable by
-    any user (an isolated worker runs as ``nobody``). An existing file keeps its mode. An
-    empty file is an empty database to SQLite.
-    """
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return  # it exists, or cannot be made: connecting says which
-    os.close(fd)
 
 
 class SqliteStorage:
@@ -246,7 +89,7 @@ class SqliteStorage:
         self._memory: sqlite3.Connection | None = None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _create_private(self.path)
+            create_private(self.path)
         with self._read() as db:
             layout = db.execute("PRAGMA user_version").fetchone()[0]
         if layout != LAYOUT:
@@ -270,10 +113,10 @@ class SqliteStorage:
                     f"development version of GlobalFunc (this one reads layout {LAYOUT}); "
                     "move the file away and rescan: gf save --all"
                 )
-            for stmt in _SCHEMA.split(";"):
+            for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     db.execute(stmt)
-            db.execute(_FTS)
+            db.execute(FTS)
             db.execute(f"PRAGMA user_version = {LAYOUT}")
 
     # -- connections -------------------------------------------------------------------
@@ -335,7 +178,7 @@ class SqliteStorage:
             [record.key for record in records],
             [record.tier1 for record in records],
             [record.branch for record in records],
-            [0 if record.commit is None else record.commit for record in records],  # see _pack
+            [0 if record.commit is None else record.commit for record in records],  # see pack
             [record.saved_at or now for record in records],
             [orjson.dumps(record.extra).decode() if record.extra else 0 for record in records],
             [1 if record.dirty else 0 for record in records],
@@ -403,10 +246,10 @@ class SqliteStorage:
             described = {
                 key: desc
                 for key, (_, _, _, extra) in known.items()
-                if (desc := _description(extra)) is not None
+                if (desc := extra_description(extra)) is not None
             }
-            packed = {  # the contents that may be new, as stored (see _pack)
-                sha: _pack(sha)
+            packed = {  # the contents that may be new, as stored (see pack)
+                sha: pack(sha)
                 for key, sha in zip(keys, shas, strict=True)
                 if latest.get(key) != sha
             }
@@ -437,13 +280,13 @@ class SqliteStorage:
                     extras[i] = orjson.dumps(extra).decode()
                 elif given is not None:
                     described[key] = given
-                index_docs[key] = _index_docstring(items[i].docstring, described.get(key))
-                meta = _content_meta(items[i])
+                index_docs[key] = index_docstring(items[i].docstring, described.get(key))
+                meta = content_meta(items[i])
                 stored_meta = blob_metas.get(sha)
                 if stored_meta is None and sha not in packed:
                     # A content passed over above as its key's latest, back after a change
                     # earlier in this batch (put([v1, v2, v1]) with v1 stored): it is stored.
-                    packed[sha] = _pack(sha)
+                    packed[sha] = pack(sha)
                     self._stored_blobs(db, [packed[sha]], blob_ids, blob_metas)
                     stored_meta = blob_metas.get(sha)
                 if stored_meta is None:
@@ -541,7 +384,7 @@ class SqliteStorage:
     ) -> None:
         """Fill ``ids`` and ``metas`` (by hex sha256) for the stored ones of ``packed``.
 
-        ``packed``: distinct hashes as stored (see :func:`_pack`).
+        ``packed``: distinct hashes as stored (see :func:`pack`).
         """
         for i in range(0, len(packed), _CHUNK):
             chunk = packed[i : i + _CHUNK]
@@ -549,19 +392,19 @@ class SqliteStorage:
             for sha, blob_id, meta in db.execute(
                 f"SELECT sha256, id, meta FROM blobs WHERE sha256 IN ({marks})", chunk
             ):
-                ids[_unpack(sha)] = blob_id
-                metas[_unpack(sha)] = meta
+                ids[unpack(sha)] = blob_id
+                metas[unpack(sha)] = meta
 
     def _unindex(self, db: sqlite3.Connection, key_ids: builtins.list[int]) -> None:
         """Remove live keys from the contentless index, which needs the text it indexed."""
         for i in range(0, len(key_ids), _CHUNK):
             chunk = key_ids[i : i + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            rows = db.execute(_INDEXED + f"WHERE k.id IN ({marks})", chunk).fetchall()
+            rows = db.execute(INDEXED + f"WHERE k.id IN ({marks})", chunk).fetchall()
             db.executemany(
                 "INSERT INTO fts (fts, rowid, name, docstring, signature, code) "
                 "VALUES ('delete', ?, ?, ?, ?, ?)",
-                [(key_id, *_indexed(*row)) for key_id, *row in rows],
+                [(key_id, *indexed(*row)) for key_id, *row in rows],
             )
 
     def _known_keys(
@@ -574,7 +417,7 @@ class SqliteStorage:
         fast as ``IN (?, ...)`` lists, for one key as for thousands.
         """
         return {
-            key: (_unpack(sha), deleted, key_id, extra)
+            key: (unpack(sha), deleted, key_id, extra)
             for key, sha, deleted, key_id, extra in db.execute(
                 "SELECT k.key, k.sha256, k.deleted, k.id, v.extra FROM json_each(?) j "
                 "CROSS JOIN keys k ON k.key = j.value JOIN versions v ON v.id = k.version_id",
@@ -603,13 +446,13 @@ class SqliteStorage:
             extra,
             dirty,
         ) in rows:
-            data = _content_fields(own_meta or meta)
+            data = content_fields(own_meta or meta)
             data.update(
                 tier1=tier1,
                 package=package,
                 branch=branch,
                 name=key.rpartition(".")[2],
-                sha256=_unpack(sha),
+                sha256=unpack(sha),
                 code=code,
                 saved_at=saved_at,
                 deleted=bool(deleted),
@@ -626,19 +469,19 @@ class SqliteStorage:
     def get(self, key: str, sha256: str | None = None) -> FunctionRecord | None:
         with self._read() as db:
             if sha256 is None:
-                rows = db.execute(_LATEST + "WHERE k.key = ? AND k.deleted = 0", (key,)).fetchall()
+                rows = db.execute(LATEST + "WHERE k.key = ? AND k.deleted = 0", (key,)).fetchall()
             else:
                 rows = db.execute(
-                    _ANY + "WHERE k.key = ? AND b.sha256 = ? AND v.deleted = 0 "
+                    ANY_VERSION + "WHERE k.key = ? AND b.sha256 = ? AND v.deleted = 0 "
                     "ORDER BY v.id DESC LIMIT 1",
-                    (key, _pack(sha256)),
+                    (key, pack(sha256)),
                 ).fetchall()
         records = self._records(rows)
         return records[0] if records else None
 
     def history(self, key: str) -> list[FunctionRecord]:
         with self._read() as db:
-            rows = db.execute(_ANY + "WHERE k.key = ? ORDER BY v.id DESC", (key,)).fetchall()
+            rows = db.execute(ANY_VERSION + "WHERE k.key = ? ORDER BY v.id DESC", (key,)).fetchall()
         return self._records(rows)
 
     def list(
@@ -657,7 +500,7 @@ class SqliteStorage:
             args.append(branch)
         with self._read() as db:
             rows = db.execute(
-                _LATEST + "WHERE " + " AND ".join(where) + " ORDER BY k.key", args
+                LATEST + "WHERE " + " AND ".join(where) + " ORDER BY k.key", args
             ).fetchall()
         return self._records(rows)
 
@@ -708,7 +551,7 @@ class SqliteStorage:
         with self._read() as db:
             # the whole rows at once: the best are built from them, with no second read
             rows = db.execute(
-                "SELECT " + _COLUMNS + "FROM fts JOIN keys k ON k.id = fts.rowid "
+                "SELECT " + COLUMNS + "FROM fts JOIN keys k ON k.id = fts.rowid "
                 "JOIN versions v ON v.id = k.version_id JOIN blobs b ON b.id = v.blob_id "
                 "WHERE fts MATCH ? AND " + " AND ".join(where),
                 args,
@@ -717,7 +560,7 @@ class SqliteStorage:
         docs = []
         for row in rows:
             key, code, meta, own_meta, extra = row[0], row[5], row[6], row[7], row[14]
-            signature, docstring = _searched_fields(own_meta or meta)
+            signature, docstring = searched_fields(own_meta or meta)
             by_key[key] = row
             docs.append(
                 search.SearchDoc(
@@ -725,7 +568,7 @@ class SqliteStorage:
                     package=row[2],
                     branch=row[3],
                     name=key.rpartition(".")[2],
-                    description=_description(extra) or "",
+                    description=extra_description(extra) or "",
                     docstring=docstring,
                     signature=signature,
                     code=code,
