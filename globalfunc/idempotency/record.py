@@ -50,7 +50,7 @@ from globalfunc.idempotency.entry import (
     ttl_ms,
 )
 from globalfunc.storage.base import redact_url
-from globalfunc.storage.redis import redis_errors
+from globalfunc.storage.redis_errors import redis_errors
 
 __all__ = ["AsyncOutcomeRecord", "OutcomeRecord"]
 

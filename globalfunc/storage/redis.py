@@ -32,8 +32,6 @@ import builtins
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -42,17 +40,22 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from globalfunc import search
-from globalfunc.errors import InvalidName, StorageError, StorageUnavailable
+from globalfunc.errors import InvalidName, StorageError
 from globalfunc.naming import parse_storage_key
-from globalfunc.record import FunctionRecord, Param
+from globalfunc.record import FunctionRecord
 from globalfunc.storage.base import redact_url, stamp
+from globalfunc.storage.redis_errors import redis_errors
+from globalfunc.storage.redis_layout import (
+    HEADER_SIZE,
+    decode_latest,
+    decode_record,
+    encode_meta,
+    header,
+)
 
 __all__ = ["RedisStorage", "decode_latest", "encode_meta"]
 
-_HDR = 77  # sha256 hex (64) + tombstone flag (1) + version number (12)
 _CHUNK = 1000  # records per pipeline / MGET round trip
-# extra keys that describe where a record was read from, never stored
-_TRANSIENT = ("source", "seq")
 
 # KEYS: latest, hist, blob, space  ARGV: sha256, meta json, code, storage key, '1' to add
 # a version even when the content is unchanged (a new description)
@@ -113,91 +116,6 @@ return out
 #: attempts of a ``put`` whose watched keys changed before it wrote
 _WATCH_TRIES = 50
 _SCRIPT_BATCH = 250  # records per cache script call: short enough not to stall Redis
-
-
-def encode_meta(record: FunctionRecord) -> bytes:
-    """The record's metadata as JSON: everything but the code and read-time ``extra`` tags."""
-    data = record.to_dict()
-    del data["code"]
-    del data["deleted"]
-    if data["extra"]:
-        data["extra"] = {k: v for k, v in data["extra"].items() if k not in _TRANSIENT}
-    return orjson.dumps(data)
-
-
-def _header(sha256: str, deleted: bool, seq: int) -> bytes:
-    return f"{sha256}{'1' if deleted else '0'}{seq:012d}".encode()
-
-
-_FIELDS = frozenset(f.name for f in fields(FunctionRecord))
-_PARAMS: dict[tuple[Any, ...], Param] = {}  # Params are immutable: decode each shape once
-_set = object.__setattr__
-
-
-def _param(p: dict[str, Any]) -> Param:
-    shape = (p["name"], p["kind"], p.get("default"), p.get("annotation"))
-    param = _PARAMS.get(shape)
-    if param is None:
-        param = Param(*shape)
-        if len(_PARAMS) < 100_000:
-            _PARAMS[shape] = param
-    return param
-
-
-def _record(meta: bytes, code: str, deleted: bool, seq: int, source: str | None) -> FunctionRecord:
-    data: dict[str, Any] = orjson.loads(meta)
-    data["code"] = code
-    data["deleted"] = deleted
-    extra = data["extra"] if data.get("extra") else {}
-    extra["seq"] = seq
-    if source:
-        extra["source"] = source
-    data["extra"] = extra
-    if data.keys() != _FIELDS:
-        return FunctionRecord.from_dict(data)  # written by an older or newer version
-    data["params"] = tuple([_param(p) for p in data["params"]])
-    data["imports"] = tuple(data["imports"])
-    # Reads are the cache's hot path, and the frozen dataclass's __init__ is half the
-    # cost of a cache hit; the fields are exactly the record's, written by encode_meta,
-    # so set them directly (FunctionRecord has no __post_init__ to skip).
-    record = object.__new__(FunctionRecord)
-    for name, value in data.items():
-        _set(record, name, value)
-    return record
-
-
-def decode_latest(value: bytes, source: str | None = None) -> FunctionRecord:
-    """Turn a ``latest`` value (header, meta, newline, code) back into a record."""
-    try:
-        nl = value.index(b"\n", _HDR)
-        return _record(
-            value[_HDR:nl],
-            value[nl + 1 :].decode("utf-8"),
-            value[64:65] == b"1",
-            int(value[65:_HDR]),
-            source,
-        )
-    except (ValueError, orjson.JSONDecodeError) as exc:
-        raise StorageError(
-            f"a cached record is malformed ({exc}); evict it and read again"
-        ) from exc
-
-
-@contextmanager
-def redis_errors(url: str, what: str, role: str = "") -> Iterator[None]:
-    """Turn redis-py's errors inside into ours: :class:`StorageUnavailable` when Redis cannot
-    be reached, :class:`StorageError` otherwise; ``role`` says what this Redis is for."""
-    where = f"Redis at {url}{f' ({role})' if role else ''}"
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise StorageUnavailable(
-            f"{where} is unreachable while trying to {what}: {exc}; "
-            "check that redis-server is running and the URL is right",
-            url=url,
-        ) from exc
-    except redis.RedisError as exc:
-        raise StorageError(f"{where} failed to {what}: {exc}", url=url) from exc
 
 
 class RedisStorage:
@@ -320,10 +238,10 @@ class RedisStorage:
             chunk = distinct[i : i + _CHUNK]
             values = reader.mget([self._latest(k) for k in chunk])
             for key, value in zip(chunk, values, strict=True):
-                if value is None or b'"description"' not in value[: value.find(b"\n", _HDR)]:
+                if value is None or b'"description"' not in value[: value.find(b"\n", HEADER_SIZE)]:
                     continue
-                nl = value.index(b"\n", _HDR)
-                desc = (orjson.loads(value[_HDR:nl]).get("extra") or {}).get("description")
+                nl = value.index(b"\n", HEADER_SIZE)
+                desc = (orjson.loads(value[HEADER_SIZE:nl]).get("extra") or {}).get("description")
                 if isinstance(desc, str):
                     out[key] = desc
         return out
@@ -345,8 +263,12 @@ class RedisStorage:
                     code = self._redis.get(self._blob(sha256))
                     if code is None:
                         raise StorageError(f"Redis lost the code of {key} version {sha256[:12]}")
-                    return _record(
-                        entry[_HDR:], code.decode("utf-8"), False, int(entry[65:_HDR]), None
+                    return decode_record(
+                        entry[HEADER_SIZE:],
+                        code.decode("utf-8"),
+                        False,
+                        int(entry[65:HEADER_SIZE]),
+                        None,
                     )
         return None
 
@@ -362,11 +284,11 @@ class RedisStorage:
             if code is None:
                 raise StorageError(f"Redis lost the code of a version of {key}")
             out.append(
-                _record(
-                    entry[_HDR:],
+                decode_record(
+                    entry[HEADER_SIZE:],
                     code.decode("utf-8"),
                     entry[64:65] == b"1",
-                    int(entry[65:_HDR]),
+                    int(entry[65:HEADER_SIZE]),
                     self.source_label,
                 )
             )
@@ -441,11 +363,11 @@ class RedisStorage:
         docs: builtins.list[search.SearchDoc] = []
         values: dict[str, bytes] = {}
         for key, value in self._live(tier1, package, branch):
-            lowered = value[_HDR:].lower()
+            lowered = value[HEADER_SIZE:].lower()
             if ascii_terms and not any(n in lowered for n in needles):
                 continue  # cheap rejection before parsing
-            nl = value.index(b"\n", _HDR)
-            meta = orjson.loads(value[_HDR:nl])
+            nl = value.index(b"\n", HEADER_SIZE)
+            meta = orjson.loads(value[HEADER_SIZE:nl])
             extra = meta.get("extra") or {}
             description = extra.get("description") if isinstance(extra, dict) else None
             docs.append(
@@ -495,7 +417,7 @@ class RedisStorage:
                         keys=[self._latest(r.key) for r in part],
                         args=[
                             *(
-                                _header(r.sha256, r.deleted, int(r.extra["seq"]))
+                                header(r.sha256, r.deleted, int(r.extra["seq"]))
                                 + encode_meta(r)
                                 + b"\n"
                                 + r.code.encode("utf-8")

@@ -47,7 +47,7 @@ from redis.retry import Retry
 
 from globalfunc.errors import ConfigError, StorageError
 from globalfunc.storage.base import redact_url
-from globalfunc.storage.redis import redis_errors
+from globalfunc.storage.redis_errors import redis_errors
 from globalfunc.workers.entry import WorkerCommand, WorkerInfo
 from globalfunc.workers.name import parse_worker_name
 
