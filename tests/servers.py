@@ -106,9 +106,12 @@ class _Server:
             self.pid_file.unlink()
 
     def stop(self) -> None:
-        """End the server: SIGTERM, then SIGKILL after 10 s."""
+        """End the server: SIGCONT (a fault test may have left it stopped), SIGTERM, then
+        SIGKILL after 10 s."""
         if self.proc is None or self.proc.poll() is not None:
             return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGCONT)
         self.proc.terminate()
         try:
             self.proc.wait(timeout=10)

@@ -17,13 +17,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,15 +50,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    srv = RedisServer(tmp_path / "redis")
-    srv.start()
-    try:
-        yield srv
-    finally:
-        if srv.proc is not None:
-            os.kill(srv.proc.pid, signal.SIGCONT)
-        srv.stop()
+def server(own_redis: RedisServer) -> RedisServer:
+    return own_redis
 
 
 def workers(root: Path, url: str, labels: list[str], **env: str) -> list[ServerProcess]:
@@ -81,17 +71,8 @@ def workers(root: Path, url: str, labels: list[str], **env: str) -> list[ServerP
 
 
 @pytest.fixture
-def log() -> Iterator[Path]:
-    """A file the functions' processes (another uid in isolated mode) can append to."""
-    folder = Path(tempfile.mkdtemp(prefix="gf-idem-"))
-    folder.chmod(0o777)
-    path = folder / "runs.log"
-    path.touch()
-    path.chmod(0o666)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+def log(run_log: Path) -> Path:
+    return run_log
 
 
 def runs(log: Path) -> collections.Counter[str]:

@@ -19,7 +19,6 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,15 +36,8 @@ TIMEOUT = 1.0  # GF_STORAGE_TIMEOUT: how long a keyed call waits for a paused Re
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.proc is not None and server.proc.poll() is None:
-            os.kill(server.proc.pid, signal.SIGCONT)
-        server.stop()
+def redis_server(own_redis: RedisServer) -> RedisServer:
+    return own_redis
 
 
 def _pause(server: RedisServer) -> int:

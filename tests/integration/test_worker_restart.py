@@ -19,10 +19,8 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -48,29 +46,13 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    found = RedisServer(tmp_path / "redis")
-    found.start()
-    try:
-        yield found
-    finally:
-        if found.proc is not None and found.proc.poll() is None:
-            found.proc.send_signal(signal.SIGCONT)  # a test that failed while it was stopped
-        found.stop()
+def server(own_redis: RedisServer) -> RedisServer:
+    return own_redis
 
 
 @pytest.fixture
-def log() -> Iterator[Path]:
-    """A file the functions' processes (another uid in isolated mode) can append to."""
-    folder = Path(tempfile.mkdtemp(prefix="gf-restart-"))
-    folder.chmod(0o777)
-    path = folder / "runs.log"
-    path.touch()
-    path.chmod(0o666)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+def log(run_log: Path) -> Path:
+    return run_log
 
 
 def worker(

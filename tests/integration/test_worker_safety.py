@@ -55,13 +55,8 @@ def shared() -> Iterator[Path]:
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+def redis_url(own_redis: RedisServer) -> str:
+    return own_redis.url
 
 
 def worker(
