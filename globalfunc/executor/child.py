@@ -8,8 +8,12 @@ engine):
   token, storage URLs with passwords) plus what the spec adds, with this package
   importable whatever the working folder;
 - **an unprivileged user**: when we run as root and the spec names a user (the edge passes
-  ``GF_WORKER_USER``, ``nobody`` by default), the child runs as that user and its groups,
-  so it can read neither root's files nor ``/proc/<server pid>/environ``;
+  ``GF_WORKER_USER``, ``nobody`` by default), the child runs as that user with no
+  supplementary groups, so it can read neither root's files nor ``/proc/<server pid>/environ``;
+  util-linux's ``setpriv`` switches after the exec, so the spawn stays a ``vfork``: a full
+  ``fork()`` of a server with gRPC threads runs gRPC's fork handlers, which restarted its
+  pollers inside the child and crashed it (about 1 spawn in 400 died of SIGABRT/SIGSEGV
+  before its exec);
 - **a memory cap**: ``RLIMIT_AS``, set by the child on itself before our command runs
   (util-linux's ``prlimit`` execs it; lowering one's own limit needs no privilege), with
   ``MALLOC_ARENA_MAX`` lowered so glibc's per-thread arenas do not eat the cap;
@@ -56,6 +60,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WORKER_USER = "nobody"
 _PRLIMIT = shutil.which("prlimit")  # util-linux; without it the parent caps the child
+_SETPRIV = shutil.which("setpriv")  # util-linux; without it Popen switches user (a fork)
+_CANNOT_EXEC = (126, 127)  # setpriv's exit codes when it cannot run the command
 
 
 def import_root() -> str:
@@ -199,7 +205,11 @@ class Child:
 
     @classmethod
     def spawn(cls, spec: ChildSpec) -> Child:
-        """Start the child; ``OSError`` if the command cannot run, ``ConfigError`` for a bad user."""
+        """Start the child; ``OSError`` if the command cannot run, ``ConfigError`` for a bad user.
+
+        As another user (through ``setpriv``) the command is found after the switch: one that
+        user cannot run ends the child with code 126 or 127, which :meth:`exit_description`
+        explains."""
         identity = _identity(spec.user)
         env = child_env(spec.env, memory_capped=spec.memory_mb is not None)
         if identity is not None:
@@ -241,6 +251,18 @@ class Child:
             # no privilege, while capping another user's process needs CAP_SYS_RESOURCE.
             cap = int(spec.memory_mb) * 1024 * 1024
             argv = [_PRLIMIT, f"--as={cap}:{cap}", "--", *argv]
+        popen_user = identity  # who Popen itself switches to: only without setpriv
+        if identity is not None and _SETPRIV is not None:
+            # After the exec, not before: Popen's own user switch rules out vfork (module doc).
+            argv = [
+                _SETPRIV,
+                f"--reuid={identity.uid}",
+                f"--regid={identity.gid}",
+                "--clear-groups",
+                "--",
+                *argv,
+            ]
+            popen_user = None
         return subprocess.Popen(
             argv,
             stdin=subprocess.PIPE if spec.stdin_pipe else subprocess.DEVNULL,
@@ -250,9 +272,9 @@ class Child:
             cwd=cwd,
             close_fds=True,
             start_new_session=True,
-            user=None if identity is None else identity.uid,
-            group=None if identity is None else identity.gid,
-            extra_groups=None if identity is None else [],
+            user=None if popen_user is None else popen_user.uid,
+            group=None if popen_user is None else popen_user.gid,
+            extra_groups=None if popen_user is None else [],
         )
 
     @property
@@ -342,4 +364,11 @@ class Child:
             except ValueError:
                 name = f"signal {-code}"
             return f"was killed by {name}"
+        if code in _CANNOT_EXEC and self.identity is not None and _SETPRIV is not None:
+            return (
+                f"exited with code {code}: user {self.identity.name!r} could not run "
+                f"{self.spec.argv[0]!r} (its stderr says why); run `make setup` "
+                "(scripts/worker-user.sh grants it the folders on the way) or set "
+                "GF_WORKER_USER to a user who can"
+            )
         return f"exited with code {code}"
