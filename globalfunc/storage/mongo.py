@@ -54,56 +54,24 @@ from globalfunc.errors import StorageError, StorageUnavailable
 from globalfunc.naming import check_tier1, parse_storage_key
 from globalfunc.record import FunctionRecord
 from globalfunc.storage.base import redact_url, stamp
+from globalfunc.storage.mongo_layout import (
+    NO_WORDS,
+    SEARCHED,
+    Doc,
+    from_pointer,
+    pointer_doc,
+    record_of,
+    version_doc,
+    version_id,
+)
 
 __all__ = ["MongoStorage"]
 
 log = logging.getLogger(__name__)
 
 _DUPLICATE = 11000
-_TRANSIENT = ("source", "seq")
 _MAX_ATTEMPTS = 200
 _BATCH = 200  # records per bulk_write round
-Doc = dict[str, Any]
-# what a record is read from (not the prefix words, which are for the index only); an
-# inclusion projection, as some wire-compatible servers mishandle exclusions
-_NO_WORDS: Doc = {"meta": 1, "code": 1, "seq": 1, "deleted": 1, "saved_at": 1}
-_SEARCHED: Doc = {  # what ranking reads of a pointer
-    "package": 1,
-    "branch": 1,
-    "name": 1,
-    "description": 1,
-    "docstring": 1,
-    "signature": 1,
-    "code": 1,
-}
-
-
-def _meta(record: FunctionRecord) -> Doc:
-    data = record.to_dict()
-    for field in ("code", "deleted", "saved_at"):
-        del data[field]
-    if data["extra"]:
-        data["extra"] = {k: v for k, v in data["extra"].items() if k not in _TRANSIENT}
-    return data
-
-
-def _vid(local: str, seq: int) -> str:
-    return f"{local}#{seq:012d}"
-
-
-def _record(meta: Doc, code: str, seq: int, deleted: bool, saved_at: float) -> FunctionRecord:
-    data = dict(meta)
-    data["code"] = code
-    data["deleted"] = deleted
-    data["saved_at"] = saved_at
-    extra = dict(data.get("extra") or {})
-    extra["seq"] = seq
-    data["extra"] = extra
-    return FunctionRecord.from_dict(data)
-
-
-def _from_pointer(doc: Doc) -> FunctionRecord:
-    return _record(doc["meta"], doc["code"], doc["seq"], doc["deleted"], doc["saved_at"])
 
 
 def _dup_indexes(exc: pymongo.errors.BulkWriteError) -> set[int]:
@@ -301,14 +269,14 @@ class MongoStorage:
                             extra={**record.extra, "description": known}
                         )
                     prev = int(cur["seq"]) if cur else 0
-                    claims.append((i, prev, self._pointer_doc(record, local, prev + 1)))
+                    claims.append((i, prev, pointer_doc(record, local, prev + 1)))
                 if not claims:
                     return out
                 lost = self._claim(versions, claims)
                 self._move_pointers(pointers, [c for c in claims if c[0] not in lost])
                 for i, _, doc in claims:
                     if i not in lost:
-                        out[i] = _from_pointer(doc)
+                        out[i] = from_pointer(doc)
                 pending = sorted(lost)
                 for i in pending:
                     self._repair(pointers, versions, content, locals_[i])
@@ -317,42 +285,9 @@ class MongoStorage:
             f"other writers kept changing them ({_MAX_ATTEMPTS} attempts)"
         )
 
-    @staticmethod
-    def _pointer_doc(record: FunctionRecord, local: str, seq: int) -> Doc:
-        doc = search.doc_of(record)
-        return {
-            "_id": local,
-            "tier2": record.storage_key.tier2,
-            "package": record.package,
-            "branch": record.branch,
-            "name": record.name,
-            "docstring": record.docstring or "",
-            "signature": record.signature,
-            "code": record.code,
-            "description": doc.description,
-            "words": " ".join(search.index_words(doc)),
-            "sha256": record.sha256,
-            "seq": seq,
-            "deleted": record.deleted,
-            "saved_at": record.saved_at,
-            "meta": _meta(record),
-        }
-
-    @staticmethod
-    def _version_doc(pointer: Doc) -> Doc:
-        return {
-            "_id": _vid(pointer["_id"], pointer["seq"]),
-            "k": pointer["_id"],
-            "seq": pointer["seq"],
-            "sha256": pointer["sha256"],
-            "deleted": pointer["deleted"],
-            "saved_at": pointer["saved_at"],
-            "meta": pointer["meta"],
-        }
-
     def _claim(self, versions: Collection[Doc], claims: list[tuple[int, int, Doc]]) -> set[int]:
         """Insert the claimed version documents; return the indexes whose claim was lost."""
-        ops = [InsertOne(self._version_doc(doc)) for _, _, doc in claims]
+        ops = [InsertOne(version_doc(doc)) for _, _, doc in claims]
         try:
             versions.bulk_write(ops, ordered=False)
         except pymongo.errors.BulkWriteError as exc:
@@ -399,16 +334,16 @@ class MongoStorage:
         for _ in range(_MAX_ATTEMPTS):
             cur = pointers.find_one({"_id": local}, {"seq": 1})
             prev = int(cur["seq"]) if cur else 0
-            nxt = versions.find_one({"_id": _vid(local, prev + 1)})
+            nxt = versions.find_one({"_id": version_id(local, prev + 1)})
             if nxt is None:
                 return
             code_doc = content.find_one({"_id": f"{local}#{nxt['sha256']}"})
             if code_doc is None:
                 raise StorageError(f"MongoDB lost the code of {local} version {prev + 1}")
-            record = _record(
+            record = record_of(
                 nxt["meta"], code_doc["code"], prev + 1, nxt["deleted"], nxt["saved_at"]
             )
-            doc = self._pointer_doc(record, local, prev + 1)
+            doc = pointer_doc(record, local, prev + 1)
             doc["meta"] = nxt["meta"]
             self._move_pointers(pointers, [(0, prev, doc)])
 
@@ -437,7 +372,7 @@ class MongoStorage:
                 lost = self._claim(versions, [(0, cur["seq"], doc)])
                 if not lost:
                     self._move_pointers(pointers, [(0, cur["seq"], doc)])
-                    return _from_pointer(doc)
+                    return from_pointer(doc)
                 self._repair(pointers, versions, content, local)
         raise StorageError(f"could not delete {key}: it kept changing under concurrent writers")
 
@@ -447,8 +382,8 @@ class MongoStorage:
         pointers, versions, content = self._colls(tier1)
         with self._errors(f"read {key}"):
             if sha256 is None:
-                doc = pointers.find_one({"_id": local}, _NO_WORDS)
-                return None if doc is None or doc["deleted"] else _from_pointer(doc)
+                doc = pointers.find_one({"_id": local}, NO_WORDS)
+                return None if doc is None or doc["deleted"] else from_pointer(doc)
             found = list(
                 versions.find({"k": local, "sha256": sha256, "deleted": False})
                 .sort("seq", -1)
@@ -460,7 +395,7 @@ class MongoStorage:
         if code is None:
             raise StorageError(f"MongoDB lost the code of {key} version {sha256[:12]}")
         v = found[0]
-        return _record(v["meta"], code["code"], v["seq"], v["deleted"], v["saved_at"])
+        return record_of(v["meta"], code["code"], v["seq"], v["deleted"], v["saved_at"])
 
     def history(self, key: str) -> list[FunctionRecord]:
         tier1, local = self._split(key)
@@ -476,7 +411,7 @@ class MongoStorage:
         if missing:
             raise StorageError(f"MongoDB lost the code of {len(missing)} version(s) of {key}")
         return [
-            _record(d["meta"], codes[d["sha256"]], d["seq"], d["deleted"], d["saved_at"])
+            record_of(d["meta"], codes[d["sha256"]], d["seq"], d["deleted"], d["saved_at"])
             for d in docs
         ]
 
@@ -490,8 +425,8 @@ class MongoStorage:
         if branch is not None:
             query["branch"] = branch
         with self._errors(f"list space {tier1}"):
-            docs = list(pointers.find(query, _NO_WORDS))
-        records = [_from_pointer(d) for d in docs]
+            docs = list(pointers.find(query, NO_WORDS))
+        records = [from_pointer(d) for d in docs]
         records.sort(key=lambda r: r.key)
         return records
 
@@ -540,7 +475,7 @@ class MongoStorage:
         docs: dict[str, search.SearchDoc] = {}
         for term in terms:
             found = pointers.find(
-                {"$text": {"$search": search.narrow_term(term)}, **where}, _SEARCHED
+                {"$text": {"$search": search.narrow_term(term)}, **where}, SEARCHED
             )
             for d in found:
                 if d["_id"] not in docs:
@@ -558,8 +493,8 @@ class MongoStorage:
         if not best:
             return []
         ids = [doc.key[len(tier1) + 1 :] for _, doc in best]
-        full = {d["_id"]: d for d in pointers.find({"_id": {"$in": ids}}, _NO_WORDS)}
-        return [_from_pointer(full[i]) for i in ids if i in full and not full[i]["deleted"]]
+        full = {d["_id"]: d for d in pointers.find({"_id": {"$in": ids}}, NO_WORDS)}
+        return [from_pointer(full[i]) for i in ids if i in full and not full[i]["deleted"]]
 
     def close(self) -> None:
         self._client.close()
