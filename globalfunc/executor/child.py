@@ -31,6 +31,8 @@ retry. That is the pool's job (:mod:`globalfunc.executor.pool`) or the engine's.
 from __future__ import annotations
 
 import contextlib
+import functools
+import grp
 import logging
 import os
 import pwd
@@ -61,7 +63,15 @@ log = logging.getLogger(__name__)
 DEFAULT_WORKER_USER = "nobody"
 _PRLIMIT = shutil.which("prlimit")  # util-linux; without it the parent caps the child
 _SETPRIV = shutil.which("setpriv")  # util-linux; without it Popen switches user (a fork)
-_CANNOT_EXEC = (126, 127)  # setpriv's exit codes when it cannot run the command
+_ENV = shutil.which("env")  # coreutils
+
+
+@functools.cache
+def _warn_no_setpriv() -> None:
+    log.warning(
+        "setpriv (util-linux) is not installed: children switch user inside a full fork(), "
+        "which gRPC's fork handlers can crash; install util-linux"
+    )
 
 
 def import_root() -> str:
@@ -132,7 +142,27 @@ def _identity(user: str | None) -> _Identity | None:
         raise ConfigError(
             f"worker user {user!r} is root; set GF_WORKER_USER to an unprivileged user"
         )
+    clash = _numeric_name_clash(entry.pw_uid, entry.pw_gid)
+    if clash:
+        raise ConfigError(
+            f"worker user {user!r}: {clash}, and setpriv reads a name before a number, so its "
+            "children could run as that other id; rename it or set GF_WORKER_USER to another user"
+        )
     return _Identity(entry.pw_uid, entry.pw_gid, user)
+
+
+def _numeric_name_clash(uid: int, gid: int) -> str | None:
+    """What makes setpriv's ``--reuid=UID``/``--regid=GID`` name another id: a user or group
+    whose name is our number (possible in LDAP directories of employee numbers)."""
+    with contextlib.suppress(KeyError):
+        other = pwd.getpwnam(str(uid))
+        if other.pw_uid != uid:
+            return f"a user is named '{uid}' but has uid {other.pw_uid}"
+    with contextlib.suppress(KeyError):
+        group = grp.getgrnam(str(gid))
+        if group.gr_gid != gid:
+            return f"a group is named '{gid}' but has gid {group.gr_gid}"
+    return None
 
 
 def worker_uid(user: str | None) -> int | None:
@@ -208,8 +238,8 @@ class Child:
         """Start the child; ``OSError`` if the command cannot run, ``ConfigError`` for a bad user.
 
         As another user (through ``setpriv``) the command is found after the switch: one that
-        user cannot run ends the child with code 126 or 127, which :meth:`exit_description`
-        explains."""
+        user cannot run ends the child at once with code 126 (not allowed) or 127 (not
+        there), and the reason is on its stderr."""
         identity = _identity(spec.user)
         env = child_env(spec.env, memory_capped=spec.memory_mb is not None)
         if identity is not None:
@@ -254,6 +284,11 @@ class Child:
         popen_user = identity  # who Popen itself switches to: only without setpriv
         if identity is not None and _SETPRIV is not None:
             # After the exec, not before: Popen's own user switch rules out vfork (module doc).
+            # setpriv still holds root's capabilities when it execs, so the next program must
+            # be one that holds none (prlimit, else env) for the user's own permission checks
+            # to decide what it may run.
+            if argv[0] != _PRLIMIT and _ENV is not None:
+                argv = [_ENV, "--", *argv]
             argv = [
                 _SETPRIV,
                 f"--reuid={identity.uid}",
@@ -263,6 +298,8 @@ class Child:
                 *argv,
             ]
             popen_user = None
+        elif identity is not None:
+            _warn_no_setpriv()
         return subprocess.Popen(
             argv,
             stdin=subprocess.PIPE if spec.stdin_pipe else subprocess.DEVNULL,
@@ -364,11 +401,4 @@ class Child:
             except ValueError:
                 name = f"signal {-code}"
             return f"was killed by {name}"
-        if code in _CANNOT_EXEC and self.identity is not None and _SETPRIV is not None:
-            return (
-                f"exited with code {code}: user {self.identity.name!r} could not run "
-                f"{self.spec.argv[0]!r} (its stderr says why); run `make setup` "
-                "(scripts/worker-user.sh grants it the folders on the way) or set "
-                "GF_WORKER_USER to a user who can"
-            )
         return f"exited with code {code}"

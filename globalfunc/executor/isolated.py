@@ -212,9 +212,12 @@ class IsolatedExecutor:
             await self.pool.start()
         except ChildDied as exc:
             self.pool.close()
+            user = self._spec.user
+            as_user = f" as user {user!r}" if worker_uid(user) is not None else ""
             raise ConfigError(
                 f"worker process failed to start ({exc.how}); run {self._spec.argv[0]} -c "
-                "'import globalfunc' to check the environment, and see its stderr above"
+                f"'import globalfunc'{as_user} to check the environment, and see its stderr "
+                "above" + (" (`make setup` lets that user reach this Python)" if as_user else "")
             ) from None
         except (TimeoutError, OSError) as exc:
             self.pool.close()

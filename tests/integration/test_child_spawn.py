@@ -10,7 +10,9 @@ Children now switch user after the exec (``setpriv``), so the spawn stays a ``vf
 from __future__ import annotations
 
 import os
+import pwd
 import resource
+import shutil
 import subprocess
 import sys
 import threading
@@ -98,8 +100,6 @@ def test_the_child_runs_as_the_user_without_groups_and_under_its_cap() -> None:
     assert child.proc.stdout is not None
     out = child.proc.stdout.read().decode()
     assert child.reap(10.0) == 0
-    import pwd
-
     nobody = pwd.getpwnam("nobody")
     uid, gid = nobody.pw_uid, nobody.pw_gid
     assert out.split(maxsplit=4)[:4] == [str(uid), str(uid), str(gid), str(gid)]
@@ -110,14 +110,64 @@ def test_the_child_runs_as_the_user_without_groups_and_under_its_cap() -> None:
 
 @as_root
 @needs_setpriv
-def test_a_command_the_user_cannot_run_is_named_with_what_to_do(tmp_path: Path) -> None:
-    # setpriv execs the command after the switch: what the user cannot run (here: nothing
-    # there at all; a folder it may not enter is the usual case) ends the child with 126/127.
-    missing = tmp_path / "not-there"
-    spec = ChildSpec(argv=[str(missing)], user="nobody", stderr=subprocess.DEVNULL)
-    how = Child.spawn(spec).exit_description(10.0)
-    assert how.startswith("exited with code 127: user 'nobody' could not run"), how
-    assert str(missing) in how and "GF_WORKER_USER" in how
+@pytest.mark.parametrize("memory_mb", [None, 300])
+def test_a_command_the_user_may_not_reach_is_not_run(tmp_path: Path, memory_mb: int | None) -> None:
+    # setpriv still holds root's capabilities when it execs: without a program in between
+    # that holds none, a binary in a folder only root may enter ran as the user.
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    tool = private / "true"
+    shutil.copy("/bin/true", tool)
+    spec = ChildSpec(
+        argv=[str(tool)], user="nobody", memory_mb=memory_mb, stderr=subprocess.DEVNULL
+    )
+    assert Child.spawn(spec).exit_description(10.0) == "exited with code 126"
+    missing = ChildSpec(argv=["/nonexistent/gf-command"], user="nobody", stderr=subprocess.DEVNULL)
+    assert Child.spawn(missing).exit_description(10.0) == "exited with code 127"
+
+
+@as_root
+@needs_setpriv
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="no unshare")
+@pytest.mark.parametrize("kind", ["user", "group"])
+def test_a_name_that_is_the_users_number_is_refused(tmp_path: Path, kind: str) -> None:
+    # setpriv reads --reuid=65534 as a name first: a user (or group) named "65534" with id
+    # 0 would have made the child root. Seen in a private mount namespace with our own files.
+    nobody = pwd.getpwnam("nobody")
+    passwd, group = tmp_path / "passwd", tmp_path / "group"
+    passwd.write_text(Path("/etc/passwd").read_text())
+    group.write_text(Path("/etc/group").read_text())
+    if kind == "user":
+        with passwd.open("a") as f:
+            f.write(f"{nobody.pw_uid}:x:0:0:trap:/root:/bin/sh\n")
+    else:
+        with group.open("a") as f:
+            f.write(f"{nobody.pw_gid}:x:0:\n")
+    probe = (
+        "from globalfunc.executor.child import Child, ChildSpec\n"
+        "from globalfunc.errors import ConfigError\n"
+        "try:\n"
+        "    Child.spawn(ChildSpec(argv=['/bin/true'], user='nobody')).reap(10)\n"
+        "    print('spawned')\n"
+        "except ConfigError as exc:\n"
+        "    print(exc)\n"
+    )
+    script = (
+        f"mount --bind {passwd} /etc/passwd && mount --bind {group} /etc/group && "
+        f'exec {sys.executable} -c "$0"'
+    )
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
+    if "mount" in done.stderr and done.returncode != 0:
+        pytest.skip(f"cannot bind-mount in a private namespace here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    named = "user" if kind == "user" else "group"
+    assert f"a {named} is named" in done.stdout and "GF_WORKER_USER" in done.stdout, done.stdout
 
 
 @as_root
