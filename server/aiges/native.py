@@ -11,12 +11,12 @@ SIGTERM/SIGINT or when the parent dies, within 2 s also while user code hangs (t
 server stops waiting for it and reports the threads it had to leave behind;
 :class:`~server.aiges.launch.StopClock` then ends the process).
 
-Limits of the C++ server (:func:`aiges_limits`): ``GF_AIGES_QUEUE_MB`` bounds the whole
+Limits of both servers (:func:`aiges_limits`): ``GF_AIGES_QUEUE_MB`` bounds the whole
 serialized once-exec requests waiting for or in user code (one over it is refused with gRPC
-RESOURCE_EXHAUSTED on that call) and the results waiting for ``communicate``;
-``GF_AIGES_KEEPALIVE_S`` / ``GF_AIGES_KEEPALIVE_TIMEOUT_S`` drop a peer that stops
-answering pings (a frozen loader mid-upload). The grpcio server is given the same keepalive
-options but applies no queue limit.
+RESOURCE_EXHAUSTED on that call) and the results waiting for ``communicate`` (the grpcio
+server's side: :mod:`server.aiges.queues`); ``GF_AIGES_KEEPALIVE_S`` /
+``GF_AIGES_KEEPALIVE_TIMEOUT_S`` drop a peer that stops answering pings (a frozen loader
+mid-upload; grpcio is given the same options, but did not drop one in our test).
 
 This module also knows which native parts the install built (``native-build.json``, written
 by setup.py) and says once what is missing and how to get it; ``GF_REQUIRE_NATIVE=1`` turns

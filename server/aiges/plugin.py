@@ -146,15 +146,20 @@ def serve_plugin(
     stopping: list[str] = []
     with on_stop_signals(stopping.append):
         with handshake(handshake_out) as announce:
-            servicer = WrapperServicer(engine, workers=workers, error_details=error_details)
-            handlers = futures.ThreadPoolExecutor(
-                max_workers=max(16, 2 * workers + 8), thread_name_prefix="aiges-grpc"
-            )
             try:
                 limits = aiges_limits(env)
             except ConfigError as exc:
                 print(f"aiges plugin: {exc}", file=sys.stderr)
                 return 1
+            servicer = WrapperServicer(
+                engine,
+                workers=workers,
+                error_details=error_details,
+                queue_bytes=limits.queue_bytes,
+            )
+            handlers = futures.ThreadPoolExecutor(
+                max_workers=max(16, 2 * workers + 8), thread_name_prefix="aiges-grpc"
+            )
             server = grpc.server(
                 handlers,
                 options=[

@@ -1,9 +1,10 @@
 """``aiges.WrapperService`` over an :class:`~server.aiges.engine.Engine`.
 
 How results travel: the loader opens ``communicate`` once and keeps it open; every
-result (once exec or session frame) is a ``Response`` queued on :class:`Outbox` and
-written on that stream. ``wrapperOnceExec`` only hands the request to the user pool and
-acknowledges; the job always queues exactly one ``Response`` for the tag, whatever the
+result (once exec or session frame) is a ``Response`` queued on the
+:class:`~server.aiges.queues.Outbox` and written on that stream. ``wrapperOnceExec`` only
+hands the request to the user pool and acknowledges, or refuses it at once with
+RESOURCE_EXHAUSTED when its bytes do not fit the :class:`~server.aiges.queues.ByteBudget`; the job always queues exactly one ``Response`` for the tag, whatever the
 user code does (raise, ``None``, empty list, ``error_code``). User code runs on its own
 ``ThreadPoolExecutor``; gRPC handler threads only wait for it on create/write/destroy,
 and the ``communicate`` stream never waits for user code, so no pool size deadlocks.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,12 +39,12 @@ from server.aiges.engine import (
     with_error_detail,
 )
 from server.aiges.proto import aiges_pb2, aiges_pb2_grpc
+from server.aiges.queues import MIB, ByteBudget, Outbox
 
-__all__ = ["BadBody", "Outbox", "WrapperServicer", "add_wrapper_service", "response_message"]
+__all__ = ["BadBody", "WrapperServicer", "add_wrapper_service", "response_message"]
 
 log = logging.getLogger(__name__)
 
-_POLL_SECONDS = 0.5
 _STOP_POLL_SECONDS = 0.1
 """How soon an rpc waiting for a user call notices that the plugin is stopping."""
 
@@ -117,48 +117,21 @@ def response_message(tag: str, outcome: Outcome) -> aiges_pb2.Response:
     )
 
 
-class Outbox:
-    """Responses waiting for the ``communicate`` stream; one reader at a time drains it."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.closed = threading.Event()
-
-    def put(self, response: aiges_pb2.Response) -> None:
-        self._queue.put(response)
-
-    def stream(self, context: grpc.ServicerContext) -> Iterator[aiges_pb2.Response]:
-        """Yield queued responses until the stream ends or the outbox closes."""
-        stop = object()
-        context.add_callback(lambda: self._queue.put(stop))
-        while not self.closed.is_set():
-            try:
-                item = self._queue.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                if not context.is_active():
-                    return
-                continue
-            if item is stop:
-                return
-            if isinstance(item, aiges_pb2.Response):
-                if not context.is_active():
-                    self._queue.put(item)  # keep it for the next reader
-                    return
-                yield item
-            # a foreign stop marker (from an earlier, ended stream) is dropped
-
-    def close(self) -> None:
-        self.closed.set()
-        self._queue.put(object())  # wakes a waiting reader, which then sees ``closed``
-
-
 class WrapperServicer(aiges_pb2_grpc.WrapperServiceServicer):
     """The WrapperService rpcs; see the module docstring for the threading model."""
 
-    def __init__(self, engine: Engine, workers: int = 4, *, error_details: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        workers: int = 4,
+        *,
+        error_details: bool = False,
+        queue_bytes: int = 256 * MIB,
+    ) -> None:
         self.engine = engine
         self.error_details = error_details
-        self.outbox = Outbox()
+        self.outbox = Outbox(queue_bytes)
+        self.budget = ByteBudget(queue_bytes)
         self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="aiges-user")
         self.initialized = False
         engine.bind(self._emit)
@@ -219,7 +192,7 @@ class WrapperServicer(aiges_pb2_grpc.WrapperServiceServicer):
         return aiges_pb2.Schema(data=data)
 
     # -- once exec ----------------------------------------------------------------------
-    def _once_job(self, request: aiges_pb2.Request) -> None:
+    def _once_job(self, request: aiges_pb2.Request, size: int) -> None:
         tag = request.tag
         outcome: Outcome | None = None
         try:
@@ -228,6 +201,7 @@ class WrapperServicer(aiges_pb2_grpc.WrapperServiceServicer):
             log.exception("once exec failed (tag %s)", tag)
             outcome = Outcome.failure(EXEC_FAILED, f"{type(exc).__name__}: {exc}")
         finally:
+            self.budget.give(size)
             self._emit(tag, outcome or Outcome.failure(EXEC_FAILED, "exec was interrupted"))
 
     def wrapperOnceExec(
@@ -240,12 +214,17 @@ class WrapperServicer(aiges_pb2_grpc.WrapperServiceServicer):
                 "send a serialized aiges.Request",
             )
             raise AssertionError("context.abort raises")  # for the type checker
+        tag, size = request.tag, request.ByteSize()
+        taken, held = self.budget.try_take(size)
+        if not taken:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, self.budget.refusal(tag, size, held))
         try:
-            self.pool.submit(self._once_job, request)
+            self.pool.submit(self._once_job, request, size)
         except RuntimeError:  # the pool is shut down: still answer the tag
-            self._emit(request.tag, Outcome.failure(EXEC_FAILED, "the plugin is shutting down"))
-            return aiges_pb2.Response(tag=request.tag, ret=EXEC_FAILED)
-        return aiges_pb2.Response(tag=request.tag, ret=0)
+            self.budget.give(size)
+            self._emit(tag, Outcome.failure(EXEC_FAILED, "the plugin is shutting down"))
+            return aiges_pb2.Response(tag=tag, ret=EXEC_FAILED)
+        return aiges_pb2.Response(tag=tag, ret=0)
 
     # -- sessions -----------------------------------------------------------------------
     def wrapperCreate(
