@@ -13,6 +13,7 @@ the AIGES error code the edges use, so a handler never needs a mapping table::
     |   +-- BadIdempotencyKey           400  an Idempotency-Key that is not 1-200 visible ASCII characters
     +-- IdempotencyKeyReused            422  a key already used for another call (function or arguments)
     +-- ResultNotKept                   410  a keyed call ran, but its result was too large to keep for a resend
+    +-- ClientGone                      499  the caller left while its keyed call waited on another request
     +-- Unauthorized                    401  missing or wrong bearer token
     +-- Forbidden                       403  the package is not on the allow-list
     +-- NotFound                        404
@@ -55,6 +56,7 @@ from typing import Any, ClassVar
 __all__ = [
     "BadArguments",
     "BadIdempotencyKey",
+    "ClientGone",
     "ConfigError",
     "ExecutionError",
     "ExecutionTimeout",
@@ -159,6 +161,14 @@ class ResultNotKept(GlobalFuncError):
     (``GF_IDEMPOTENCY_MAX_RESULT_KB``): a resend of its key gets this, not a second run."""
 
     http_status = 410
+
+
+class ClientGone(GlobalFuncError):
+    """The caller disconnected while its keyed call waited on another request running the
+    same key: it stopped waiting, and nothing ran for it. Nobody reads this answer; it is
+    what the access log counts (499, nginx's "client closed request")."""
+
+    http_status = 499
 
 
 class Unauthorized(GlobalFuncError):

@@ -66,11 +66,13 @@ class Invoker:
         timeout: float | None = None,
         record: FunctionRecord | None = None,
         idempotency_key: str | None = None,
+        client_gone: Callable[[], bool] | None = None,
     ) -> bytes | Awaitable[bytes]:
         """Run ``name``; its result as JSON bytes, at once or (isolated) to await.
 
         In a worker, the call goes through its :class:`~globalfunc.idempotency.CallGuard`
-        (counted in flight; run once per ``idempotency_key``); elsewhere the key is unused.
+        (counted in flight; run once per ``idempotency_key``; a duplicate waiting on its key
+        stops when ``client_gone()`` says its caller left); elsewhere both are unused.
         """
         if record is None:
             record = self.lookup(name)
@@ -80,6 +82,7 @@ class Invoker:
             return guard.submit(
                 idempotency_key,
                 lambda: self._submit(name, args, kwargs, encoded, tagged, timeout, found),
+                client_gone,
             )
         return self._submit(name, args, kwargs, encoded, tagged, timeout, record)
 

@@ -19,7 +19,8 @@ this request alone (``"<worker> <instance> <request#>"``), then:
 - another request runs it: wait for that outcome (looking at Redis after 20 ms, then
   doubling to every 500 ms); if the request's worker is dead
   (:mod:`globalfunc.idempotency.liveness`; for this worker: the request is over), take
-  the claim over and run it again;
+  the claim over and run it again; if this request's own caller has left (``gone()``),
+  stop waiting: :class:`~globalfunc.errors.ClientGone`, nothing runs for it;
 - Redis did not answer within the timeout: 503 ``StorageUnavailable``, nothing ran, and
   the claim Redis may still take late is dropped in the background.
 
@@ -40,7 +41,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
-from globalfunc.errors import GlobalFuncError, Interrupted, Overloaded
+from globalfunc.errors import ClientGone, GlobalFuncError, Interrupted, Overloaded
 from globalfunc.idempotency.entry import CallKey, Outcome, check_key
 from globalfunc.idempotency.liveness import owner_alive
 from globalfunc.idempotency.record import AsyncOutcomeRecord
@@ -59,6 +60,7 @@ _RECORD_TRIES = 120
 _RENEW_RETRY = 0.2  # seconds before trying a failed renewal again
 
 Run = Callable[[], "bytes | Awaitable[bytes]"]
+Gone = Callable[[], bool]  # True once the caller has disconnected
 
 
 class CallGuard:
@@ -90,7 +92,9 @@ class CallGuard:
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- the hook Invoker.submit calls ------------------------------------------------------
-    def submit(self, key: str | None, run: Run) -> bytes | Awaitable[bytes]:
+    def submit(
+        self, key: str | None, run: Run, gone: Gone | None = None
+    ) -> bytes | Awaitable[bytes]:
         if self.draining is not None:
             raise Overloaded(
                 f"this worker is {self.draining}: it takes no new calls; send the call to "
@@ -111,7 +115,7 @@ class CallGuard:
         check_key(key)
         call = key if isinstance(key, CallKey) else CallKey(key)
         self.inflight += 1
-        return self._keyed(call, run)
+        return self._keyed(call, run, gone)
 
     async def _counted(self, pending: Awaitable[bytes]) -> bytes:
         try:
@@ -119,7 +123,7 @@ class CallGuard:
         finally:
             self.inflight -= 1
 
-    async def _keyed(self, key: CallKey, run: Run) -> bytes:
+    async def _keyed(self, key: CallKey, run: Run, gone: Gone | None) -> bytes:
         token = f"{self.owner} {next(self._seq)}"  # this request's claim, no other's
         self._mine.add(token)  # before the claim: a twin request sees it alive at once
         try:
@@ -138,7 +142,7 @@ class CallGuard:
                     if not seen.running:
                         self._mine.discard(token)
                         return seen.answer(key)
-                    seen = await self._wait(key, seen, token)
+                    seen = await self._wait(key, seen, token, gone)
             except BaseException:
                 self._mine.discard(token)  # it will not run here
                 raise
@@ -146,11 +150,16 @@ class CallGuard:
         finally:
             self.inflight -= 1
 
-    async def _wait(self, key: CallKey, seen: Outcome, token: str) -> Outcome | None:
-        """Wait on a key another request runs; ``None`` once this request owns it."""
+    async def _wait(
+        self, key: CallKey, seen: Outcome, token: str, gone: Gone | None
+    ) -> Outcome | None:
+        """Wait on a key another request runs; ``None`` once this request owns it;
+        :class:`ClientGone` when ``gone()`` says the caller left (checked before every
+        step that could make this request run it)."""
         probed = -_PROBE_EVERY
         pause = _POLL
         while True:
+            self._check_caller(key, seen, gone)
             now = time.monotonic()
             if now - probed >= _PROBE_EVERY:
                 probed = now
@@ -168,6 +177,7 @@ class CallGuard:
                     return None
             await asyncio.sleep(pause)
             pause = min(pause * 2, _POLL_MAX)
+            self._check_caller(key, seen, gone)
             current = await self.record.look(key)
             if current is None:  # released (nothing ran) or expired: claim it
                 claimed = await self.record.claim(key, token)
@@ -177,6 +187,14 @@ class CallGuard:
             if not current.running or current.raw != seen.raw:
                 return current
             seen = current
+
+    @staticmethod
+    def _check_caller(key: CallKey, seen: Outcome, gone: Gone | None) -> None:
+        if gone is not None and gone():
+            log.info("key %s: its caller left while it waited on %s; nothing ran", key, seen.owner)
+            raise ClientGone(
+                f"the caller of key {key} left while it waited on {seen.owner}; nothing ran"
+            )
 
     async def _run(self, key: CallKey, token: str, run: Run) -> bytes:
         stop_renewing = self._renewing(key, token)

@@ -23,7 +23,7 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -105,6 +105,7 @@ def run_gfgo(
     *,
     scope: str = ANONYMOUS,
     client_made: bool = False,
+    gone: Callable[[], bool] | None = None,
 ) -> tuple[str, bytes | Awaitable[bytes]]:
     """``POST /gfgo/``: the function name and its result (JSON bytes, or pending)."""
     body = _parse(raw, state.max_json_depth)
@@ -126,6 +127,7 @@ def run_gfgo(
         idempotency_key=_call_key(
             key, scope, client_made, req.pack_func, req.call_args, req.call_kwargs, raw
         ),
+        client_gone=gone,
     )
     return req.pack_func, out
 
@@ -138,6 +140,7 @@ def run_call(
     *,
     scope: str = ANONYMOUS,
     client_made: bool = False,
+    gone: Callable[[], bool] | None = None,
 ) -> bytes | Awaitable[bytes]:
     """``POST /call/<name>``: the function's result as JSON bytes (or pending)."""
     record = state.invoker.lookup(name)
@@ -151,7 +154,7 @@ def run_call(
         ) from None
     call_key = _call_key(key, scope, client_made, name, (), kwargs, raw)
     return state.invoker.submit(
-        name, (), kwargs, encoded=True, record=record, idempotency_key=call_key
+        name, (), kwargs, encoded=True, record=record, idempotency_key=call_key, client_gone=gone
     )
 
 
@@ -209,6 +212,10 @@ class _FastCall(httputil.HTTPMessageDelegate):
     def on_connection_close(self) -> None:
         self.closed = True
 
+    def _gone(self) -> bool:
+        """Whether the caller has left (a duplicate waiting on its key stops then)."""
+        return self.closed
+
     def finish(self) -> None:
         state = self.state
         try:
@@ -231,12 +238,20 @@ class _FastCall(httputil.HTTPMessageDelegate):
             if self.name is None:
                 tagged = self.headers.get("X-GF-Codec") == "tagged"
                 self.function, out = run_gfgo(
-                    state, raw, tagged, key, scope=scope, client_made=client_made
+                    state, raw, tagged, key, scope=scope, client_made=client_made, gone=self._gone
                 )
                 head = tail = b""
             else:
                 self.function = self.name  # counted under its name even when refused
-                out = run_call(state, self.name, raw, key, scope=scope, client_made=client_made)
+                out = run_call(
+                    state,
+                    self.name,
+                    raw,
+                    key,
+                    scope=scope,
+                    client_made=client_made,
+                    gone=self._gone,
+                )
                 head, tail = b'{"result":', b"}"
         except GlobalFuncError as err:
             self._fail(err)
@@ -247,7 +262,13 @@ class _FastCall(httputil.HTTPMessageDelegate):
             return
         if isinstance(out, bytes):
             self._respond(200, head + out + tail if head else out, None)
-        elif isinstance(out, asyncio.Future):  # the isolated pool: a callback, no task
+            return
+        # Pending: hear of the caller leaving (HTTP/1 connections; tornado tells a delegate
+        # only while it reads), so a duplicate waiting on its key can stop (_gone).
+        watch = getattr(self.conn, "set_close_callback", None)
+        if watch is not None:
+            watch(self.on_connection_close)
+        if isinstance(out, asyncio.Future):  # the isolated pool: a callback, no task
             out.add_done_callback(lambda fut: self._settle(fut, head, tail))
         else:
             task = asyncio.ensure_future(self._later(out, head, tail))

@@ -9,15 +9,20 @@ redis-server (the findings of the issue-13 attack, each reproduced here):
 - a result over the size kept: a resend gets 410 ``ResultNotKept``, never a second run;
 - a Redis at maxmemory: 503 ``StorageUnavailable`` naming maxmemory;
 - the client refuses a bad key before sending; its final error carries each 503's message;
-- waiting duplicates back off (Redis commands counted).
+- waiting duplicates back off (Redis commands counted);
+- a duplicate whose client left stops waiting: the running worker's death does not make it
+  run the call for nobody.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import json
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -312,3 +317,47 @@ def test_waiting_duplicates_back_off(root: Path, server: RedisServer, log: Path)
         db.close()
         for w in ws:
             w.stop()
+
+
+def test_a_duplicate_whose_client_left_stops_waiting(
+    root: Path, server: RedisServer, log: Path
+) -> None:
+    """A duplicate waits on a key another worker runs; its client leaves; then the running
+    worker dies. Before, the waiter went on for nobody, took the key over and ran the call
+    again; now it stops waiting when its connection closes, and nothing runs for it."""
+    a, b = workers(root, server.url, ["a", "b"])
+    key = "gone-" + uuid.uuid4().hex
+    kwargs = {"seq": 5, "path": str(log), "seconds": 60}
+    try:
+
+        def first_call() -> None:
+            with contextlib.suppress(ServerUnavailable):  # its worker is killed under it
+                GFClient(a.url, timeout=90).call_with("Idem.logged", kwargs, idempotency_key=key)
+
+        first = threading.Thread(target=first_call, daemon=True)
+        first.start()
+        deadline = time.monotonic() + 30
+        while not runs(log) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert runs(log) == {"5": 1}
+        body = json.dumps(kwargs).encode()
+        host, port = b.base_url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(
+                b"POST /call/Idem.logged HTTP/1.1\r\nHost: w\r\n"
+                b"Content-Type: application/json\r\n"
+                + f"Idempotency-Key: {key}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            time.sleep(1.0)  # it waits on a's claim now
+        deadline = time.monotonic() + 10
+        while "left while it waited" not in b.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "left while it waited" in b.log(), b.log()[-3000:]
+        assert a.proc is not None
+        os.kill(a.proc.pid, signal.SIGKILL)  # mid-call: a waiter would take the key over now
+        time.sleep(6.0)  # heartbeats every 1 s; a waiter probes its owner every 1 s
+        assert runs(log) == {"5": 1}
+    finally:
+        a.stop()
+        b.stop()
