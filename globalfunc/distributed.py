@@ -33,7 +33,9 @@ would queue a task no node can run forever, silently); a task runs ``batch`` ite
 after another (default: the items spread over four tasks per CPU of the cluster, at most
 100 items a task; ``batch=1`` is one task per item, what a GPU-sized call wants; with a
 ``timeout`` the default is 1, and no more tasks are sent than the cluster can run at
-once, so a task's clock starts when it starts). ``address`` names a running cluster
+once, so a task's clock starts when it is sent, which is when it can start; it includes
+Ray starting a worker process for it, about a second, after a timed-out task's was
+killed). ``address`` names a running cluster
 (``ray://host:10001`` or ``host:6379``); none starts a local Ray, or uses the one this
 process already started (:func:`shutdown` stops it). A tqdm progress bar counts finished
 items on stderr. Ctrl-C while waiting cancels the tasks still running.
