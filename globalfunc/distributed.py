@@ -32,10 +32,10 @@ custom resource, checked against the cluster's live nodes before anything is sen
 would queue a task no node can run forever, silently); a task runs ``batch`` items one
 after another (default: the items spread over four tasks per CPU of the cluster, at most
 100 items a task; ``batch=1`` is one task per item, what a GPU-sized call wants; with a
-``timeout`` the default is 1, and no more tasks are sent than the cluster can run at
-once, so a task's clock starts when it is sent, which is when it can start; it includes
-Ray starting a worker process for it, about a second, after a timed-out task's was
-killed). ``address`` names a running cluster
+``timeout`` the default is 1, no more tasks are sent than the cluster can run at once,
+and the job's worker processes are started first, so a task's clock starts when it
+starts; it includes Ray starting a new worker process, about a second, after a timed-out
+task's was killed). ``address`` names a running cluster
 (``ray://host:10001`` or ``host:6379``); none starts a local Ray, or uses the one this
 process already started (:func:`shutdown` stops it). A tqdm progress bar counts finished
 items on stderr. Ctrl-C while waiting cancels the tasks still running.
@@ -254,6 +254,18 @@ def _capacity(ray: Any, options: Mapping[str, Any]) -> int:
     )
 
 
+def _warm(ray: Any, options: Mapping[str, Any], count: int) -> None:
+    """Have Ray start this job's ``count`` worker processes before any item's clock runs
+    (a new job's first tasks wait for them: seconds on a loaded machine, which timed out
+    quick items)."""
+    pause = ray.remote(_pause).options(max_retries=0, **options)
+    ray.get([pause.remote(0.2) for _ in builtins.range(count)])  # at once: one worker each
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
+
+
 def _auto_batch(ray: Any, count: int) -> int:
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     return max(1, min(_MAX_AUTO_BATCH, -(-count // (4 * cpus))))
@@ -309,6 +321,8 @@ def stream(
     # with a timeout, send no more tasks than can run at once, so a task's clock starts
     # when it starts running rather than while it waits in Ray's queue
     window = capacity if timeout is not None else len(jobs)
+    if timeout is not None:
+        _warm(ray, options, min(window, len(jobs)))
     task = ray.remote(run_batch).options(max_retries=0, **options)
     return _run(ray, task, ray.put(record), str(name), jobs, window, timeout, progress, start)
 
