@@ -6,16 +6,21 @@ two servers behave alike under load (README "AIGES queue limits"):
 - :class:`ByteBudget`: the bytes of once-exec bodies accepted and not finished (waiting for
   or in user code). A body that would go over the limit is refused at once; one body larger
   than the whole limit still runs when nothing else is held.
-- :class:`Outbox`: results on their way to the loader's ``communicate`` stream. One stream
-  receives them at a time: a newer stream takes over and the older one is cancelled, so a
-  stream the loader no longer reads holds nothing back; a result whose send grpcio did not
-  finish goes back to the front of the queue for the next stream. Unlike the C++ server,
-  grpcio calls a result sent once its transport has buffered it, and a stream that was
-  cancelled unread loses those (measured: the first 2 of 8 results of 4 MiB). Queued
-  results are bounded by the
-  same limit: when a new one would go over it, the OLDEST queued results are replaced by a
-  Response with their tag, ret 30003 and no data (every tag still gets exactly one
-  Response; the newest is always kept whole), and one warning a second at most says so.
+- :class:`Outbox`: results on their way to the loader's ``communicate`` stream, bounded by
+  the same limit: when a new one would go over it, the OLDEST queued results are replaced
+  by a Response with their tag, ret 30003 and no data (every tag still gets its Response;
+  the newest is always kept whole; a dropped result keeps only its tag, though that still
+  grows with the number of tags dropped), and one warning a second at most says so. One
+  stream receives results at a time: a newer stream takes over and the older one is
+  cancelled, so a stream the loader no longer reads holds nothing back.
+
+  Delivery across a take-over is weaker than the C++ server's, because grpcio's streaming
+  API does not say whether a send finished: a result the older stream was sending when it
+  was cancelled is given back and sent first on the newer one, so it can arrive twice, the
+  same tag (measured: 12 of 3,000 results with a new stream every 5-50 ms; the C++ server
+  none); and results grpcio had already counted sent (buffered by its transport) to a
+  stream whose reader had stopped reading are lost with it (measured: the first 2 of 8
+  results of 4 MiB).
 
 What it does not do: build Responses or run user code (:mod:`server.aiges.servicer`).
 """
@@ -77,8 +82,13 @@ class ByteBudget:
 
 @dataclass(slots=True)
 class _Entry:
-    response: aiges_pb2.Response
-    size: int
+    tag: str
+    response: aiges_pb2.Response | None  # None: dropped, sent as a 30003 with no data
+    size: int  # what it counts against the limit
+
+
+def _stub_size(tag: str) -> int:
+    return len(tag.encode()) + 8  # a Response of a tag and ret 30003, serialized
 
 
 @dataclass(slots=True)
@@ -95,21 +105,22 @@ class Outbox:
         self.limit = limit
         self.closed = threading.Event()
         self._cond = threading.Condition()
-        # Delivered in this order: ``_first`` (results already replaced by a 30003, and one a
-        # stream gave back), then ``_queue`` (whole results, oldest first; trimmed from the
-        # left, so every trim is O(1) however many were dropped before).
+        # Delivered in this order: ``_first`` (dropped results, and whole ones a stream gave
+        # back: ``_first_whole`` of them, at its front), then ``_queue`` (whole results,
+        # oldest first, trimmed from the left: every trim is O(1) however many went before).
         self._first: deque[_Entry] = deque()
+        self._first_whole = 0
         self._queue: deque[_Entry] = deque()
         self._bytes = 0
         self._reader = 0  # the number of the stream that receives results
         self._context: grpc.ServicerContext | None = None  # that stream's
         self._drops = _Drops()
-        self._reported = time.monotonic()
+        self._reported = time.monotonic() - _REPORT_SECONDS  # the first drops are told at once
 
     def put(self, response: aiges_pb2.Response) -> None:
         size = response.ByteSize()
         with self._cond:
-            self._queue.append(_Entry(response, size))
+            self._queue.append(_Entry(response.tag, response, size))
             self._bytes += size
             self._trim_locked()
             report = self._report_locked(force=False)
@@ -118,16 +129,23 @@ class Outbox:
             log.warning("%s", report)
 
     def _trim_locked(self) -> None:
+        while self._bytes > self.limit and self._first_whole:  # given back: the oldest
+            entry = next(e for e in self._first if e.response is not None)
+            self._first_whole -= 1
+            self._drop_locked(entry)
         while self._bytes > self.limit and len(self._queue) > 1:  # the newest is kept whole
             entry = self._queue.popleft()
-            tag = entry.response.tag
-            stub = aiges_pb2.Response(tag=tag, ret=DROPPED_RET)
-            self._first.append(_Entry(stub, stub.ByteSize()))
-            self._bytes += stub.ByteSize() - entry.size
-            self._drops.count += 1
-            self._drops.bytes += entry.size
-            if len(self._drops.tags) < _TAGS_SHOWN:
-                self._drops.tags.append(tag)
+            self._drop_locked(entry)
+            self._first.append(entry)
+
+    def _drop_locked(self, entry: _Entry) -> None:
+        stub = _stub_size(entry.tag)
+        self._bytes += stub - entry.size
+        self._drops.count += 1
+        self._drops.bytes += entry.size
+        if len(self._drops.tags) < _TAGS_SHOWN:
+            self._drops.tags.append(entry.tag)
+        entry.response, entry.size = None, stub
 
     def _report_locked(self, *, force: bool) -> str:
         drops = self._drops
@@ -161,13 +179,18 @@ class Outbox:
                     return
                 if not self._has_locked():
                     continue
-                entry = (self._first or self._queue).popleft()
+                if self._first:
+                    entry = self._first.popleft()
+                    self._first_whole -= entry.response is not None
+                else:
+                    entry = self._queue.popleft()
                 self._bytes -= entry.size
             try:
-                yield entry.response
-            except GeneratorExit:  # grpcio gave up on it (the stream ended mid-send)
+                yield entry.response or aiges_pb2.Response(tag=entry.tag, ret=DROPPED_RET)
+            except GeneratorExit:  # grpcio gave up on it: sent or not, it cannot say
                 with self._cond:
                     self._first.appendleft(entry)  # the next stream sends it first
+                    self._first_whole += entry.response is not None
                     self._bytes += entry.size
                     self._cond.notify_all()
                 raise

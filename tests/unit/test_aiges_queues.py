@@ -8,8 +8,11 @@ ends mid-send gives back.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
+
+import pytest
 
 from server.aiges.proto import aiges_pb2
 from server.aiges.queues import DROPPED_RET, MIB, ByteBudget, Outbox
@@ -67,20 +70,51 @@ def test_the_outbox_replaces_the_oldest_and_keeps_the_newest_whole() -> None:
     outbox.close()
 
 
-def test_a_newer_stream_takes_over_and_gets_what_the_older_did_not_finish() -> None:
+def test_a_newer_stream_takes_over_and_the_result_in_flight_is_sent_again_first() -> None:
     outbox = Outbox(limit=64 * MIB)
     old_context = FakeContext()
     old = outbox.stream(old_context)
     outbox.put(result("a", 10))
     outbox.put(result("b", 10))
-    assert next(old).tag == "a"  # handed to grpcio, whose send never finishes
+    assert next(old).tag == "a"  # handed to grpcio, which cannot say whether it went out
     new_context = FakeContext()
     new = outbox.stream(new_context)
     first = next(new)
     assert old_context.cancelled
-    old.close()  # type: ignore[attr-defined]  # grpcio drops the old stream's iterator: "a" was not confirmed sent
+    old.close()  # type: ignore[attr-defined]  # grpcio drops the old stream's iterator
     assert first.tag == "b"
-    assert next(new).tag == "a"
+    assert next(new).tag == "a"  # again: it may have arrived already (README says so)
+    outbox.close()
+
+
+def test_a_result_given_back_is_the_first_dropped_when_over_the_limit() -> None:
+    outbox = Outbox(limit=3 * MIB)
+    old = outbox.stream(FakeContext())
+    outbox.put(result("old", 2 * MIB))
+    assert next(old).tag == "old"
+    new = outbox.stream(FakeContext())
+    old.close()  # type: ignore[attr-defined]  # "old" is given back, 2 MiB queued again
+    for i in range(1, 4):
+        outbox.put(result(f"r{i}", MIB - 64))  # three fit in 3 MiB with their framing
+    got = [next(new) for _ in range(4)]
+    assert [(r.tag, r.ret, len(r.list)) for r in got] == [
+        ("old", DROPPED_RET, 0),
+        ("r1", 0, 1),
+        ("r2", 0, 1),
+        ("r3", 0, 1),
+    ]
+    outbox.close()
+
+
+def test_the_first_drops_are_told_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    outbox = Outbox(limit=MIB)
+    with caplog.at_level(logging.WARNING, logger="server.aiges.queues"):
+        outbox.put(result("x", MIB))
+        outbox.put(result("y", MIB))
+    assert any(
+        "1 oldest result(s)" in r.getMessage() and "tags x" in r.getMessage()
+        for r in caplog.records
+    )
     outbox.close()
 
 
