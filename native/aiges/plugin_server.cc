@@ -545,6 +545,7 @@ class NativeServer {
     st_->stopping.store(true);
     st_->outbox.close();
     st_->stop_cv.notify_all();
+    report_drops();  // now: a stop that runs out of its time still said what it dropped
     if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(static_cast<int64_t>(grace * 1000)));
@@ -556,11 +557,18 @@ class NativeServer {
 
   int shutdown_pool(double wait = 0.0) {
     int detached = st_->pool.stop(wait);
-    gf::Dropped dropped = st_->outbox.take_drops();
+    report_drops();
     py::gil_scoped_acquire gil;
-    if (dropped.count > 0) st_->log_dropped(dropped);
     st_->bridge = py::none();
     return detached;
+  }
+
+  // Log what the Outbox dropped and has not said yet (called without the GIL).
+  void report_drops() {
+    gf::Dropped dropped = st_->outbox.take_drops();
+    if (dropped.count == 0) return;
+    py::gil_scoped_acquire gil;
+    st_->log_dropped(dropped);
   }
 
   std::shared_ptr<State> st_;
