@@ -170,6 +170,8 @@ class CallGuard:
                     dead = not await asyncio.to_thread(
                         owner_alive, seen.worker, self._alive, self.probe_timeout
                     )
+                if dead:
+                    self._check_caller(key, seen, gone)  # the probe may have taken a second
                 if dead and await self.record.take_over(key, seen, token):
                     log.warning(
                         "key %s: its worker %s died mid-call; running it again", key, seen.owner

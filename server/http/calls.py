@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import select
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -158,6 +159,8 @@ def run_call(
     )
 
 
+_HANGUP = select.POLLRDHUP | select.POLLHUP | select.POLLERR  # the peer closed or reset
+
 _date_cache: tuple[int, str] = (0, "")
 
 
@@ -213,8 +216,22 @@ class _FastCall(httputil.HTTPMessageDelegate):
         self.closed = True
 
     def _gone(self) -> bool:
-        """Whether the caller has left (a duplicate waiting on its key stops then)."""
-        return self.closed
+        """Whether the caller has left (a duplicate waiting on its key stops then).
+
+        Asked of the socket itself: tornado's close callback misses a peer that closed
+        with bytes still unread (a CRLF after the body, a pipelined request) or before the
+        body's read was handled."""
+        if self.closed:
+            return True
+        stream = getattr(self.conn, "stream", None)
+        if stream is None or stream.closed():
+            return True
+        try:
+            poller = select.poll()
+            poller.register(stream.fileno(), _HANGUP)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):  # the socket is gone already
+            return True
 
     def finish(self) -> None:
         state = self.state

@@ -320,45 +320,66 @@ def test_waiting_duplicates_back_off(root: Path, server: RedisServer, log: Path)
             w.stop()
 
 
+def _leave(url: str, key: str, body: bytes, how: str) -> None:
+    """Send a keyed duplicate on a raw socket and leave the way ``how`` says."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    head = (
+        b"POST /call/Idem.logged HTTP/1.1\r\nHost: w\r\nContent-Type: application/json\r\n"
+        + f"Idempotency-Key: {key}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    )
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        if how == "split":  # the close reaches tornado before the body's read is handled
+            sock.sendall(head)
+            time.sleep(0.3)
+            sock.sendall(body)
+            return
+        tail = {"close": b"", "crlf": b"\r\n", "pipelined": b"GET /healthz HTTP/1.1\r\n\r\n"}
+        sock.sendall(head + body + tail[how])  # bytes left unread: no close callback
+        time.sleep(1.0)  # it waits on the running call's claim now
+
+
+def _left(worker: ServerProcess, key: str) -> bool:
+    return any(
+        key in line and "caller left while it waited" in line for line in worker.log().splitlines()
+    )
+
+
 def test_a_duplicate_whose_client_left_stops_waiting(
     root: Path, server: RedisServer, log: Path
 ) -> None:
-    """A duplicate waits on a key another worker runs; its client leaves; then the running
-    worker dies. Before, the waiter went on for nobody, took the key over and ran the call
-    again; now it stops waiting when its connection closes, and nothing runs for it."""
-    a, b = workers(root, server.url, ["a", "b"])
-    key = "gone-" + uuid.uuid4().hex
-    kwargs = {"seq": 5, "path": str(log), "seconds": 60}
+    """Duplicates wait on keys another worker runs; their clients leave (a plain close, a
+    CRLF or a pipelined request after the body, a close right after a split send); then the
+    running worker dies. Before, the waiters went on for nobody, took the keys over and ran
+    the calls again (and after the first fix, the three last ways of leaving still did)."""
+    ways = ["close", "crlf", "pipelined", "split"]
+    # one worker process more than calls: a function may hold all but one of them
+    a, b = workers(root, server.url, ["a", "b"], GF_WORKERS=str(len(ways) + 1))
+    keys = {how: f"gone-{how}-" + uuid.uuid4().hex for how in ways}
+    running = []
     try:
+        for seq, how in enumerate(ways):
+            kwargs = {"seq": seq, "path": str(log), "seconds": 60}
 
-        def first_call() -> None:
-            with contextlib.suppress(ServerUnavailable):  # its worker is killed under it
-                GFClient(a.url, timeout=90).call_with("Idem.logged", kwargs, idempotency_key=key)
+            def first_call(kw: dict[str, object] = kwargs, k: str = keys[how]) -> None:
+                with contextlib.suppress(ServerUnavailable):  # its worker is killed under it
+                    GFClient(a.url, timeout=90).call_with("Idem.logged", kw, idempotency_key=k)
 
-        first = threading.Thread(target=first_call, daemon=True)
-        first.start()
-        deadline = time.monotonic() + 30
-        while not runs(log) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert runs(log) == {"5": 1}
-        body = json.dumps(kwargs).encode()
-        host, port = b.base_url.removeprefix("http://").rsplit(":", 1)
-        with socket.create_connection((host, int(port)), timeout=5) as sock:
-            sock.sendall(
-                b"POST /call/Idem.logged HTTP/1.1\r\nHost: w\r\n"
-                b"Content-Type: application/json\r\n"
-                + f"Idempotency-Key: {key}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-            time.sleep(1.0)  # it waits on a's claim now
-        deadline = time.monotonic() + 10
-        while "left while it waited" not in b.log() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert "left while it waited" in b.log(), b.log()[-3000:]
+            running.append(threading.Thread(target=first_call, daemon=True))
+            running[-1].start()
+            deadline = time.monotonic() + 30
+            while str(seq) not in runs(log) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert runs(log)[str(seq)] == 1
+            _leave(b.base_url, keys[how], json.dumps(kwargs).encode(), how)
+            deadline = time.monotonic() + 10
+            while not _left(b, keys[how]) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _left(b, keys[how]), (how, b.log()[-3000:])
         assert a.proc is not None
-        os.kill(a.proc.pid, signal.SIGKILL)  # mid-call: a waiter would take the key over now
+        os.kill(a.proc.pid, signal.SIGKILL)  # mid-call: a waiter would take the keys over now
         time.sleep(6.0)  # heartbeats every 1 s; a waiter probes its owner every 1 s
-        assert runs(log) == {"5": 1}
+        assert runs(log) == {str(seq): 1 for seq in range(len(ways))}
+        assert "running it again" not in b.log()
     finally:
         a.stop()
         b.stop()
