@@ -33,15 +33,17 @@ would queue a task no node can run forever, silently); a task runs ``batch`` ite
 after another (default: the items spread over four tasks per CPU of the cluster, at most
 100 items a task; ``batch=1`` is one task per item, what a GPU-sized call wants; with a
 ``timeout`` the default is 1, no more tasks are sent than the cluster can run at once,
-and the job's worker processes are started first, so a task's clock starts when it
-starts; it includes Ray starting a new worker process, about a second, after a timed-out
-task's was killed). ``address`` names a running cluster
+and the job's worker processes are started first (once per job; waiting at most
+``timeout``), so a task's clock starts when it starts; it includes Ray starting a new
+worker process, about a second, after a timed-out task's was killed). ``address`` names a running cluster
 (``ray://host:10001`` or ``host:6379``); none starts a local Ray, or uses the one this
 process already started (:func:`shutdown` stops it). A tqdm progress bar counts finished
 items on stderr. Ctrl-C while waiting cancels the tasks still running.
 
-Not here: calling workers over HTTP (:mod:`globalfunc.client`), the ``gf map`` command
-(``globalfunc.cli.mapping``). Nothing here reads settings.
+Not here: what is asked of the Ray cluster (joining it, its capacity, starting a job's
+worker processes: :mod:`globalfunc.raycluster`), calling workers over HTTP
+(:mod:`globalfunc.client`), the ``gf map`` command (``globalfunc.cli.mapping``). Nothing
+here reads settings.
 """
 
 from __future__ import annotations
@@ -56,10 +58,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from globalfunc import jsoncodec
+from globalfunc import jsoncodec, raycluster
 from globalfunc.catalog import Catalog
 from globalfunc.errors import (
-    ConfigError,
     ExecutionError,
     ExecutionTimeout,
     GlobalFuncError,
@@ -67,6 +68,7 @@ from globalfunc.errors import (
     WorkerCrashed,
     error_from_dict,
 )
+from globalfunc.raycluster import import_ray, join, ray_options, shutdown
 from globalfunc.record import FunctionRecord
 from globalfunc.registry import Registry
 
@@ -74,32 +76,11 @@ __all__ = ["Outcome", "map", "ray_options", "run_batch", "shutdown", "stream"]
 
 log = logging.getLogger(__name__)
 
-_RAY_KEYS = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory"}
 _WAIT_CHUNK = 256
 _POLL = 0.5  # seconds between looks at deadlines and at Ctrl-C
-_MAX_AUTO_BATCH = 100
 
 # The functions this Ray worker process has compiled, by content hash.
 _COMPILED: dict[str, tuple[Any, Any]] = {}
-
-
-def ray_options(resources: Mapping[str, float] | None) -> dict[str, Any]:
-    """Ray ``.options(...)`` for ``{"CPU": 1, "GPU": 0.5, "memory": bytes, "custom": n}``."""
-    options: dict[str, Any] = {}
-    custom: dict[str, float] = {}
-    for key, value in (resources or {}).items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise InvalidRequest(
-                f"resource {key!r} must be a number >= 0, got {value!r} "
-                "(e.g. {'CPU': 1, 'GPU': 0.5, 'memory': 2 * 2**30})"
-            )
-        if key in _RAY_KEYS:
-            options[_RAY_KEYS[key]] = int(value) if key == "memory" else value
-        else:
-            custom[key] = value
-    if custom:
-        options["resources"] = custom
-    return options
 
 
 def _function(record: FunctionRecord) -> tuple[Any, Any]:
@@ -195,82 +176,6 @@ class _Job:
     deadline: float = math.inf
 
 
-def _ray() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise ConfigError(
-            "globalfunc.distributed needs Ray: pip install 'globalfunc[ray]'"
-        ) from exc
-    return ray
-
-
-def _init(ray: Any, address: str | None) -> None:
-    if ray.is_initialized():
-        return
-    # no address: a local Ray on this machine (the driver's environment, code and paths)
-    ray.init(address=address, log_to_driver=False, include_dashboard=False)
-
-
-def shutdown() -> None:
-    """Stop this process's local Ray, or disconnect from the cluster (no-op without Ray)."""
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        ray.shutdown()
-
-
-def _needs(options: Mapping[str, Any]) -> dict[str, float]:
-    """What one task asks of a node, by Ray resource name (a task takes 1 CPU by default)."""
-    needs = {"CPU": float(options.get("num_cpus", 1))}
-    needs["GPU"] = float(options.get("num_gpus", 0))
-    needs["memory"] = float(options.get("memory", 0))
-    needs.update({k: float(v) for k, v in options.get("resources", {}).items()})
-    return {k: v for k, v in needs.items() if v > 0}
-
-
-def _capacity(ray: Any, options: Mapping[str, Any]) -> int:
-    """How many tasks the cluster can run at once; ``InvalidRequest`` when it can run none.
-
-    Checked before any task is sent: Ray would otherwise queue an infeasible task forever
-    (its warning goes to the driver's log, which ``log_to_driver=False`` hides).
-    """
-    needs = _needs(options)
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    fits = [min((int(res.get(k, 0) / v) for k, v in needs.items()), default=1) for res in nodes]
-    if any(fits):
-        return max(1, sum(fits))
-    for key, value in needs.items():
-        most = max((res.get(key, 0.0) for res in nodes), default=0.0)
-        if most < value:
-            have = "none" if most == 0 else f"at most {most:g}"
-            raise InvalidRequest(
-                f"each task asks for {key} {value:g}, but no node of the Ray cluster has it "
-                f"({have}); ask for less (resources= / --cpus / --gpus / --memory-mb) "
-                "or add a node that has it"
-            )
-    raise InvalidRequest(
-        f"no single node of the Ray cluster has all of {needs} that each task asks for; "
-        "ask for less or add a node that has it all"
-    )
-
-
-def _warm(ray: Any, options: Mapping[str, Any], count: int) -> None:
-    """Have Ray start this job's ``count`` worker processes before any item's clock runs
-    (a new job's first tasks wait for them: seconds on a loaded machine, which timed out
-    quick items)."""
-    pause = ray.remote(_pause).options(max_retries=0, **options)
-    ray.get([pause.remote(0.2) for _ in builtins.range(count)])  # at once: one worker each
-
-
-def _pause(seconds: float) -> None:
-    time.sleep(seconds)
-
-
-def _auto_batch(ray: Any, count: int) -> int:
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    return max(1, min(_MAX_AUTO_BATCH, -(-count // (4 * cpus))))
-
-
 def _checked(items: Iterable[Mapping[str, Any]]) -> builtins.list[dict[str, Any]]:
     out: builtins.list[dict[str, Any]] = []
     for i, item in enumerate(items):
@@ -312,17 +217,17 @@ def stream(
     work = _checked(items)
     if not work:
         return iter(())
-    ray = _ray()
-    _init(ray, address)
-    capacity = _capacity(ray, options)
+    ray = import_ray()
+    join(ray, address)
+    capacity = raycluster.capacity(ray, options)
     if batch is None:
-        batch = 1 if timeout is not None else _auto_batch(ray, len(work))
+        batch = 1 if timeout is not None else raycluster.auto_batch(ray, len(work))
     jobs = [_Job(start + i, work[i : i + batch]) for i in builtins.range(0, len(work), batch)]
     # with a timeout, send no more tasks than can run at once, so a task's clock starts
     # when it starts running rather than while it waits in Ray's queue
     window = capacity if timeout is not None else len(jobs)
     if timeout is not None:
-        _warm(ray, options, min(window, len(jobs)))
+        raycluster.warm(ray, options, min(window, len(jobs)), wait=timeout)
     task = ray.remote(run_batch).options(max_retries=0, **options)
     return _run(ray, task, ray.put(record), str(name), jobs, window, timeout, progress, start)
 
@@ -415,7 +320,7 @@ def _run(
 
 
 def _crashed(name: str, job: _Job, exc: BaseException) -> GlobalFuncError:
-    if isinstance(exc, _ray().exceptions.RayTaskError):
+    if isinstance(exc, import_ray().exceptions.RayTaskError):
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         return ExecutionError(
             f"{name}: the Ray task for item {job.first} failed: {first}", function=name

@@ -118,17 +118,22 @@ def cmd_map(ctx: Context) -> int:
     finished = kept
     try:
         # the checks (name, resources, ...) and Ray's start, before the output is touched
-        outcomes = distributed.stream(
-            a.name,
-            items[kept:],
-            registry=Catalog(ctx.gfbase.registry, hint=LOCAL_HINT),
-            resources=resources,
-            address=a.ray_address,
-            batch=a.batch,
-            timeout=a.timeout,
-            progress=not a.quiet,
-            start=kept,
-        )
+        try:
+            outcomes = distributed.stream(
+                a.name,
+                items[kept:],
+                registry=Catalog(ctx.gfbase.registry, hint=LOCAL_HINT),
+                resources=resources,
+                address=a.ray_address,
+                batch=a.batch,
+                timeout=a.timeout,
+                progress=not a.quiet,
+                start=kept,
+            )
+        except KeyboardInterrupt:
+            kept_note = f"; the {kept} results in {partial} are kept" if kept else ""
+            sys.stderr.write(f"gf map: interrupted while Ray started: no item ran{kept_note}\n")
+            return EXIT_INTERRUPTED
         # unbuffered: each finished line is on disk at once, so an interrupted or killed
         # map leaves every result finished so far readable in the .partial file
         with open(partial, "ab" if a.resume else "wb", buffering=0) as f:
