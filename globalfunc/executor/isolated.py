@@ -212,12 +212,12 @@ class IsolatedExecutor:
             await self.pool.start()
         except ChildDied as exc:
             self.pool.close()
-            user = self._spec.user
-            as_user = f" as user {user!r}" if worker_uid(user) is not None else ""
+            user = self._spec.user if worker_uid(self._spec.user) is not None else None
             raise ConfigError(
                 f"worker process failed to start ({exc.how}); run {self._spec.argv[0]} -c "
-                f"'import globalfunc'{as_user} to check the environment, and see its stderr "
-                "above" + (" (`make setup` lets that user reach this Python)" if as_user else "")
+                "'import globalfunc'"
+                + (f" as user {user!r} (`make setup` lets it reach this Python)" if user else "")
+                + " to check the environment; see its stderr above"
             ) from None
         except (TimeoutError, OSError) as exc:
             self.pool.close()
