@@ -305,12 +305,15 @@ def _run(
                     if job.deadline <= now:
                         del pending[ref]
                         ray.cancel(ref, force=True)
+                        raycluster.cooled(ray)  # its process is killed: warm up again next map
                         failed(job, _timed_out(name, job, timeout))
             while following in done:
                 ok, value = done.pop(following)
                 yield Outcome(following, ok, value)
                 following += 1
     finally:
+        if pending:
+            raycluster.cooled(ray)
         for ref in pending:  # interrupted, or the caller stopped reading
             try:
                 ray.cancel(ref, force=True)

@@ -12,6 +12,7 @@ Not here: running items, their order, timeouts or errors (:mod:`globalfunc.distr
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -19,7 +20,16 @@ from typing import Any
 
 from globalfunc.errors import ConfigError, InvalidRequest
 
-__all__ = ["auto_batch", "capacity", "import_ray", "join", "ray_options", "shutdown", "warm"]
+__all__ = [
+    "auto_batch",
+    "capacity",
+    "cooled",
+    "import_ray",
+    "join",
+    "ray_options",
+    "shutdown",
+    "warm",
+]
 
 log = logging.getLogger(__name__)
 
@@ -116,26 +126,38 @@ def warm(ray: Any, options: Mapping[str, Any], count: int, wait: float) -> None:
     other jobs: the items' clocks then include Ray's queue, as documented)."""
     from ray.exceptions import RayError
 
-    context = ray.get_runtime_context()
-    key = (str(context.gcs_address), str(context.get_job_id()), repr(sorted(options.items())))
+    key = (*_job(ray), repr(sorted(options.items())))
     if _WARMED.get(key, 0) >= count:
         return
     pause = ray.remote(_pause).options(max_retries=0, **options)
     refs = [pause.remote(0.2) for _ in range(count)]  # at once: one process each
     try:
         done, rest = ray.wait(refs, num_returns=count, timeout=wait)
-        ray.get(done)
+        pids = set(ray.get(done))
     except RayError as exc:  # the items meet the same trouble and report it one by one
         log.warning("starting Ray worker processes failed (%s); running the items anyway", exc)
         return
     for ref in rest:
         ray.cancel(ref)
-    if not rest:
-        _WARMED[key] = count
+    if not rest:  # as many as ran side by side (a busy cluster may have run them in turn)
+        _WARMED[key] = len(pids)
 
 
-def _pause(seconds: float) -> None:
+def cooled(ray: Any) -> None:
+    """Forget this job's warm-up: a force-cancelled task killed one of its processes."""
+    job = _job(ray)
+    for key in [k for k in _WARMED if k[:2] == job]:
+        del _WARMED[key]
+
+
+def _job(ray: Any) -> tuple[str, str]:
+    context = ray.get_runtime_context()
+    return str(context.gcs_address), str(context.get_job_id())
+
+
+def _pause(seconds: float) -> int:
     time.sleep(seconds)
+    return os.getpid()
 
 
 def auto_batch(ray: Any, count: int) -> int:

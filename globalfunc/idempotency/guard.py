@@ -182,6 +182,7 @@ class CallGuard:
             self._check_caller(key, seen, gone)
             current = await self.record.look(key)
             if current is None:  # released (nothing ran) or expired: claim it
+                self._check_caller(key, seen, gone)
                 claimed = await self.record.claim(key, token)
                 if claimed is None:
                     return None

@@ -9,8 +9,10 @@ two servers behave alike under load (README "AIGES queue limits"):
 - :class:`Outbox`: results on their way to the loader's ``communicate`` stream, bounded by
   the same limit: when a new one would go over it, the OLDEST queued results are replaced
   by a Response with their tag, ret 30003 and no data (every tag still gets its Response;
-  the newest is always kept whole; a dropped result keeps only its tag, though that still
-  grows with the number of tags dropped), and one warning a second at most says so. One
+  the newest is always kept whole), and one warning a second at most says so. A queued
+  result counts its serialized size plus :data:`ENTRY_COST` (holding it costs that much in
+  Python, so many small results are bounded too); a dropped one keeps only its tag and counts
+  nothing, so tags the loader never collects still grow the queue, slowly. One
   stream receives results at a time: a newer stream takes over and the older one is
   cancelled, so a stream the loader no longer reads holds nothing back.
 
@@ -39,7 +41,7 @@ import grpc
 from server.aiges.engine import EXEC_FAILED
 from server.aiges.proto import aiges_pb2
 
-__all__ = ["DROPPED_RET", "ByteBudget", "Outbox"]
+__all__ = ["DROPPED_RET", "ENTRY_COST", "ByteBudget", "Outbox"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,13 @@ DROPPED_RET = EXEC_FAILED  # the ret of the Response that replaces a dropped res
 _POLL_SECONDS = 0.5
 _REPORT_SECONDS = 1.0
 _TAGS_SHOWN = 5
+# What a queued result counts on top of its serialized size: what holding it costs in Python
+# (measured about 1.2 KiB of RSS a small result), so small results are bounded by memory too.
+ENTRY_COST = 1024
+
+
+def _amount(size: int) -> str:
+    return f"{size // MIB} MiB" if size >= MIB else f"{-(-size // 1024)} KiB"
 
 
 class ByteBudget:
@@ -84,11 +93,7 @@ class ByteBudget:
 class _Entry:
     tag: str
     response: aiges_pb2.Response | None  # None: dropped, sent as a 30003 with no data
-    size: int  # what it counts against the limit
-
-
-def _stub_size(tag: str) -> int:
-    return len(tag.encode()) + 8  # a Response of a tag and ret 30003, serialized
+    size: int  # what it counts against the limit: 0 once dropped
 
 
 @dataclass(slots=True)
@@ -105,20 +110,20 @@ class Outbox:
         self.limit = limit
         self.closed = threading.Event()
         self._cond = threading.Condition()
-        # Delivered in this order: ``_first`` (dropped results, and whole ones a stream gave
-        # back: ``_first_whole`` of them, at its front), then ``_queue`` (whole results,
-        # oldest first, trimmed from the left: every trim is O(1) however many went before).
-        self._first: deque[_Entry] = deque()
-        self._first_whole = 0
+        # Delivered in this order: ``_given`` (results a stream gave back: the oldest, few),
+        # ``_dropped`` (results past the trim, kept as their tags), ``_queue`` (whole
+        # results, oldest first, trimmed from the left: O(1) however many went before).
+        self._given: deque[_Entry] = deque()
+        self._dropped: deque[_Entry] = deque()
         self._queue: deque[_Entry] = deque()
-        self._bytes = 0
+        self._bytes = 0  # of the whole results queued, ENTRY_COST each included
         self._reader = 0  # the number of the stream that receives results
         self._context: grpc.ServicerContext | None = None  # that stream's
         self._drops = _Drops()
         self._reported = time.monotonic() - _REPORT_SECONDS  # the first drops are told at once
 
     def put(self, response: aiges_pb2.Response) -> None:
-        size = response.ByteSize()
+        size = response.ByteSize() + ENTRY_COST
         with self._cond:
             self._queue.append(_Entry(response.tag, response, size))
             self._bytes += size
@@ -129,23 +134,23 @@ class Outbox:
             log.warning("%s", report)
 
     def _trim_locked(self) -> None:
-        while self._bytes > self.limit and self._first_whole:  # given back: the oldest
-            entry = next(e for e in self._first if e.response is not None)
-            self._first_whole -= 1
-            self._drop_locked(entry)
+        for entry in self._given:  # given back: the oldest
+            if self._bytes <= self.limit:
+                return
+            if entry.response is not None:
+                self._drop_locked(entry)
         while self._bytes > self.limit and len(self._queue) > 1:  # the newest is kept whole
             entry = self._queue.popleft()
             self._drop_locked(entry)
-            self._first.append(entry)
+            self._dropped.append(entry)
 
     def _drop_locked(self, entry: _Entry) -> None:
-        stub = _stub_size(entry.tag)
-        self._bytes += stub - entry.size
+        self._bytes -= entry.size
         self._drops.count += 1
-        self._drops.bytes += entry.size
+        self._drops.bytes += entry.size - ENTRY_COST
         if len(self._drops.tags) < _TAGS_SHOWN:
             self._drops.tags.append(entry.tag)
-        entry.response, entry.size = None, stub
+        entry.response, entry.size = None, 0
 
     def _report_locked(self, *, force: bool) -> str:
         drops = self._drops
@@ -157,7 +162,7 @@ class Outbox:
         return (
             f"no communicate stream read results and they passed GF_AIGES_QUEUE_MB "
             f"({self.limit // MIB} MiB): {drops.count} oldest result(s) "
-            f"({drops.bytes // MIB} MiB, tags {tags}) were replaced by ret {DROPPED_RET} "
+            f"({_amount(drops.bytes)}, tags {tags}) were replaced by ret {DROPPED_RET} "
             "with no data; open communicate before sending once execs"
         )
 
@@ -179,24 +184,19 @@ class Outbox:
                     return
                 if not self._has_locked():
                     continue
-                if self._first:
-                    entry = self._first.popleft()
-                    self._first_whole -= entry.response is not None
-                else:
-                    entry = self._queue.popleft()
+                entry = (self._given or self._dropped or self._queue).popleft()
                 self._bytes -= entry.size
             try:
                 yield entry.response or aiges_pb2.Response(tag=entry.tag, ret=DROPPED_RET)
             except GeneratorExit:  # grpcio gave up on it: sent or not, it cannot say
                 with self._cond:
-                    self._first.appendleft(entry)  # the next stream sends it first
-                    self._first_whole += entry.response is not None
+                    self._given.appendleft(entry)  # the next stream sends it first
                     self._bytes += entry.size
                     self._cond.notify_all()
                 raise
 
     def _has_locked(self) -> bool:
-        return bool(self._first or self._queue)
+        return bool(self._given or self._dropped or self._queue)
 
     def _wake(self) -> None:
         with self._cond:

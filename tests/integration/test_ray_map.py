@@ -243,6 +243,30 @@ def test_an_item_past_its_timeout_is_stopped_and_the_others_finish(
         distributed.map("Odd.hang", [{"x": 1}], registry=packages.registry, timeout=0)
 
 
+def test_a_timed_map_after_one_whose_items_were_killed_warms_up_again(
+    cluster: str, packages: Any
+) -> None:
+    # Both slots' worker processes are killed at the first map's timeout; the second map's
+    # quick items must not wait for new ones on their clocks (a warm-up remembered past the
+    # kill timed out 2-5 of 7 under load).
+    hung = distributed.map(
+        "Odd.hang",
+        [{"x": 1, "bad": 1}, {"x": 2, "bad": 2}],
+        registry=packages.registry,
+        timeout=0.5,
+        progress=False,
+    )
+    assert all(isinstance(r, ExecutionTimeout) for r in hung)
+    quick = distributed.map(
+        "Odd.hang",
+        [{"x": i} for i in range(7)],
+        registry=packages.registry,
+        timeout=1.0,
+        progress=False,
+    )
+    assert quick == list(range(7))
+
+
 def test_a_resource_no_node_has_is_refused_before_sending(cluster: str, packages: Any) -> None:
     started = time.monotonic()
     with pytest.raises(InvalidRequest, match=r"GPU 1.*no node"):

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from server.aiges.proto import aiges_pb2
-from server.aiges.queues import DROPPED_RET, MIB, ByteBudget, Outbox
+from server.aiges.queues import DROPPED_RET, ENTRY_COST, MIB, ByteBudget, Outbox
 
 
 class FakeContext:
@@ -95,7 +95,7 @@ def test_a_result_given_back_is_the_first_dropped_when_over_the_limit() -> None:
     new = outbox.stream(FakeContext())
     old.close()  # type: ignore[attr-defined]  # "old" is given back, 2 MiB queued again
     for i in range(1, 4):
-        outbox.put(result(f"r{i}", MIB - 64))  # three fit in 3 MiB with their framing
+        outbox.put(result(f"r{i}", MIB - ENTRY_COST - 64))  # three fit in 3 MiB
     got = [next(new) for _ in range(4)]
     assert [(r.tag, r.ret, len(r.list)) for r in got] == [
         ("old", DROPPED_RET, 0),
@@ -132,3 +132,15 @@ def test_close_ends_a_waiting_stream() -> None:
     threading.Thread(target=read, daemon=True).start()
     outbox.close()
     assert done.wait(2.0)
+
+
+def test_small_results_count_what_holding_them_costs_and_drops_free_the_limit() -> None:
+    outbox = Outbox(limit=100 * ENTRY_COST)
+    for i in range(1000):  # error answers: a tag and a code, no data
+        outbox.put(aiges_pb2.Response(tag=f"e{i}", ret=10101))
+    stream = outbox.stream(FakeContext())
+    got = [next(stream) for _ in range(1000)]
+    kept = [r for r in got if r.ret == 10101]
+    assert 90 <= len(kept) < 100 and kept[-1].tag == "e999"  # the newest ~100, not one
+    assert [r.tag for r in got] == [f"e{i}" for i in range(1000)]
+    outbox.close()
