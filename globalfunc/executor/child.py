@@ -12,7 +12,7 @@ engine):
   supplementary groups, so it can read neither root's files nor ``/proc/<server pid>/environ``;
   util-linux's ``setpriv`` switches after the exec, so the spawn stays a ``vfork``: a full
   ``fork()`` of a server with gRPC threads runs gRPC's fork handlers, which restarted its
-  pollers inside the child and crashed it (about 1 spawn in 400 died of SIGABRT/SIGSEGV
+  pollers inside the child and crashed it (7 of 2,000 spawns died of SIGABRT/SIGSEGV
   before its exec);
 - **a memory cap**: ``RLIMIT_AS``, set by the child on itself before our command runs
   (util-linux's ``prlimit`` execs it; lowering one's own limit needs no privilege), with
