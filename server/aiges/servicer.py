@@ -4,8 +4,9 @@ How results travel: the loader opens ``communicate`` once and keeps it open; eve
 result (once exec or session frame) is a ``Response`` queued on the
 :class:`~server.aiges.queues.Outbox` and written on that stream. ``wrapperOnceExec`` only
 hands the request to the user pool and acknowledges, or refuses it at once with
-RESOURCE_EXHAUSTED when its bytes do not fit the :class:`~server.aiges.queues.ByteBudget`; the job always queues exactly one ``Response`` for the tag, whatever the
-user code does (raise, ``None``, empty list, ``error_code``). User code runs on its own
+RESOURCE_EXHAUSTED when its bytes do not fit the :class:`~server.aiges.queues.ByteBudget`;
+the job always queues exactly one ``Response`` for the tag, whatever the user code does
+(raise, ``None``, empty list, ``error_code``). User code runs on its own
 ``ThreadPoolExecutor``; gRPC handler threads only wait for it on create/write/destroy,
 and the ``communicate`` stream never waits for user code, so no pool size deadlocks.
 
