@@ -18,12 +18,10 @@ endpoint. Writes (save, delete) need a token: the server's write token when it h
 (``GF_WRITE_TOKEN``; then ``GF_TOKEN`` may call and read, not write: 403), else its token
 (``GF_TOKEN``); a server with neither accepts no writes (403). A wrong token is 401.
 
-A save never trusts the client's record. Each posted item carries only what the server
-cannot compute (its key parts, the code, the claimed sha256, the commit, the dirty flag,
-the file's modification time and a person's description); the server checks every name, the sizes and that the code
-hashes to the claimed sha256, then scans the code itself (:class:`globalfunc.scan.Scanner`,
-in a private temporary folder: the same hashes, signature, docstring and problems as
-``gf save``) and stores the record it computed, all items of one request in one storage
+A save never trusts the client's record: each posted item is checked and rescanned by
+:func:`server.http.save_item.record_of_item` (the same hashes, signature, docstring and
+problems as ``gf save``), and the records it computed are stored, all items of one request
+in one storage
 transaction. Saves are content-addressed (the storage contract), so sending the same
 version again is a no-op and a client may retry after a timeout. A saved function of this
 server's tier1 and branch is forgotten by its catalog at once, so the next call runs it;
@@ -43,11 +41,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import hmac
 import keyword
 import logging
-import os
 import re
 import tempfile
 from collections.abc import Sequence
@@ -60,7 +56,6 @@ from globalfunc.errors import (
     FunctionNotFound,
     InvalidName,
     InvalidRequest,
-    ScanError,
     Unauthorized,
 )
 from globalfunc.naming import (
@@ -73,11 +68,12 @@ from globalfunc.naming import (
     parse_package,
 )
 from globalfunc.record import FunctionRecord
-from globalfunc.scan import DEFAULT_MAX_FILE_SIZE, Scanner
+from globalfunc.scan import DEFAULT_MAX_FILE_SIZE
 from globalfunc.search import MAX_QUERY_CHARS, check_query
 from globalfunc.storage.base import query_terms
 from server.http.duplicate_index import index_of
 from server.http.handler import BaseHandler
+from server.http.save_item import SHA256, record_of_item, text_field
 from server.http.state import AppState
 
 __all__ = ["MAX_BATCH", "check_write", "registry_routes"]
@@ -100,19 +96,7 @@ BRANCH_PATTERN = (
     rf"(?![\s\S]*(?:[/.]|\.lock){_END})"  # nor a trailing "/", "." or ".lock"
     rf"[^\x00-\x20\x7f~^:?*\[\\]{{1,{MAX_BRANCH}}}{_END}"
 )
-SHA256_PATTERN = rf"^[0-9a-f]{{64}}{_END}"
-COMMIT_PATTERN = rf"^[0-9A-Za-z]{{1,64}}{_END}"
-MODIFIED_PATTERN = rf"^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}} [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}{_END}"
-_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
-_COMMIT = re.compile(r"[0-9A-Za-z]{1,64}\Z")
-_MODIFIED = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\Z")
 _INTEGER = re.compile(r"[0-9]{1,6}")
-_ITEM_FIELDS = frozenset(
-    {"tier1", "package", "branch", "name", "code", "sha256", "commit", "dirty"}
-    | {"modified_time", "mtime_ns", "description"}
-)
-MAX_MTIME_NS = 1 << 63
-MAX_DESCRIPTION = 10_000
 
 
 def check_write(state: AppState, authorization: str | None) -> None:
@@ -220,95 +204,16 @@ class SaveHandler(_RegistryHandler):
     def _save(self, items: list[Any]) -> tuple[list[FunctionRecord], list[bool]]:
         """Scan and store the posted items (in a worker thread: no loop state touched)."""
         with tempfile.TemporaryDirectory(prefix="gf-save-") as tmp:
-            records = [self._record(i, item, Path(tmp)) for i, item in enumerate(items)]
+            records = [
+                record_of_item(
+                    i, item, Path(tmp), max_file_size=self.max_file_size, expose=self.exposed
+                )
+                for i, item in enumerate(items)
+            ]
         storage = self.state.catalog.registry.storage
         added = storage.put(records)
         index_of(storage).saved(records, added)
         return records, added
-
-    def _record(self, index: int, item: Any, tmp: Path) -> FunctionRecord:
-        """The record the server computes for one posted item (see the module doc)."""
-        where = f"record {index}"
-        if not isinstance(item, dict):
-            raise InvalidRequest(f"{where} is not an object; expected {{'package', 'name', ...}}")
-        unknown = sorted(set(item) - _ITEM_FIELDS)
-        if unknown:
-            raise InvalidRequest(
-                f"{where} has unknown fields {unknown[:5]!r}; allowed: {sorted(_ITEM_FIELDS)}"
-            )
-        tier1 = _text(item, "tier1", where)
-        package, name = _text(item, "package", where), _text(item, "name", where)
-        branch, code = _text(item, "branch", where), _text(item, "code", where)
-        key = key_text(check_tier1(tier1), package, check_branch(branch), name)
-        self.exposed(package)
-        claimed = _text(item, "sha256", where)
-        if not _SHA256.match(claimed):
-            raise InvalidRequest(f"{where} ({key}): sha256 {claimed[:80]!r} is not 64 hex digits")
-        try:
-            data = code.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidRequest(f"{where} ({key}): code is not valid Unicode text") from None
-        if len(data) > self.max_file_size:
-            raise ScanError(
-                f"{where} ({key}): code is {len(data)} bytes, over the {self.max_file_size}-byte "
-                "limit of this server",
-                key=key,
-            )
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != claimed:
-            raise InvalidRequest(
-                f"{where} ({key}): the code hashes to {actual[:12]}, not the claimed "
-                f"{claimed[:12]}; the record was altered on the way, save it again",
-                key=key,
-            )
-        commit = item.get("commit")
-        if commit is not None and (not isinstance(commit, str) or not _COMMIT.match(commit)):
-            raise InvalidRequest(f"{where} ({key}): commit {commit!r:.80} is not a commit id")
-        dirty = item.get("dirty", False)
-        if not isinstance(dirty, bool):
-            raise InvalidRequest(f"{where} ({key}): dirty must be true or false")
-        modified = item.get("modified_time")
-        if modified is not None and (
-            not isinstance(modified, str) or not _MODIFIED.match(modified)
-        ):
-            raise InvalidRequest(
-                f"{where} ({key}): modified_time {modified!r:.80} is not 'YYYY-MM-DD HH:MM:SS'"
-            )
-        mtime_ns = item.get("mtime_ns", 0)
-        if type(mtime_ns) is not int or not 0 <= mtime_ns < MAX_MTIME_NS:
-            raise InvalidRequest(f"{where} ({key}): mtime_ns must be an integer >= 0")
-        # Scan the code as gf save scans a file: its own folder, so no cache is shared.
-        root = tmp / str(index)
-        path = root.joinpath(*package.split("."), f"{name}.py")
-        path.parent.mkdir(parents=True)
-        path.write_bytes(data)
-        if mtime_ns:
-            os.utime(path, ns=(mtime_ns, mtime_ns))
-        try:
-            info = Scanner(root, max_file_size=self.max_file_size).scan_file(path)
-        except ScanError as err:
-            raise ScanError(f"{where} ({key}): {err.message}", key=key) from None
-        record = FunctionRecord.from_info(
-            info, tier1=tier1, branch=branch, commit=commit, dirty=dirty
-        )
-        description = item.get("description")
-        if description is not None:
-            if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
-                raise InvalidRequest(
-                    f"{where} ({key}): description must be text of at most {MAX_DESCRIPTION} "
-                    "characters"
-                )
-            record = record.with_(extra={"description": description})
-        if modified is not None:
-            record = record.with_(modified_time=modified)
-        return record.verify()
-
-
-def _text(item: dict[str, Any], field: str, where: str) -> str:
-    value = item.get(field)
-    if not isinstance(value, str):
-        raise InvalidRequest(f"{where}: {field} must be a string, got {type(value).__name__}")
-    return value
 
 
 class RecordHandler(_RegistryHandler):
@@ -322,7 +227,7 @@ class RecordHandler(_RegistryHandler):
     def get(self) -> None:
         key, _, _ = self.key_of()
         sha256 = self.arg("sha256")
-        if sha256 is not None and not _SHA256.match(sha256):
+        if sha256 is not None and not SHA256.match(sha256):
             raise InvalidName(f"sha256 {sha256[:80]!r} is not 64 lower-case hex digits")
         record = self.state.catalog.registry.storage.get(key, sha256=sha256)
         if record is None:
@@ -418,9 +323,9 @@ class DuplicatesHandler(_RegistryHandler):
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 raise InvalidRequest(f"item {i} is not an object")
-            package = parse_package(_text(item, "package", f"item {i}"))
-            name = check_identifier(_text(item, "name", f"item {i}"), "function name")
-            fp = _text(item, "fingerprint", f"item {i}")
+            package = parse_package(text_field(item, "package", f"item {i}"))
+            name = check_identifier(text_field(item, "name", f"item {i}"), "function name")
+            fp = text_field(item, "fingerprint", f"item {i}")
             if not 1 <= len(fp) <= 80:
                 raise InvalidRequest(f"item {i}: fingerprint {fp[:80]!r} is not a fingerprint")
             wanted[fp] = (package, name)

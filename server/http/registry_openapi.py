@@ -14,16 +14,18 @@ from globalfunc.record import FunctionRecord
 from server.http.openapi import DESCRIPTIONS, PACKAGE_PATTERN, operation, responses, schema_ref
 from server.http.registry_api import (
     BRANCH_PATTERN,
-    COMMIT_PATTERN,
     MAX_BATCH,
-    MAX_DESCRIPTION,
-    MAX_MTIME_NS,
     MAX_QUERY,
     MAX_SEARCH,
-    MODIFIED_PATTERN,
     NAME_PATTERN,
-    SHA256_PATTERN,
     TIER1_PATTERN,
+)
+from server.http.save_item import (
+    COMMIT_PATTERN,
+    MAX_DESCRIPTION,
+    MAX_MTIME_NS,
+    MODIFIED_PATTERN,
+    SHA256_PATTERN,
 )
 
 __all__ = ["registry_openapi"]
