@@ -21,9 +21,8 @@ endpoint. Writes (save, delete) need a token: the server's write token when it h
 A save never trusts the client's record: each posted item is checked and rescanned by
 :func:`server.http.save_item.record_of_item` (the same hashes, signature, docstring and
 problems as ``gf save``), and the records it computed are stored, all items of one request
-in one storage
-transaction. Saves are content-addressed (the storage contract), so sending the same
-version again is a no-op and a client may retry after a timeout. A saved function of this
+in one storage transaction. Saves are content-addressed (the storage contract), so sending
+the same version again is a no-op and a client may retry after a timeout. A saved function of this
 server's tier1 and branch is forgotten by its catalog at once, so the next call runs it;
 other servers over the same storage see it within their catalog TTL.
 ``GF_ALLOW_PACKAGES`` applies here too: other packages are 403, and left out of lists.
