@@ -218,9 +218,9 @@ class _FastCall(httputil.HTTPMessageDelegate):
     def _gone(self) -> bool:
         """Whether the caller has left (a duplicate waiting on its key stops then).
 
-        Asked of the socket itself: tornado's close callback misses a peer that closed
-        with bytes still unread (a CRLF after the body, a pipelined request) or before the
-        body's read was handled."""
+        Asked of the socket itself, only when a waiter wants to know: tornado tells a
+        delegate of a close only while it reads, and its close callback misses a peer that
+        closed with bytes still unread (a CRLF after the body, a pipelined request)."""
         if self.closed:
             return True
         stream = getattr(self.conn, "stream", None)
@@ -279,13 +279,7 @@ class _FastCall(httputil.HTTPMessageDelegate):
             return
         if isinstance(out, bytes):
             self._respond(200, head + out + tail if head else out, None)
-            return
-        # Pending: hear of the caller leaving (HTTP/1 connections; tornado tells a delegate
-        # only while it reads), so a duplicate waiting on its key can stop (_gone).
-        watch = getattr(self.conn, "set_close_callback", None)
-        if watch is not None:
-            watch(self.on_connection_close)
-        if isinstance(out, asyncio.Future):  # the isolated pool: a callback, no task
+        elif isinstance(out, asyncio.Future):  # the isolated pool: a callback, no task
             out.add_done_callback(lambda fut: self._settle(fut, head, tail))
         else:
             task = asyncio.ensure_future(self._later(out, head, tail))
