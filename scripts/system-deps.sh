@@ -20,6 +20,8 @@ py_include=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"
 [ -n "$py_include" ] && [ -e "$py_include/Python.h" ] || need+=(python3-dev)
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v cc >/dev/null || need+=(gcc)
+# prlimit and setpriv start worker processes capped and as GF_WORKER_USER (child.py).
+{ command -v prlimit && command -v setpriv; } >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if ! command -v apt-get >/dev/null; then
   echo "missing: ${need[*]}; install them with your package manager" >&2
